@@ -1,0 +1,19 @@
+"""Exceptions the public API raises: each carries a message fit to show a researcher as is."""
+
+from traitlets import TraitError
+
+
+class AttnWidgetError(ValueError):
+    """Base class: bad input to the explorer (prompt, layer, head, model, message)."""
+
+
+class PromptError(AttnWidgetError, TraitError):
+    """The prompt cannot be run: empty, or longer than the model's context (a TraitError too)."""
+
+
+class SelectionError(AttnWidgetError, TraitError):
+    """A layer or head index outside the model (a TraitError too, so traitlets keeps the old value)."""
+
+
+class ModelError(AttnWidgetError):
+    """The model is of a kind no backend supports, or it failed while running."""

@@ -1,0 +1,173 @@
+"""The widget: synced traits and the message protocol. No tensor maths here (see analysis.py)."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets
+from traitlets import Bool, Bytes, Dict, Int, List, TraitError, Unicode
+
+from . import protocol
+from .analysis import PromptAnalysis, check_head, check_layer, induction_test
+from .backends import backend_for
+from .errors import AttnWidgetError
+from .loading import resolve_model
+from .scores import METRICS
+from .summary import HeadSummary, summarize
+from .wire import encode_pattern
+
+STATIC = pathlib.Path(__file__).parent / "static"
+DEFAULT_PROMPT = (
+    "When Mary and John went to the store, Mary gave a drink to John. "
+    "Then Mary and John went to the park, Mary gave a ball to"
+)
+INDUCTION_TEST = "induction_test"
+"""The score view's name for the repeated random token test (computed once, on first use)."""
+
+
+class AttentionExplorer(anywidget.AnyWidget):
+    """Interactive attention explorer for a model's heads on a prompt.
+
+    `prompt`, `layer`, `head` and `metric` are synced with the front end both ways; the rest
+    is read-only state the views draw. Single-head patterns travel on request as binary messages.
+    """
+
+    _esm = STATIC / "widget.js"
+    _css = STATIC / "widget.css"
+
+    prompt = Unicode("").tag(sync=True)
+    layer = Int(0).tag(sync=True)
+    head = Int(0).tag(sync=True)
+    metric = Unicode("induction").tag(sync=True)
+
+    tokens = List(Unicode(), read_only=True).tag(sync=True)
+    n_layers = Int(0, read_only=True).tag(sync=True)
+    n_heads = Int(0, read_only=True).tag(sync=True)
+    model_name = Unicode("", read_only=True).tag(sync=True)
+    score_table = Dict(read_only=True).tag(sync=True)
+    thumbnails = Bytes(b"", read_only=True).tag(sync=True)
+    thumbnail_side = Int(0, read_only=True).tag(sync=True)
+    revision = Int(0, read_only=True).tag(sync=True)
+    error = Unicode("").tag(sync=True)
+    read_only_prompt = Bool(False, read_only=True).tag(sync=True)
+
+    def __init__(
+        self, model: Any = None, prompt: str = DEFAULT_PROMPT, layer: int = 0, head: int = 0, **kwargs: Any
+    ) -> None:
+        self.model = resolve_model(model)
+        self._backend = backend_for(self.model)
+        self._analysis: PromptAnalysis | None = None
+        self._induction_test: np.ndarray | None = None
+        super().__init__(**kwargs)
+        self.set_trait("n_layers", self._backend.n_layers)
+        self.set_trait("n_heads", self._backend.n_heads)
+        self.set_trait("model_name", _model_name(self.model))
+        self.layer, self.head = check_layer(self._backend, layer), check_head(self._backend, head)
+        self.prompt = prompt
+        self.on_msg(self._on_front_end_message)
+
+    # ---- Python API -------------------------------------------------------------------
+
+    @property
+    def scores(self) -> dict[str, np.ndarray]:
+        """Per-head scores for the current prompt: metric -> `(n_layers, n_heads)` array."""
+        return {name: values.copy() for name, values in self._current().scores.items()}
+
+    def pattern(self, layer: int, head: int) -> np.ndarray:
+        """The `(n_tokens, n_tokens)` float32 attention pattern of one head on the current prompt."""
+        return self._current().head_pattern(layer, head).float().cpu().numpy()
+
+    def induction_test(self, seq_len: int = 50, batch: int = 8, seed: int = 0) -> np.ndarray:
+        """Repeated random token test: `(n_layers, n_heads)` induction scores (see analysis.py)."""
+        result = induction_test(self._backend, seq_len=seq_len, batch=batch, seed=seed)
+        self._induction_test = result
+        self._publish_scores()
+        return result.copy()
+
+    def summary(self, top_k: int = 5) -> HeadSummary:
+        """The reference notebook's summary: top induction heads, most focused, most diffuse and
+        longest-range heads."""
+        if self._induction_test is None:
+            self.induction_test()
+        assert self._induction_test is not None
+        return summarize(self._current().scores, self._induction_test, top_k=top_k)
+
+    # ---- trait validation: bad values raise from Python, show in the widget -----------
+
+    @traitlets.validate("prompt")
+    def _run_prompt(self, proposal: dict[str, Any]) -> str:
+        prompt = proposal["value"]
+        self._analysis = PromptAnalysis(self._backend, prompt)  # raises PromptError / ModelError
+        self._publish_analysis(self._analysis)
+        return prompt
+
+    @traitlets.validate("layer")
+    def _check_layer(self, proposal: dict[str, Any]) -> int:
+        return check_layer(self._backend, proposal["value"])
+
+    @traitlets.validate("head")
+    def _check_head(self, proposal: dict[str, Any]) -> int:
+        return check_head(self._backend, proposal["value"])
+
+    @traitlets.validate("metric")
+    def _check_metric(self, proposal: dict[str, Any]) -> str:
+        metric = proposal["value"]
+        if metric == INDUCTION_TEST and self._induction_test is None:
+            self.induction_test()
+        elif metric not in (*METRICS, INDUCTION_TEST):
+            raise TraitError(f"unknown metric {metric!r}: choose one of {', '.join((*METRICS, INDUCTION_TEST))}")
+        return metric
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """Front-end updates: a rejected value shows in the widget instead of a kernel traceback."""
+        try:
+            super().set_state(sync_data)
+            self.error = ""
+        except (TraitError, AttnWidgetError) as err:
+            self.error = str(err)
+            self.send_state([k for k in sync_data if k in ("layer", "head", "metric")])
+
+    # ---- internals --------------------------------------------------------------------
+
+    def _current(self) -> PromptAnalysis:
+        if self._analysis is None:
+            raise AttnWidgetError("No prompt has been run yet: set `prompt` first.")
+        return self._analysis
+
+    def _publish_analysis(self, analysis: PromptAnalysis) -> None:
+        with self.hold_sync():
+            self.set_trait("tokens", analysis.tokens)
+            self.set_trait("thumbnails", analysis.thumbnails.tobytes())
+            self.set_trait("thumbnail_side", int(analysis.thumbnails.shape[-1]))
+            self._publish_scores(analysis)
+            self.set_trait("revision", self.revision + 1)
+            self.error = ""
+
+    def _publish_scores(self, analysis: PromptAnalysis | None = None) -> None:
+        analysis = analysis or self._analysis
+        table = {name: values.round(5).tolist() for name, values in (analysis.scores if analysis else {}).items()}
+        if self._induction_test is not None:
+            table[INDUCTION_TEST] = self._induction_test.round(5).tolist()
+        self.set_trait("score_table", table)
+
+    def _on_front_end_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        try:
+            request = protocol.parse_request(content)
+            reply, buffers = self._answer(request)
+        except Exception as err:  # never let a message kill the comm: answer with the reason
+            request_id = content.get("id") if isinstance(content, dict) else None
+            reply, buffers = protocol.error_reply(request_id, err), []
+        self.send(reply, buffers)
+
+    def _answer(self, request: protocol.PatternRequest) -> tuple[dict[str, Any], list[bytes]]:
+        analysis = self._current()
+        dtype, data = encode_pattern(analysis.head_pattern(request.layer, request.head))
+        return protocol.pattern_reply(request, self.revision, analysis.n_tokens, dtype), [data]
+
+
+def _model_name(model: Any) -> str:
+    cfg = getattr(model, "cfg", None)
+    return str(getattr(cfg, "model_name", "") or type(model).__name__)
