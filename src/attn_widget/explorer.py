@@ -13,7 +13,7 @@ from traitlets import Bool, Bytes, Dict, Int, List, TraitError, Unicode
 from . import protocol
 from .analysis import PromptAnalysis, check_head, check_layer, induction_test
 from .backends import backend_for
-from .errors import AttnWidgetError
+from .errors import AttnWidgetError, SelectionError
 from .loading import resolve_model
 from .scores import METRICS
 from .summary import HeadSummary, summarize
@@ -118,7 +118,7 @@ class AttentionExplorer(anywidget.AnyWidget):
         if metric == INDUCTION_TEST and self._induction_test is None:
             self.induction_test()
         elif metric not in (*METRICS, INDUCTION_TEST):
-            raise TraitError(f"unknown metric {metric!r}: choose one of {', '.join((*METRICS, INDUCTION_TEST))}")
+            raise SelectionError(f"unknown metric {metric!r}: choose one of {', '.join((*METRICS, INDUCTION_TEST))}")
         return metric
 
     def set_state(self, sync_data: dict[str, Any]) -> None:

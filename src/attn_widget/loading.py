@@ -43,16 +43,16 @@ def _hub_reachable() -> bool:
 
 @contextmanager
 def _hub_offline() -> Iterator[None]:
-    """Load from the local cache only, so an unreachable hub costs no retries."""
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
+    """Load from the local cache only, so an unreachable hub costs no retries. huggingface_hub
+    reads HF_HUB_OFFLINE once at import, so the switch is its module constant, not the variable."""
+    from huggingface_hub import constants
+
+    old = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
     try:
         yield
     finally:
-        if old is None:
-            del os.environ["HF_HUB_OFFLINE"]
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old
+        constants.HF_HUB_OFFLINE = old
 
 
 def _load_from_hub(name: str) -> Any:

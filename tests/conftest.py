@@ -1,0 +1,41 @@
+"""Fixtures: tiny random models (see tiny_models.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tiny_models import make_tokenizer, native_model, random_prompt
+
+__all__ = ["random_prompt"]
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tmp_path_factory: pytest.TempPathFactory):
+    return make_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def bridge(tokenizer):
+    """TransformerLens 4 native bridge: 3 layers x 4 heads, attention only."""
+    return native_model(tokenizer)
+
+
+@pytest.fixture(scope="session")
+def gpt2_bridge(tokenizer):
+    """A Hugging Face GPT-2 (random weights, from a config) wrapped as a TransformerBridge."""
+    from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=2, n_head=4, n_embd=32, n_positions=64, vocab_size=len(tokenizer))
+    hf = GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for block in hf.transformer.h:
+            block.attn.c_attn.weight.mul_(20.0)  # sharpen its near-uniform random attention
+    return build_bridge_from_module(hf, "GPT2LMHeadModel", hf_config=hf.config, tokenizer=tokenizer)
+
+
+@pytest.fixture(params=["bridge", "gpt2_bridge"])
+def any_model(request):
+    return request.getfixturevalue(request.param)

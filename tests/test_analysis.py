@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attn_widget.analysis import PromptAnalysis, induction_test
+from attn_widget.backends import backend_for
+from attn_widget.errors import ModelError, PromptError, SelectionError
+
+PROMPT = "When mary and john went to the store mary gave a drink to john"
+
+
+def test_patterns_kept_and_recomputed_agree(bridge):
+    backend = backend_for(bridge)
+    kept = PromptAnalysis(backend, PROMPT)
+    recomputed = PromptAnalysis(backend, PROMPT, budget_bytes=0)
+    assert kept._kept_layers == backend.n_layers and recomputed._kept_layers == 0
+    for layer in range(backend.n_layers):
+        for head in range(backend.n_heads):
+            torch.testing.assert_close(recomputed.head_pattern(layer, head), kept.head_pattern(layer, head))
+    np.testing.assert_allclose(recomputed.scores["entropy"], kept.scores["entropy"])
+
+
+def test_budget_keeps_only_the_layers_that_fit(bridge):
+    backend = backend_for(bridge)
+    n = len(backend.tokenize(PROMPT)[1])
+    partial = PromptAnalysis(backend, PROMPT, budget_bytes=backend.n_heads * n * n * 2)
+    assert sorted(partial._patterns) == [0]
+    full = PromptAnalysis(backend, PROMPT)
+    torch.testing.assert_close(partial.head_pattern(2, 1), full.head_pattern(2, 1))
+
+
+def test_pattern_matches_run_with_cache(any_model):
+    analysis = PromptAnalysis(backend_for(any_model), PROMPT)
+    _, cache = any_model.run_with_cache(any_model.to_tokens(PROMPT))
+    expected = cache["blocks.1.attn.hook_pattern"][0, 2]
+    torch.testing.assert_close(analysis.head_pattern(1, 2).float(), expected, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("prompt", ["", "   \n"])
+def test_empty_prompt_is_refused(bridge, prompt):
+    with pytest.raises(PromptError, match="empty"):
+        PromptAnalysis(backend_for(bridge), prompt)
+
+
+def test_prompt_longer_than_the_context_is_refused(bridge):
+    with pytest.raises(PromptError, match="more than the model's context of 64"):
+        PromptAnalysis(backend_for(bridge), "mary " * 100)
+
+
+def test_out_of_range_head_is_refused(bridge):
+    analysis = PromptAnalysis(backend_for(bridge), PROMPT)
+    with pytest.raises(SelectionError, match="layer 3 is out of range"):
+        analysis.head_pattern(3, 0)
+    with pytest.raises(SelectionError, match="head -1 is out of range"):
+        analysis.head_pattern(0, -1)
+
+
+def test_a_failing_model_becomes_a_model_error(bridge, monkeypatch):
+    backend = backend_for(bridge)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(backend, "run", broken)
+    with pytest.raises(ModelError, match="CUDA out of memory"):
+        PromptAnalysis(backend, PROMPT)
+
+
+def notebook_induction_test(model, half: int, segments: torch.Tensor, bos: int) -> np.ndarray:
+    """The reference notebook's loop, one sequence at a time through run_with_cache."""
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    total = np.zeros((n_layers, n_heads))
+    for segment in segments:
+        seq = torch.cat([torch.tensor([bos]), segment, segment])[None]
+        _, cache = model.run_with_cache(seq)
+        for layer in range(n_layers):
+            attn = cache[f"blocks.{layer}.attn.hook_pattern"][0]
+            for head in range(n_heads):
+                second = attn[head, 1 + half :, :]
+                total[layer, head] += np.mean([second[i, 1 + i + 1].item() for i in range(half - 1)])
+    return total / len(segments)
+
+
+def test_induction_test_matches_the_notebook_loop(bridge):
+    backend = backend_for(bridge)
+    got = induction_test(backend, seq_len=20, batch=3, seed=5)
+    high = min(1000, backend.vocab_size)
+    segments = torch.randint(min(100, high // 4), high, (3, 10), generator=torch.Generator().manual_seed(5))
+    expected = notebook_induction_test(bridge, 10, segments, backend.bos_token_id)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    assert got.shape == (3, 4)
+
+
+def test_induction_test_checks_its_arguments(bridge):
+    with pytest.raises(ValueError, match="does not fit"):
+        induction_test(backend_for(bridge), seq_len=200)
+    with pytest.raises(ValueError, match="seq_len >= 4"):
+        induction_test(backend_for(bridge), seq_len=2)

@@ -1,0 +1,161 @@
+"""The public contract of AttentionExplorer, and its answers to the front end's messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attn_widget import AttentionExplorer
+from attn_widget.errors import AttnWidgetError, ModelError, PromptError, SelectionError
+from attn_widget.scores import METRICS
+
+PROMPT = "When mary and john went to the store mary gave a drink to john"
+
+
+@pytest.fixture
+def explorer(bridge):
+    widget = AttentionExplorer(bridge, prompt=PROMPT, layer=1, head=2)
+    widget.sent = []
+    widget.send = lambda content, buffers=None: widget.sent.append((content, buffers))
+    return widget
+
+
+def test_public_state_after_construction(explorer, bridge):
+    assert explorer.layer == 1 and explorer.head == 2
+    assert explorer.tokens == [str(t) for t in bridge.to_str_tokens(PROMPT)]
+    assert explorer.tokens[0] == "<|endoftext|>"
+    assert set(explorer.scores) == set(METRICS)
+    for values in explorer.scores.values():
+        assert values.shape == (3, 4) and np.isfinite(values).all()
+    assert explorer.n_layers == 3 and explorer.n_heads == 4
+    side = explorer.thumbnail_side
+    assert len(explorer.thumbnails) == 3 * 4 * side * side
+
+
+def test_pattern_is_a_float32_square_with_rows_summing_to_one(explorer):
+    pattern = explorer.pattern(2, 3)
+    n = len(explorer.tokens)
+    assert pattern.shape == (n, n) and pattern.dtype == np.float32
+    np.testing.assert_allclose(pattern.sum(-1), 1.0, atol=5e-3)
+    assert np.allclose(np.triu(pattern, 1), 0)
+
+
+def test_setting_the_prompt_reruns_the_model(explorer):
+    revision = explorer.revision
+    explorer.prompt = "the cat sat on the mat"
+    assert "".join(explorer.tokens[1:]) == "the cat sat on the mat"
+    assert explorer.revision == revision + 1
+    n = len(explorer.tokens)
+    assert explorer.pattern(0, 0).shape == (n, n)
+
+
+def test_bad_prompt_raises_and_keeps_the_previous_one(explorer):
+    tokens = explorer.tokens
+    with pytest.raises(PromptError, match="empty"):
+        explorer.prompt = ""
+    with pytest.raises(PromptError, match="context"):
+        explorer.prompt = "mary " * 200
+    assert explorer.prompt == PROMPT and explorer.tokens == tokens
+    explorer.prompt = "the cat"  # still works afterwards
+    assert "".join(explorer.tokens[1:]) == "the cat"
+
+
+def test_out_of_range_selection_raises_from_python(explorer):
+    with pytest.raises(SelectionError, match="layer 3 is out of range"):
+        explorer.layer = 3
+    with pytest.raises(SelectionError, match="head 4 is out of range"):
+        explorer.head = 4
+    with pytest.raises(SelectionError):
+        explorer.pattern(0, 9)
+    assert (explorer.layer, explorer.head) == (1, 2)
+
+
+def test_constructor_rejects_bad_input(bridge):
+    with pytest.raises(SelectionError):
+        AttentionExplorer(bridge, prompt=PROMPT, layer=5)
+    with pytest.raises(PromptError):
+        AttentionExplorer(bridge, prompt="")
+    with pytest.raises(ModelError, match="does not know how to read attention"):
+        AttentionExplorer(object())
+
+
+def test_front_end_pattern_request_gets_the_head_as_binary(explorer):
+    explorer._on_front_end_message(explorer, {"type": "pattern", "id": 41, "layer": 2, "head": 1}, [])
+    (reply, buffers) = explorer.sent[-1]
+    n = len(explorer.tokens)
+    assert reply == {"type": "pattern", "id": 41, "layer": 2, "head": 1, "revision": explorer.revision,
+                     "n": n, "dtype": "float16"}  # fmt: skip
+    decoded = np.frombuffer(buffers[0], dtype="<f2").reshape(n, n)
+    np.testing.assert_allclose(decoded, explorer.pattern(2, 1), atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"type": "pattern", "id": 1, "layer": 7, "head": 0}, "layer 7 is out of range"),
+        ({"type": "pattern", "id": 2, "layer": 0}, "malformed message"),
+        ("not a dict", "malformed message"),
+    ],
+)
+def test_front_end_bad_messages_get_an_error_reply(explorer, content, message):
+    explorer._on_front_end_message(explorer, content, [])
+    reply, buffers = explorer.sent[-1]
+    assert reply["type"] == "error" and message in reply["message"]
+    assert not buffers
+    # and the widget keeps answering
+    explorer._on_front_end_message(explorer, {"type": "pattern", "id": 3, "layer": 0, "head": 0}, [])
+    assert explorer.sent[-1][0]["type"] == "pattern"
+
+
+def test_front_end_bad_values_show_in_the_widget_not_as_exceptions(explorer):
+    explorer.set_state({"layer": 99})  # what a front-end update goes through
+    assert explorer.layer == 1
+    assert "layer 99 is out of range" in explorer.error
+    explorer.set_state({"prompt": ""})
+    assert "empty" in explorer.error and explorer.prompt == PROMPT
+    explorer.set_state({"head": 3})
+    assert explorer.head == 3 and explorer.error == ""
+
+
+def test_front_end_prompt_reruns_the_model(explorer):
+    explorer.set_state({"prompt": "the cat sat"})
+    assert explorer.prompt == "the cat sat"
+    assert explorer.tokens[0] == "<|endoftext|>" and "".join(explorer.tokens[1:]) == "the cat sat"
+
+
+def test_induction_test_and_its_score_view(explorer):
+    result = explorer.induction_test(seq_len=30, batch=2, seed=1)
+    assert result.shape == (3, 4)
+    np.testing.assert_allclose(np.array(explorer.score_table["induction_test"]), result, atol=1e-5)
+    np.testing.assert_array_equal(explorer.induction_test(seq_len=30, batch=2, seed=1), result)
+
+
+def test_choosing_the_induction_test_metric_computes_it(bridge):
+    widget = AttentionExplorer(bridge, prompt=PROMPT)
+    assert "induction_test" not in widget.score_table
+    widget.metric = "induction_test"
+    assert np.array(widget.score_table["induction_test"]).shape == (3, 4)
+    with pytest.raises(AttnWidgetError, match="unknown metric"):
+        widget.metric = "vibes"
+
+
+def test_summary_names_the_notebook_findings(explorer):
+    summary = explorer.summary()
+    findings = [row.finding for row in summary.rows]
+    assert findings[:5] == [f"induction head #{i}" for i in range(1, 6)]
+    assert findings[5:] == ["most focused", "most diffuse", "longest-range"]
+    entropy = explorer.scores["entropy"]
+    focused = summary.rows[5]
+    assert focused.value == pytest.approx(entropy.min())
+    assert entropy[focused.layer, focused.head] == pytest.approx(entropy.min())
+    longest = summary.rows[7]
+    assert longest.value == pytest.approx(explorer.scores["mean_distance"].max())
+    top = summary.rows[0]
+    test = explorer.induction_test()
+    assert top.value == pytest.approx(test.max(), abs=1e-6)
+    assert "most diffuse" in str(summary) and "<table>" in summary._repr_html_()
+
+
+def test_tokens_that_look_like_html_stay_text(bridge):
+    widget = AttentionExplorer(bridge, prompt="<script>alert(1)</script>")
+    assert "".join(widget.tokens[1:]) == "<script>alert(1)</script>"

@@ -1,0 +1,54 @@
+"""%attn in a real IPython shell."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.testing.globalipapp import get_ipython
+
+from attn_widget import AttentionExplorer, magics
+
+
+@pytest.fixture(scope="module")
+def ip():
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "attn_widget")
+    return shell
+
+
+def test_attn_shows_an_explorer_for_a_named_model(ip, bridge):
+    ip.user_ns["tiny"] = bridge
+    explorer = ip.run_line_magic("attn", "--model tiny --layer 2 --head 1 the cat sat on the mat")
+    assert isinstance(explorer, AttentionExplorer)
+    assert explorer.model is bridge
+    assert (explorer.layer, explorer.head) == (2, 1)
+    assert explorer.prompt == "the cat sat on the mat"
+
+
+def test_attn_reuses_the_last_model(ip, bridge):
+    ip.user_ns["tiny"] = bridge
+    ip.run_line_magic("attn", "--model tiny a first prompt")
+    explorer = ip.run_line_magic("attn", "--head=3 it's John's \"quoted\" prompt")
+    assert explorer.model is bridge and explorer.head == 3
+    assert explorer.prompt == "it's John's \"quoted\" prompt"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--model nowhere hello", "no variable named 'nowhere'"),
+        ("--layer x hello", "--layer takes a whole number"),
+        ("--colour red hello", "unknown option '--colour'"),
+        ("--model tiny --layer 99 hello", "layer 99 is out of range"),
+    ],
+)
+def test_attn_reports_bad_arguments_without_a_traceback(ip, bridge, line, message):
+    ip.user_ns["tiny"] = bridge
+    with pytest.raises(UsageError, match=message):
+        ip.run_line_magic("attn", line)
+
+
+def test_parse_line_takes_the_rest_as_the_prompt():
+    args = magics.parse_line("--model m --layer 3 --model=n   When Mary --layer 2 went")
+    assert (args.model, args.layer, args.head) == ("n", 3, 0)
+    assert args.prompt == "When Mary --layer 2 went"
