@@ -1,0 +1,53 @@
+# Everything a fresh clone needs: `make demo` to explore, `make test` to check.
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+# A CPU build of torch keeps the environment small; pick another build with TORCH_SPEC=...
+TORCH_SPEC ?= torch==2.13.0
+CHROMIUM   ?= /usr/bin/chromium
+BUNDLE     := src/attn_widget/static/widget.js
+
+.PHONY: setup demo test test-python lint js js-watch chromium clean
+
+setup: $(VENV)/.installed $(BUNDLE)
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+$(BUNDLE): node_modules/.installed $(wildcard js/*.ts js/*.css js/*.mjs)
+	npm run --silent build
+
+js: $(BUNDLE)
+
+js-watch: node_modules/.installed
+	npm run dev
+
+# Browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+demo: setup
+	$(PY) -m jupyter lab examples/quickstart.ipynb
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	npx tsc --noEmit -p .
+
+test-python: setup
+	$(PY) -m pytest -m "not browser"
+
+test: setup chromium lint
+	ATTN_WIDGET_REQUIRE_BROWSER=1 $(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) node_modules src/attn_widget/static
