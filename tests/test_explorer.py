@@ -159,3 +159,15 @@ def test_summary_names_the_notebook_findings(explorer):
 def test_tokens_that_look_like_html_stay_text(bridge):
     widget = AttentionExplorer(bridge, prompt="<script>alert(1)</script>")
     assert "".join(widget.tokens[1:]) == "<script>alert(1)</script>"
+
+
+def test_circuitsvis_view_of_a_layer(explorer):
+    html = str(explorer.circuitsvis(layer=2))
+    assert "Head 3" in html and "Head 4" not in html
+    assert all(token in html for token in explorer.tokens)
+
+
+def test_circuitsvis_keeps_script_tags_inert(bridge):
+    widget = AttentionExplorer(bridge, prompt="a</script><b>x")
+    html = str(widget.circuitsvis())
+    assert "</script><b>" not in html

@@ -10,7 +10,7 @@ import numpy as np
 import traitlets
 from traitlets import Bool, Bytes, Dict, Int, List, TraitError, Unicode
 
-from . import protocol
+from . import circuits_vis, protocol
 from .analysis import PromptAnalysis, check_head, check_layer, induction_test
 from .backends import backend_for
 from .errors import AttnWidgetError, SelectionError
@@ -79,6 +79,12 @@ class AttentionExplorer(anywidget.AnyWidget):
     def pattern(self, layer: int, head: int) -> np.ndarray:
         """The `(n_tokens, n_tokens)` float32 attention pattern of one head on the current prompt."""
         return self._current().head_pattern(layer, head).float().cpu().numpy()
+
+    def circuitsvis(self, layer: int | None = None) -> Any:
+        """The reference notebook's CircuitsVis view of a layer (default: the selected one)."""
+        layer = self.layer if layer is None else check_layer(self._backend, layer)
+        patterns = self._current().layer_pattern(layer).float().cpu().numpy()
+        return circuits_vis.attention_heads(self.tokens, patterns)
 
     def induction_test(self, seq_len: int = 50, batch: int = 8, seed: int = 0) -> np.ndarray:
         """Repeated random token test: `(n_layers, n_heads)` induction scores (see analysis.py)."""
