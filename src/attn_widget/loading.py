@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .errors import ModelError
+from .models import DEMO_MODEL_NAME, load_demo_model
 
-DEMO_MODEL_NAME = "attn-widget-demo"
 HUB_PROBE_TIMEOUT_S = 3.0
 
 
@@ -26,8 +26,6 @@ def resolve_model(model: Any) -> Any:
 
 def load_named_model(name: str) -> Any:
     if name == DEMO_MODEL_NAME:
-        from .models import load_demo_model
-
         return load_demo_model()
     return _load_from_hub(name)
 

@@ -123,10 +123,8 @@ def test_heatmap_pixels_clicks_and_prompt(page, lab):
     box.press("Enter")
     state = wait_for_state(log, lambda s: s["revision"] > first["revision"])
     assert "".join(state["tokens"][1:]) == "the cat sat on the mat"
-    page.wait_for_function(
-        "document.querySelectorAll('[data-view=tokens] .aw-token').length === %d" % len(state["tokens"]),
-        timeout=30_000,
-    )
+    count = len(state["tokens"])
+    page.wait_for_function(f"document.querySelectorAll('[data-view=tokens] .aw-token').length === {count}")
     shown = page.locator("[data-view=tokens] .aw-token").all_text_contents()
     assert "".join(shown[1:]) == "the cat sat on the mat"
 
