@@ -1,4 +1,4 @@
-/** Canvas helpers: crisp cells at any device pixel ratio. */
+/** Canvas and DOM helpers: crisp cells at any device pixel ratio, text never parsed as HTML. */
 
 /** Size a canvas to `width` x `height` CSS pixels with a backing store at the device's ratio. */
 export function sizeCanvas(canvas: HTMLCanvasElement, width: number, height: number): CanvasRenderingContext2D {
@@ -22,10 +22,10 @@ export function drawCells(ctx: CanvasRenderingContext2D, image: ImageData, x: nu
   ctx.drawImage(scratch, x, y, w, h);
 }
 
-/** Cell index under a pointer event, or null outside [0, count). */
+/** Cell index under an offset along an extent split into `count` cells, or null outside. */
 export function cellAt(offset: number, extent: number, count: number): number | null {
   const i = Math.floor((offset / extent) * count);
-  return i >= 0 && i < count ? i : null;
+  return offset >= 0 && i >= 0 && i < count ? i : null;
 }
 
 export function element<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
@@ -35,8 +35,10 @@ export function element<K extends keyof HTMLElementTagNameMap>(tag: K, className
   return node;
 }
 
-/** How a token reads in a label: whitespace made visible, long tokens cut. */
-export function displayToken(token: string, max = 14): string {
-  const shown = token.replace(/\n/g, "\u23ce").replace(/\t/g, "\u21e5");
-  return shown.length > max ? `${shown.slice(0, max - 1)}\u2026` : shown;
+/** A view's root: focusable (for the keyboard), named by a stable data-view attribute. */
+export function viewRoot(name: string, className: string): HTMLDivElement {
+  const root = element("div", `aw-view ${className}`);
+  root.dataset.view = name;
+  root.tabIndex = 0;
+  return root;
 }

@@ -1,8 +1,9 @@
-/** Colour lookup tables: a weight in [0, 1] becomes one of 256 RGBA colours. */
+/** Colour lookup tables and scales: a weight in [0, 1] becomes one of 256 RGBA colours. */
 
 export type Lut = Uint8ClampedArray; // 256 * 4
+export type Rgb = [number, number, number];
 
-function ramp(stops: [number, number, number][]): Lut {
+export function ramp(stops: Rgb[]): Lut {
   const lut = new Uint8ClampedArray(256 * 4);
   for (let i = 0; i < 256; i++) {
     const t = (i / 255) * (stops.length - 1);
@@ -14,13 +15,22 @@ function ramp(stops: [number, number, number][]): Lut {
   return lut;
 }
 
-/** White (no attention) to deep blue (all of it): the reference notebook's "Blues". */
+/** Light themes: white (no attention) to deep blue (all of it), the reference notebook's "Blues". */
 export const BLUES: Lut = ramp([
   [247, 251, 255],
   [198, 219, 239],
   [107, 174, 214],
   [33, 113, 181],
   [8, 48, 107],
+]);
+
+/** Dark themes: near-black (no attention) to pale blue, so strong weights stand out on dark. */
+export const BLUES_DARK: Lut = ramp([
+  [17, 20, 28],
+  [18, 56, 102],
+  [33, 113, 181],
+  [107, 174, 214],
+  [222, 235, 247],
 ]);
 
 /** Viridis, for score views, where both ends carry meaning. */
@@ -37,21 +47,65 @@ export function lutIndex(value: number): number {
   return value >= 1 ? 255 : Math.round(value * 255);
 }
 
-export function cssColor(lut: Lut, value: number): string {
+export function lutColor(lut: Lut, value: number): Rgb {
   const i = 4 * lutIndex(value);
-  return `rgb(${lut[i]}, ${lut[i + 1]}, ${lut[i + 2]})`;
+  return [lut[i], lut[i + 1], lut[i + 2]];
 }
 
-/** Paint an n x m grid of values into ImageData, one pixel per cell. */
-export function paintCells(values: ArrayLike<number>, rows: number, cols: number, lut: Lut, scale = (v: number) => v): ImageData {
+export function cssColor(lut: Lut, value: number): string {
+  const [r, g, b] = lutColor(lut, value);
+  return `rgb(${r}, ${g}, ${b})`;
+}
+
+// ---- colour scales: how a weight maps to [0, 1] before the lookup ------------------------------
+
+export type ColorScale = "linear" | "log" | "row";
+export const COLOR_SCALES: Record<ColorScale, string> = {
+  linear: "linear",
+  log: "log (1e-4 to 1)",
+  row: "per row (rescaled to its max)",
+};
+
+export const LOG_FLOOR = 1e-4;
+
+/**
+ * Weights (rows of `cols` values) mapped to [0, 1] under a scale: linear as is; log spreads
+ * [1e-4, 1] over the range so faint attention shows; row divides each row by its max.
+ */
+export function applyScale(values: Float32Array, cols: number, scale: ColorScale): Float32Array {
+  const out = new Float32Array(values.length);
+  if (scale === "linear") {
+    out.set(values);
+  } else if (scale === "log") {
+    const span = -Math.log10(LOG_FLOOR);
+    for (let i = 0; i < values.length; i++) {
+      out[i] = values[i] <= LOG_FLOOR ? 0 : 1 + Math.log10(values[i]) / span;
+    }
+  } else {
+    for (let start = 0; start < values.length; start += cols) {
+      let max = 0;
+      for (let k = start; k < start + cols; k++) max = Math.max(max, values[k]);
+      for (let k = start; k < start + cols; k++) out[k] = max > 0 ? values[k] / max : 0;
+    }
+  }
+  return out;
+}
+
+/** Paint a rows x cols grid of [0, 1] values into ImageData, one pixel per cell. */
+export function paintCells(values: ArrayLike<number>, rows: number, cols: number, lut: Lut): ImageData {
   const image = new ImageData(cols, rows);
   const px = image.data;
   for (let i = 0; i < rows * cols; i++) {
-    const j = 4 * lutIndex(scale(values[i]));
+    const j = 4 * lutIndex(values[i]);
     px[4 * i] = lut[j];
     px[4 * i + 1] = lut[j + 1];
     px[4 * i + 2] = lut[j + 2];
     px[4 * i + 3] = 255;
   }
   return image;
+}
+
+/** Readable text on a background colour (black on light, white on dark). */
+export function textOn([r, g, b]: Rgb): string {
+  return 0.299 * r + 0.587 * g + 0.114 * b > 140 ? "#111" : "#fff";
 }

@@ -15,6 +15,12 @@ export interface ExplorerState {
   revision: number;
   error: string;
   read_only_prompt: boolean;
+  color_scale: "linear" | "log" | "row";
+  focus_token: number;
+  focus_locked: boolean;
+  shade_by: "received" | "given";
+  head_classes: string[][];
+  summary_rows: SummaryRow[];
   [key: string]: unknown;
 }
 
@@ -50,4 +56,13 @@ export interface Pattern {
   head: number;
   n: number;
   values: Float32Array;
+}
+
+/** One line of the reference notebook's summary (attn_widget.summary.SummaryRow). */
+export interface SummaryRow {
+  finding: string;
+  layer: number;
+  head: number;
+  metric: string;
+  value: number;
 }

@@ -1,48 +1,68 @@
-/** Entry point: builds the views for one rendering of the explorer and links them. */
+/** Entry point: builds the views for one rendering of the explorer and links them through the
+ *  synced traits (layer, head, focus token, colour scale) and the selected head's pattern. */
 
-import type { AnyModel, RenderProps } from "@anywidget/types";
+import type { RenderProps } from "@anywidget/types";
 import { bytesOf } from "./buffers";
 import { element } from "./canvas";
-import { HeadGridView } from "./grid";
-import { HeatmapView } from "./heatmap";
+import type { ColorScale } from "./colors";
 import { PatternClient } from "./patterns";
-import { PromptView, TokenStripView } from "./prompt";
-import { ScoreView } from "./scores";
+import { Store } from "./store";
+import { patternLut, watchTheme } from "./theme";
 import type { ExplorerState, KernelMessage, Pattern } from "./types";
+import { HeatmapView } from "./views/heatmap";
+import { PromptView } from "./views/prompt";
+import { ScoreView } from "./views/scores";
+import { HeadGridView, OverviewView, type Thumbnails } from "./views/thumbnails";
+import { TokenStripView } from "./views/tokens";
 
-function select(model: AnyModel<ExplorerState>, layer: number, head: number): void {
-  model.set("layer", layer);
-  model.set("head", head);
-  model.save_changes();
-}
+/** Room the head grid and overview need beside the heatmap (and its token labels). */
+const SIDE_PANEL_PX = 560;
+
+/** Arrow keys move the selection: left/right between heads, up/down between layers. */
+const ARROWS: Record<string, [number, number]> = {
+  ArrowLeft: [0, -1],
+  ArrowRight: [0, 1],
+  ArrowUp: [-1, 0],
+  ArrowDown: [1, 0],
+};
 
 function render({ model, el }: RenderProps<ExplorerState>): () => void {
+  const store = new Store(model);
   const root = element("div", "attn-widget");
   const errorBar = element("div", "aw-error");
   errorBar.dataset.role = "error";
   let localError = "";
+  let pattern: Pattern | null = null;
 
-  const tokenStrip = new TokenStripView((index) => heatmap.highlightQuery(index));
-  const heatmap = new HeatmapView((query) => tokenStrip.highlight(query));
   const prompt = new PromptView((text) => {
     localError = "";
-    model.set("prompt", text);
-    model.save_changes();
+    store.save({ prompt: text });
+  });
+  const tokens = new TokenStripView({
+    hover: (i) => store.hoverToken(i),
+    toggleLock: (i) => store.toggleLock(i),
+    setShadeBy: (mode) => store.save({ shade_by: mode }),
+  });
+  const heatmap = new HeatmapView({
+    hoverQuery: (q) => store.hoverToken(q),
+    setScale: (scale: ColorScale) => store.save({ color_scale: scale }),
   });
   const grid = new HeadGridView(
-    (layer) => select(model, layer, model.get("head")),
-    (head) => select(model, model.get("layer"), head),
+    (layer) => store.select(layer, store.get("head")),
+    (head) => store.select(store.get("layer"), head),
   );
+  const overview = new OverviewView((layer, head) => store.select(layer, head));
   const scores = new ScoreView(
-    (metric) => {
-      model.set("metric", metric);
-      model.save_changes();
-    },
-    (layer, head) => select(model, layer, head),
+    (metric) => store.save({ metric }),
+    (layer, head) => store.select(layer, head),
   );
   const patterns = new PatternClient(
     model,
-    (pattern: Pattern) => heatmap.setPattern(pattern, model.get("tokens")),
+    (p) => {
+      pattern = p;
+      heatmap.setPattern(p, store.get("tokens"));
+      drawFocus();
+    },
     (message) => {
       localError = message;
       showError();
@@ -50,68 +70,115 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   );
 
   const side = element("div", "aw-side");
-  side.append(grid.root, scores.root);
+  side.append(grid.root, overview.root);
   const main = element("div", "aw-main");
   main.append(heatmap.root, side);
-  root.append(prompt.root, errorBar, tokenStrip.root, main);
+  root.append(prompt.root, errorBar, tokens.root, main, scores.root);
   el.append(root);
 
+  const style = () => ({ scale: store.get("color_scale") as ColorScale, lut: patternLut(root) });
+  const thumbnails = (): Thumbnails => ({
+    bytes: bytesOf(store.get("thumbnails")),
+    side: store.get("thumbnail_side"),
+    nLayers: store.get("n_layers"),
+    nHeads: store.get("n_heads"),
+  });
+
   function showError(): void {
-    const message = model.get("error") || localError;
+    const message = store.get("error") || localError;
     errorBar.textContent = message;
     errorBar.hidden = !message;
     prompt.setBusy(false);
   }
   function requestPattern(): void {
-    const layer = model.get("layer");
-    const head = model.get("head");
+    const layer = store.get("layer");
+    const head = store.get("head");
     heatmap.showPending(layer, head);
-    patterns.request(model.get("revision"), layer, head);
+    patterns.request(store.get("revision"), layer, head);
   }
-  function updateSelectionViews(): void {
-    const layer = model.get("layer");
-    const head = model.get("head");
-    grid.update(bytesOf(model.get("thumbnails")), model.get("thumbnail_side"), model.get("n_layers"), model.get("n_heads"), layer, head);
-    const metric = model.get("metric");
-    scores.update(model.get("score_table")[metric], metric, layer, head);
+  function drawFocus(): void {
+    const focus = store.get("focus_token");
+    const { scale, lut } = style();
+    tokens.update(focus, store.get("focus_locked"), store.get("shade_by"), pattern, scale, lut);
+    heatmap.setFocusQuery(focus >= 0 ? focus : null);
+  }
+  function drawHeads(): void {
+    const layer = store.get("layer");
+    const head = store.get("head");
+    const s = style();
+    grid.update(thumbnails(), layer, head, store.get("head_classes"), s);
+    overview.update(thumbnails(), layer, head, s);
+    const metric = store.get("metric");
+    scores.update(store.get("score_table")[metric], metric, layer, head, store.get("head_classes"), store.get("summary_rows"));
+  }
+  function drawStyle(): void {
+    const { scale, lut } = style();
+    heatmap.setStyle(scale, lut);
+    drawHeads();
+    drawFocus();
   }
   function onPromptResult(): void {
     localError = "";
-    prompt.setPrompt(model.get("prompt"), model.get("read_only_prompt"));
+    pattern = null;
+    prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt"));
     prompt.setBusy(false);
-    tokenStrip.setTokens(model.get("tokens"));
+    tokens.setTokens(store.get("tokens"));
     showError();
-    updateSelectionViews();
+    drawHeads();
+    drawFocus();
     requestPattern();
   }
   function onSelection(): void {
-    updateSelectionViews();
+    drawHeads();
     requestPattern();
   }
-  function onCustom(message: KernelMessage, buffers: DataView[]): void {
-    patterns.receive(message, buffers);
+  function onKey(event: KeyboardEvent): void {
+    const target = event.target as HTMLElement;
+    if (target.closest("textarea, input, select")) return;
+    if (event.key === "Escape") {
+      store.unlock();
+      return;
+    }
+    const move = ARROWS[event.key];
+    if (!move) return;
+    event.preventDefault();
+    store.select(store.get("layer") + move[0], store.get("head") + move[1]);
   }
-  const onPrompt = () => prompt.setPrompt(model.get("prompt"), model.get("read_only_prompt"));
+  const onCustom = (message: KernelMessage, buffers: DataView[]) => patterns.receive(message, buffers);
+  const onPrompt = () => prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt"));
 
-  model.on("change:revision", onPromptResult);
-  model.on("change:layer", onSelection);
-  model.on("change:head", onSelection);
-  model.on("change:metric", updateSelectionViews);
-  model.on("change:score_table", updateSelectionViews);
-  model.on("change:error", showError);
-  model.on("change:prompt", onPrompt);
+  // The heatmap takes what the side panel leaves of the cell's width, and follows it.
+  const resizer = new ResizeObserver(() => heatmap.resize(root.clientWidth - SIDE_PANEL_PX));
+  resizer.observe(root);
+  const unwatchTheme = watchTheme(drawStyle);
+  root.addEventListener("keydown", onKey);
+
+  const handlers: [string, () => void][] = [
+    ["change:revision", onPromptResult],
+    ["change:layer", onSelection],
+    ["change:head", onSelection],
+    ["change:metric", drawHeads],
+    ["change:score_table", drawHeads],
+    ["change:head_classes", drawHeads],
+    ["change:summary_rows", drawHeads],
+    ["change:color_scale", drawStyle],
+    ["change:focus_token", drawFocus],
+    ["change:focus_locked", drawFocus],
+    ["change:shade_by", drawFocus],
+    ["change:error", showError],
+    ["change:prompt", onPrompt],
+  ];
+  for (const [event, handler] of handlers) model.on(event, handler);
   model.on("msg:custom", onCustom);
+  drawStyle();
   onPromptResult();
 
   return () => {
-    model.off("change:revision", onPromptResult);
-    model.off("change:layer", onSelection);
-    model.off("change:head", onSelection);
-    model.off("change:metric", updateSelectionViews);
-    model.off("change:score_table", updateSelectionViews);
-    model.off("change:error", showError);
-    model.off("change:prompt", onPrompt);
+    for (const [event, handler] of handlers) model.off(event, handler);
     model.off("msg:custom", onCustom);
+    resizer.disconnect();
+    unwatchTheme();
+    store.dispose();
   };
 }
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from attn_widget import AttentionExplorer
+from attn_widget.classify import HEAD_CLASSES
 from attn_widget.errors import AttnWidgetError, ModelError, PromptError, SelectionError
 from attn_widget.scores import METRICS
 
@@ -130,13 +131,31 @@ def test_induction_test_and_its_score_view(explorer):
     np.testing.assert_array_equal(explorer.induction_test(seq_len=30, batch=2, seed=1), result)
 
 
-def test_choosing_the_induction_test_metric_computes_it(bridge):
-    widget = AttentionExplorer(bridge, prompt=PROMPT)
-    assert "induction_test" not in widget.score_table
-    widget.metric = "induction_test"
-    assert np.array(widget.score_table["induction_test"]).shape == (3, 4)
-    with pytest.raises(AttnWidgetError, match="unknown metric"):
-        widget.metric = "vibes"
+def test_the_score_view_offers_every_metric_and_the_induction_test(explorer):
+    assert set(explorer.score_table) == {*METRICS, "induction_test"}
+    assert explorer.metric == "induction_test"
+    explorer.metric = "entropy"
+    np.testing.assert_allclose(np.array(explorer.score_table["entropy"]), explorer.scores["entropy"], atol=1e-5)
+    with pytest.raises(AttnWidgetError, match="unknown metric 'vibes'"):
+        explorer.metric = "vibes"
+    assert explorer.metric == "entropy"
+
+
+def test_heads_are_classified_and_summarised_for_the_views(explorer):
+    assert np.array(explorer.head_classes).shape == (3, 4)
+    assert set(np.array(explorer.head_classes).flat) <= set(HEAD_CLASSES)
+    assert [row["finding"] for row in explorer.summary_rows] == [row.finding for row in explorer.summary().rows]
+
+
+def test_focus_token_and_lock_are_traits(explorer):
+    explorer.focus_token = 3
+    explorer.focus_locked = True
+    with pytest.raises(SelectionError, match="token 99 is out of range"):
+        explorer.focus_token = 99
+    explorer.set_state({"focus_token": 99})
+    assert explorer.focus_token == 3 and "out of range" in explorer.error
+    explorer.prompt = "the cat"  # a new prompt clears the focus
+    assert (explorer.focus_token, explorer.focus_locked) == (-1, False)
 
 
 def test_summary_names_the_notebook_findings(explorer):

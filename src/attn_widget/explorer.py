@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import pathlib
+from dataclasses import asdict
 from typing import Any
 
 import anywidget
 import numpy as np
 import traitlets
-from traitlets import Bool, Bytes, Dict, Int, List, TraitError, Unicode
+from traitlets import Bool, Bytes, Dict, Enum, Int, List, TraitError, Unicode
 
 from . import circuits_vis, protocol
 from .analysis import PromptAnalysis, check_head, check_layer, induction_test
 from .backends import backend_for
+from .classify import classify_heads
 from .errors import AttnWidgetError, SelectionError
 from .loading import resolve_model
-from .scores import METRICS
 from .summary import HeadSummary, summarize
 from .wire import encode_pattern
 
@@ -25,7 +26,7 @@ DEFAULT_PROMPT = (
     "Then Mary and John went to the park, Mary gave a ball to"
 )
 INDUCTION_TEST = "induction_test"
-"""The score view's name for the repeated random token test (computed once, on first use)."""
+"""The score view's name for the repeated random token test (run once, when the explorer starts)."""
 
 
 class AttentionExplorer(anywidget.AnyWidget):
@@ -41,7 +42,7 @@ class AttentionExplorer(anywidget.AnyWidget):
     prompt = Unicode("").tag(sync=True)
     layer = Int(0).tag(sync=True)
     head = Int(0).tag(sync=True)
-    metric = Unicode("induction").tag(sync=True)
+    metric = Unicode(INDUCTION_TEST).tag(sync=True)
 
     tokens = List(Unicode(), read_only=True).tag(sync=True)
     n_layers = Int(0, read_only=True).tag(sync=True)
@@ -53,6 +54,15 @@ class AttentionExplorer(anywidget.AnyWidget):
     revision = Int(0, read_only=True).tag(sync=True)
     error = Unicode("").tag(sync=True)
     read_only_prompt = Bool(False, read_only=True).tag(sync=True)
+    head_classes = List(List(Unicode()), read_only=True).tag(sync=True)
+    summary_rows = List(Dict(), read_only=True).tag(sync=True)
+
+    color_scale = Enum(("linear", "log", "row"), "linear").tag(sync=True)
+    focus_token = Int(-1).tag(sync=True)
+    """The token the views focus on (hovered or locked in the token strip), -1 for none."""
+    focus_locked = Bool(False).tag(sync=True)
+    shade_by = Enum(("received", "given"), "received").tag(sync=True)
+    """Token strip shading: attention each token receives from the focused one, or gives to it."""
 
     def __init__(
         self, model: Any = None, prompt: str = DEFAULT_PROMPT, layer: int = 0, head: int = 0, **kwargs: Any
@@ -60,7 +70,8 @@ class AttentionExplorer(anywidget.AnyWidget):
         self.model = resolve_model(model)
         self._backend = backend_for(self.model)
         self._analysis: PromptAnalysis | None = None
-        self._induction_test: np.ndarray | None = None
+        # A property of the model, not of the prompt: one batched pass, kept for every prompt.
+        self._induction_test: np.ndarray | None = induction_test(self._backend)
         super().__init__(**kwargs)
         self.set_trait("n_layers", self._backend.n_layers)
         self.set_trait("n_heads", self._backend.n_heads)
@@ -94,12 +105,11 @@ class AttentionExplorer(anywidget.AnyWidget):
         return result.copy()
 
     def summary(self, top_k: int = 5) -> HeadSummary:
-        """The reference notebook's summary: top induction heads, most focused, most diffuse and
-        longest-range heads."""
-        if self._induction_test is None:
-            self.induction_test()
-        assert self._induction_test is not None
-        return summarize(self._current().scores, self._induction_test, top_k=top_k)
+        """The reference notebook's summary: top induction heads (repeated random token test),
+        most focused, most diffuse and longest-range heads on the current prompt."""
+        scores = self._current().scores
+        induction = scores["induction"] if self._induction_test is None else self._induction_test
+        return summarize(scores, induction, top_k=top_k)
 
     # ---- trait validation: bad values raise from Python, show in the widget -----------
 
@@ -118,13 +128,18 @@ class AttentionExplorer(anywidget.AnyWidget):
     def _check_head(self, proposal: dict[str, Any]) -> int:
         return check_head(self._backend, proposal["value"])
 
+    @traitlets.validate("focus_token")
+    def _check_focus(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if not -1 <= value < len(self.tokens):
+            raise SelectionError(f"token {value} is out of range: the prompt has tokens 0 to {len(self.tokens) - 1}")
+        return value
+
     @traitlets.validate("metric")
     def _check_metric(self, proposal: dict[str, Any]) -> str:
         metric = proposal["value"]
-        if metric == INDUCTION_TEST and self._induction_test is None:
-            self.induction_test()
-        elif metric not in (*METRICS, INDUCTION_TEST):
-            raise SelectionError(f"unknown metric {metric!r}: choose one of {', '.join((*METRICS, INDUCTION_TEST))}")
+        if metric not in self.score_table:
+            raise SelectionError(f"unknown metric {metric!r}: choose one of {', '.join(self.score_table)}")
         return metric
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
@@ -134,7 +149,7 @@ class AttentionExplorer(anywidget.AnyWidget):
             self.error = ""
         except (TraitError, AttnWidgetError) as err:
             self.error = str(err)
-            self.send_state([k for k in sync_data if k in ("layer", "head", "metric")])
+            self.send_state([k for k in sync_data if k in ("layer", "head", "metric", "focus_token")])
 
     # ---- internals --------------------------------------------------------------------
 
@@ -148,16 +163,22 @@ class AttentionExplorer(anywidget.AnyWidget):
             self.set_trait("tokens", analysis.tokens)
             self.set_trait("thumbnails", analysis.thumbnails.tobytes())
             self.set_trait("thumbnail_side", int(analysis.thumbnails.shape[-1]))
+            self.focus_locked, self.focus_token = False, -1
             self._publish_scores(analysis)
             self.set_trait("revision", self.revision + 1)
             self.error = ""
 
     def _publish_scores(self, analysis: PromptAnalysis | None = None) -> None:
-        analysis = analysis or self._analysis
-        table = {name: values.round(5).tolist() for name, values in (analysis.scores if analysis else {}).items()}
+        """Score table, head types and summary: small, so they travel as traits."""
+        analysis = analysis or self._current()
+        table = {name: _rounded(values) for name, values in analysis.scores.items()}
         if self._induction_test is not None:
-            table[INDUCTION_TEST] = self._induction_test.round(5).tolist()
-        self.set_trait("score_table", table)
+            table[INDUCTION_TEST] = _rounded(self._induction_test)
+        with self.hold_sync():
+            self.set_trait("score_table", table)
+            classes = classify_heads(analysis.scores, analysis.n_tokens, self._induction_test)
+            self.set_trait("head_classes", classes)
+            self.set_trait("summary_rows", [asdict(row) for row in self.summary().rows])
 
     def _on_front_end_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
         try:
@@ -172,6 +193,10 @@ class AttentionExplorer(anywidget.AnyWidget):
         analysis = self._current()
         dtype, data = encode_pattern(analysis.head_pattern(request.layer, request.head))
         return protocol.pattern_reply(request, self.revision, analysis.n_tokens, dtype), [data]
+
+
+def _rounded(values: np.ndarray) -> list[list[float]]:
+    return values.astype(np.float64).round(5).tolist()
 
 
 def _model_name(model: Any) -> str:

@@ -1,0 +1,110 @@
+/** Head thumbnails: the selected layer's heads as a grid, and every layer's as an overview. */
+
+import { cellAt, drawCells, element, sizeCanvas, viewRoot } from "../canvas";
+import { applyScale, paintCells, type ColorScale, type Lut } from "../colors";
+
+const GRID_THUMB_PX = 72;
+const OVERVIEW_MAX_WIDTH_PX = 420;
+const OVERVIEW_AXIS_PX = 26;
+
+/** uint8 thumbnails [layers, heads, side, side] as the kernel sends them. */
+export interface Thumbnails {
+  bytes: Uint8Array;
+  side: number;
+  nLayers: number;
+  nHeads: number;
+}
+
+export interface ThumbStyle {
+  scale: ColorScale;
+  lut: Lut;
+}
+
+function thumbImage(t: Thumbnails, layer: number, head: number, style: ThumbStyle): ImageData | null {
+  const size = t.side * t.side;
+  const start = (layer * t.nHeads + head) * size;
+  if (!t.side || t.bytes.length < start + size) return null;
+  const values = Float32Array.from(t.bytes.subarray(start, start + size), (b) => b / 255);
+  return paintCells(applyScale(values, t.side, style.scale), t.side, t.side, style.lut);
+}
+
+export class HeadGridView {
+  readonly root = viewRoot("grid", "aw-grid");
+  private readonly layerSelect = element("select", "aw-select");
+  private readonly cells = element("div", "aw-grid-cells");
+
+  constructor(
+    private readonly onSelectLayer: (layer: number) => void,
+    private readonly onSelectHead: (head: number) => void,
+  ) {
+    this.layerSelect.setAttribute("aria-label", "layer");
+    this.layerSelect.addEventListener("change", () => this.onSelectLayer(Number(this.layerSelect.value)));
+    const header = element("div", "aw-title");
+    header.append("Heads of layer ", this.layerSelect);
+    this.root.append(header, this.cells);
+  }
+
+  update(t: Thumbnails, layer: number, head: number, classes: string[][], style: ThumbStyle): void {
+    if (this.layerSelect.options.length !== t.nLayers) {
+      this.layerSelect.replaceChildren(...Array.from({ length: t.nLayers }, (_, l) => new Option(String(l), String(l))));
+    }
+    this.layerSelect.value = String(layer);
+    const buttons = Array.from({ length: t.nHeads }, (_, h) => {
+      const cell = element("button", h === head ? "aw-thumb aw-selected" : "aw-thumb");
+      cell.dataset.head = String(h);
+      cell.tabIndex = -1; // the grid itself takes the keyboard focus; arrows move the selection
+      const kind = classes[layer]?.[h];
+      cell.title = `Layer ${layer}, head ${h}${kind ? `: ${kind}` : ""}`;
+      const canvas = element("canvas");
+      const ctx = sizeCanvas(canvas, GRID_THUMB_PX, GRID_THUMB_PX);
+      const image = thumbImage(t, layer, h, style);
+      if (image) drawCells(ctx, image, 0, 0, GRID_THUMB_PX, GRID_THUMB_PX);
+      cell.append(canvas, element("span", "aw-thumb-label", kind ? `H${h} \u00b7 ${kind}` : `H${h}`));
+      cell.addEventListener("click", () => this.onSelectHead(h));
+      return cell;
+    });
+    this.cells.replaceChildren(...buttons);
+  }
+}
+
+export class OverviewView {
+  readonly root = viewRoot("overview", "aw-overview");
+  private readonly canvas = element("canvas", "aw-overview-map");
+  private thumbs: Thumbnails | null = null;
+  private cell = 32;
+
+  constructor(private readonly onSelect: (layer: number, head: number) => void) {
+    this.canvas.dataset.role = "overview-map";
+    this.root.append(element("div", "aw-title", "All heads"), this.canvas);
+    this.canvas.addEventListener("click", (e) => {
+      if (!this.thumbs) return;
+      const l = cellAt(e.offsetY - OVERVIEW_AXIS_PX, this.thumbs.nLayers * this.cell, this.thumbs.nLayers);
+      const h = cellAt(e.offsetX - OVERVIEW_AXIS_PX, this.thumbs.nHeads * this.cell, this.thumbs.nHeads);
+      if (l !== null && h !== null) this.onSelect(l, h);
+    });
+  }
+
+  update(t: Thumbnails, layer: number, head: number, style: ThumbStyle): void {
+    this.thumbs = t;
+    this.cell = Math.max(12, Math.min(48, Math.floor((OVERVIEW_MAX_WIDTH_PX - OVERVIEW_AXIS_PX) / Math.max(t.nHeads, 1))));
+    const ctx = sizeCanvas(this.canvas, OVERVIEW_AXIS_PX + t.nHeads * this.cell, OVERVIEW_AXIS_PX + t.nLayers * this.cell);
+    Object.assign(this.canvas.dataset, { left: OVERVIEW_AXIS_PX, top: OVERVIEW_AXIS_PX, cell: this.cell, rows: t.nLayers, cols: t.nHeads });
+    ctx.font = "10px sans-serif";
+    ctx.fillStyle = getComputedStyle(this.root).color || "#333";
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    for (let h = 0; h < t.nHeads; h++) ctx.fillText(`H${h}`, OVERVIEW_AXIS_PX + (h + 0.5) * this.cell, OVERVIEW_AXIS_PX / 2);
+    for (let l = 0; l < t.nLayers; l++) ctx.fillText(`L${l}`, OVERVIEW_AXIS_PX / 2, OVERVIEW_AXIS_PX + (l + 0.5) * this.cell);
+    for (let l = 0; l < t.nLayers; l++) {
+      for (let h = 0; h < t.nHeads; h++) {
+        const image = thumbImage(t, l, h, style);
+        const x = OVERVIEW_AXIS_PX + h * this.cell;
+        const y = OVERVIEW_AXIS_PX + l * this.cell;
+        if (image) drawCells(ctx, image, x + 1, y + 1, this.cell - 2, this.cell - 2);
+      }
+    }
+    ctx.strokeStyle = "#ff3b30";
+    ctx.lineWidth = 2;
+    ctx.strokeRect(OVERVIEW_AXIS_PX + head * this.cell, OVERVIEW_AXIS_PX + layer * this.cell, this.cell, this.cell);
+  }
+}

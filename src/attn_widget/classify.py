@@ -1,0 +1,62 @@
+"""Naming each head by its strongest pattern, from its scores on the prompt."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+HEAD_CLASSES: tuple[str, ...] = (
+    "previous-token",
+    "induction",
+    "duplicate-token",
+    "first-token sink",
+    "diffuse",
+    "other",
+)
+
+PATTERN_THRESHOLD = 0.3
+"""A head is named after a pattern when at least this share of its attention follows it."""
+
+DIFFUSE_FRACTION = 0.6
+"""...else it is diffuse when its entropy is at least this fraction of uniform causal attention's."""
+
+_PATTERN_SCORES = {
+    "previous-token": "previous_token",
+    "induction": "induction",
+    "duplicate-token": "duplicate_token",
+    "first-token sink": "first_token",
+}
+
+
+def uniform_entropy(n_tokens: int) -> float:
+    """Mean over query positions of the entropy of uniform causal attention (log of q + 1)."""
+    return sum(math.log(q + 1) for q in range(n_tokens)) / max(n_tokens, 1)
+
+
+def classify_heads(
+    scores: dict[str, np.ndarray], n_tokens: int, induction_test: np.ndarray | None = None
+) -> list[list[str]]:
+    """`[layer][head]` class names. Induction uses the repeated random token test when given,
+    since an ordinary prompt may repeat nothing for an induction head to find."""
+    pattern_scores = {name: scores[metric] for name, metric in _PATTERN_SCORES.items()}
+    if induction_test is not None:
+        pattern_scores["induction"] = np.maximum(scores["induction"], induction_test)
+    names = list(pattern_scores)
+    stacked = np.stack([pattern_scores[n] for n in names])  # [pattern, layer, head]
+    strongest = stacked.argmax(axis=0)
+    diffuse_at = DIFFUSE_FRACTION * uniform_entropy(n_tokens)
+    n_layers, n_heads = strongest.shape
+    classes = []
+    for layer in range(n_layers):
+        row = []
+        for head in range(n_heads):
+            best = int(strongest[layer, head])
+            if stacked[best, layer, head] >= PATTERN_THRESHOLD:
+                row.append(names[best])
+            elif scores["entropy"][layer, head] >= diffuse_at:
+                row.append("diffuse")
+            else:
+                row.append("other")
+        classes.append(row)
+    return classes
