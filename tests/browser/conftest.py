@@ -47,12 +47,17 @@ class Lab:
         return path
 
 
+def _require(ok: bool, what: str) -> None:
+    if ok:
+        return
+    if os.environ.get("ATTN_WIDGET_REQUIRE_BROWSER"):
+        pytest.fail(f"browser tests need {what} (make test installs it)")
+    pytest.skip(f"browser tests need {what}")
+
+
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if not Path(CHROMIUM).exists() or shutil.which("jupyter", path=str(Path(sys.executable).parent)) is None:
-        if os.environ.get("ATTN_WIDGET_REQUIRE_BROWSER"):
-            pytest.fail(f"browser tests need {CHROMIUM} and jupyterlab (make test installs both)")
-        pytest.skip(f"browser tests need {CHROMIUM} and jupyterlab")
+    _require(shutil.which("jupyter", path=str(Path(sys.executable).parent)) is not None, "jupyterlab")
     root = tmp_path_factory.mktemp("lab")
     port = _free_port()
     settings = tmp_path_factory.mktemp("lab-settings")
@@ -96,7 +101,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="session")
-def browser(lab: Lab):
+def browser():
+    _require(Path(CHROMIUM).exists(), CHROMIUM)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -115,8 +121,11 @@ def page(browser):
 
 def open_and_run(page, lab: Lab, notebook: Path) -> None:
     """Open a notebook in JupyterLab, wait for its kernel, run every cell."""
-    page.goto(f"{lab.url}/lab/tree/{notebook.name}")
-    page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=60_000)
+    # A workspace of its own, so JupyterLab does not restore the notebooks of earlier tests.
+    page.goto(f"{lab.url}/lab/workspaces/{notebook.stem}/tree/{notebook.name}")
+    page.wait_for_function(
+        "(name) => window.jupyterapp?.shell.currentWidget?.context?.path === name", arg=notebook.name, timeout=60_000
+    )
     page.wait_for_function(
         "(() => { const w = window.jupyterapp.shell.currentWidget;"
         " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"

@@ -25,25 +25,44 @@ def blues(value: float) -> np.ndarray:
     return BLUES[lo] + (BLUES[lo + 1] - BLUES[lo]) * (t - lo)
 
 
-def explorer_notebook(lab: Lab, name: str) -> tuple[Path, Path]:
+def explorer_cell(lab: Lab, name: str, prompt: str = PROMPT) -> str:
+    """A cell that shows an explorer `name` and logs its kernel-side state to a file on each change."""
     state_log = lab.root / f"{name}.state.jsonl"
-    cells = [
-        "import json, numpy as np\n"
-        "from pathlib import Path\n"
-        "from tiny_models import make_tokenizer, native_model\n"
-        "from attn_widget import AttentionExplorer\n"
-        f"model = native_model(make_tokenizer(Path({str(lab.root / 'tok')!r})))",
-        f"w = AttentionExplorer(model, prompt={PROMPT!r}, layer=0, head=1)\n"
-        "def log(change=None):\n"
+    return (
+        f"{name} = AttentionExplorer(model, prompt={prompt!r}, layer=0, head=1)\n"
+        f"def log_{name}(change=None, w={name}):\n"
         f"    with open({str(state_log)!r}, 'a') as f:\n"
-        "        f.write(json.dumps({'layer': w.layer, 'head': w.head, 'tokens': w.tokens,"
-        " 'revision': w.revision}) + '\\n')\n"
-        "w.observe(log, names=['layer', 'head', 'revision'])\n"
-        "log()\n"
-        f"np.save({str(lab.root / (name + '.pattern.npy'))!r}, w.pattern(0, 1))\n"
-        "w",
-    ]
-    return lab.write_notebook(f"{name}.ipynb", cells), state_log
+        "        f.write(json.dumps({k: getattr(w, k) for k in ('layer', 'head', 'tokens', 'revision',"
+        " 'focus_token', 'focus_locked')}) + '\\n')\n"
+        f"{name}.observe(log_{name}, names=['layer', 'head', 'revision', 'focus_token', 'focus_locked'])\n"
+        f"log_{name}()\n"
+        f"np.save({str(lab.root / (name + '.pattern.npy'))!r}, {name}.pattern(0, 1))\n"
+        f"{name}"
+    )
+
+
+SETUP_CELL = (
+    "import json, numpy as np\n"
+    "from pathlib import Path\n"
+    "from tiny_models import make_tokenizer, native_model\n"
+    "from attn_widget import AttentionExplorer\n"
+    "model = native_model(make_tokenizer(Path('tok')))"
+)
+
+
+def open_explorers(page, lab: Lab, notebook: str, names: list[str]) -> list[Path]:
+    """Run a notebook showing one explorer per name; wait until each has drawn its first head."""
+    path = lab.write_notebook(f"{notebook}.ipynb", [SETUP_CELL, *(explorer_cell(lab, n) for n in names)])
+    open_and_run(page, lab, path)
+    logs = [lab.root / f"{n}.state.jsonl" for n in names]
+    for log in logs:
+        wait_for_state(log, lambda s: s["revision"] >= 1, timeout_s=90)
+    page.wait_for_function(
+        f"[...document.querySelectorAll('[data-view=heatmap]')].filter(h => h.dataset.drawn?.endsWith(':0:1'))"
+        f".length === {len(names)}",
+        timeout=60_000,
+    )
+    return logs
 
 
 def last_state(log: Path) -> dict:
@@ -82,15 +101,29 @@ def matrix_cell_colours(page, n: int) -> np.ndarray:
     ).reshape(n, n, 3)
 
 
-def test_heatmap_pixels_clicks_and_prompt(page, lab):
-    notebook, log = explorer_notebook(lab, "explorer")
-    open_and_run(page, lab, notebook)
-    heatmap = page.locator("[data-view=heatmap]")
-    heatmap.wait_for(timeout=90_000)
-    first = wait_for_state(log, lambda s: s["revision"] >= 1)
-    page.wait_for_function(
-        "document.querySelector('[data-view=heatmap]').dataset.drawn?.endsWith(':0:1')", timeout=30_000
+def click_cell(canvas, layer: int, head: int) -> None:
+    """Click a layers x heads canvas at a cell, using the geometry it publishes in data attributes."""
+    geometry = canvas.evaluate("c => ({...c.dataset})")
+    left, top, cell = (float(geometry[k]) for k in ("left", "top", "cell"))
+    canvas.click(position={"x": left + (head + 0.5) * cell, "y": top + (layer + 0.5) * cell})
+
+
+def overlay_rows_lit(page, n: int, nth: int = 0) -> list[bool]:
+    """Which query rows of the heatmap's overlay are highlighted."""
+    return page.evaluate(
+        """([n, nth]) => {
+            const c = document.querySelectorAll('[data-view=heatmap] canvas[data-role=overlay]')[nth];
+            const ctx = c.getContext('2d');
+            return Array.from({length: n}, (_, q) =>
+                ctx.getImageData(2, Math.floor((q + 0.5) * c.height / n), 1, 1).data[3] > 0);
+        }""",
+        [n, nth],
     )
+
+
+def test_heatmap_pixels_clicks_and_prompt(page, lab):
+    (log,) = open_explorers(page, lab, "basics", ["explorer"])
+    first = last_state(log)
 
     # 1. the canvas shows the kernel's pattern, cell by cell, in the colour scale
     pattern = np.load(lab.root / "explorer.pattern.npy")
@@ -104,18 +137,21 @@ def test_heatmap_pixels_clicks_and_prompt(page, lab):
         page.locator(".attn-widget").screenshot(path=str(Path(shots) / "explorer-light.png"))
 
     # 2. clicking a score cell selects that head in the kernel
-    canvas = page.locator("[data-view=scores] canvas[data-role=score-map]")
-    geometry = canvas.evaluate("c => ({...c.dataset})")
-    left, top, cell = (float(geometry[k]) for k in ("left", "top", "cell"))
-    canvas.click(position={"x": left + (3 + 0.5) * cell, "y": top + (2 + 0.5) * cell})
+    click_cell(page.locator("[data-view=scores] canvas[data-role=score-map]"), 2, 3)
     wait_for_state(log, lambda s: (s["layer"], s["head"]) == (2, 3))
     page.wait_for_function(
         "document.querySelector('[data-view=heatmap]').dataset.drawn?.endsWith(':2:3')", timeout=30_000
     )
 
-    # 3. clicking a thumbnail in the head grid selects that head
+    # 3. clicking a thumbnail in the head grid, or in the overview of all layers, selects that head
     page.locator("[data-view=grid] button[data-head='1']").click()
     wait_for_state(log, lambda s: (s["layer"], s["head"]) == (2, 1))
+    click_cell(page.locator("[data-view=overview] canvas[data-role=overview-map]"), 1, 2)
+    wait_for_state(log, lambda s: (s["layer"], s["head"]) == (1, 2))
+    page.locator("[data-view=scores] [data-role=ranked] button").first.click()
+    top = last_state(log)
+    scores = page.evaluate("Array.from(document.querySelectorAll('[data-role=ranked] button'), b => b.textContent)")
+    assert scores[0].startswith(f"L{top['layer']}H{top['head']} ")
 
     # 4. typing a prompt re-runs the model and updates the tokens in the kernel and on the page
     box = page.locator("[data-view=prompt] textarea")
@@ -138,3 +174,83 @@ def test_heatmap_pixels_clicks_and_prompt(page, lab):
     box.press("Enter")
     wait_for_state(log, lambda s: "".join(s["tokens"][1:]) == "the cat")
     page.wait_for_function("document.querySelector('[data-role=error]').hidden")
+
+
+def test_token_hover_highlights_its_row_and_click_locks(page, lab):
+    (log,) = open_explorers(page, lab, "tokens", ["focus"])
+    n = len(last_state(log)["tokens"])
+    pattern = np.load(lab.root / "focus.pattern.npy")
+    tokens = page.locator("[data-view=tokens] .aw-token")
+
+    tokens.nth(5).hover()
+    assert overlay_rows_lit(page, n) == [q == 5 for q in range(n)]
+    wait_for_state(log, lambda s: s["focus_token"] == 5)
+    # every token is shaded by the attention it receives from token 5 in this head
+    weights = [float(w or "nan") for w in tokens.evaluate_all("ts => ts.map(t => t.dataset.weight)")]
+    np.testing.assert_allclose(weights, pattern[5], atol=2e-3)
+
+    page.locator("[data-view=tokens] [data-role=shade-mode]").click()  # attention given to token 5
+    tokens.nth(5).hover()
+    page.wait_for_function("document.querySelector('[data-view=tokens] .aw-token[data-index=\"0\"]').dataset.weight")
+    weights = [float(w) for w in tokens.evaluate_all("ts => ts.map(t => t.dataset.weight)")]
+    np.testing.assert_allclose(weights, pattern[:, 5], atol=2e-3)
+
+    tokens.nth(7).click()  # lock on token 7: hovering elsewhere no longer moves the focus
+    wait_for_state(log, lambda s: s["focus_locked"] and s["focus_token"] == 7)
+    tokens.nth(2).hover()
+    page.locator("[data-view=heatmap] canvas[data-role=overlay]").hover(position={"x": 5, "y": 5})
+    page.mouse.move(0, 0)
+    assert overlay_rows_lit(page, n) == [q == 7 for q in range(n)]
+    page.locator("[data-view=grid]").focus()
+    page.keyboard.press("Escape")
+    wait_for_state(log, lambda s: not s["focus_locked"] and s["focus_token"] == -1)
+
+
+def test_arrow_keys_move_between_heads_and_layers(page, lab):
+    (log,) = open_explorers(page, lab, "keys", ["keys"])
+    grid = page.locator("[data-view=grid]")
+    grid.focus()
+    assert page.evaluate("document.activeElement.dataset.view") == "grid"
+    page.keyboard.press("ArrowRight")
+    wait_for_state(log, lambda s: (s["layer"], s["head"]) == (0, 2))
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    wait_for_state(log, lambda s: (s["layer"], s["head"]) == (2, 2))
+    page.keyboard.press("ArrowDown")  # past the last layer: stays
+    page.keyboard.press("ArrowLeft")
+    wait_for_state(log, lambda s: (s["layer"], s["head"]) == (2, 1))
+    page.wait_for_function("document.querySelector('[data-view=heatmap]').dataset.drawn?.endsWith(':2:1')")
+    # typing in the prompt box does not move the selection
+    page.locator("[data-view=prompt] textarea").press("ArrowLeft")
+    time.sleep(0.5)
+    assert (last_state(log)["layer"], last_state(log)["head"]) == (2, 1)
+
+
+def test_two_explorers_in_one_notebook_do_not_interfere(page, lab):
+    first, second = open_explorers(page, lab, "two", ["left", "right"])
+    click_cell(page.locator("[data-view=scores] canvas[data-role=score-map]").nth(1), 2, 3)
+    wait_for_state(second, lambda s: (s["layer"], s["head"]) == (2, 3))
+    page.wait_for_function(
+        "document.querySelectorAll('[data-view=heatmap]')[1].dataset.drawn?.endsWith(':2:3')", timeout=30_000
+    )
+    assert (last_state(first)["layer"], last_state(first)["head"]) == (0, 1)
+    drawn = page.evaluate("Array.from(document.querySelectorAll('[data-view=heatmap]'), h => h.dataset.drawn)")
+    assert drawn[0].endswith(":0:1") and drawn[1].endswith(":2:3")
+    page.locator("[data-view=tokens]").nth(0).locator(".aw-token").nth(3).hover()
+    wait_for_state(first, lambda s: s["focus_token"] == 3)
+    assert last_state(second)["focus_token"] == -1
+    n = len(last_state(second)["tokens"])
+    assert not any(overlay_rows_lit(page, n, nth=1))
+
+
+def test_follows_the_jupyterlab_dark_theme(page, lab):
+    open_explorers(page, lab, "theme", ["themed"])
+    canvas = "document.querySelector('[data-view=heatmap] canvas[data-role=matrix]')"
+    # the top-right cell has no attention (causal mask): background colour of the scale
+    corner = f"Array.from({canvas}.getContext('2d').getImageData({canvas}.width - 3, 3, 1, 1).data.slice(0, 3))"
+    assert sum(page.evaluate(corner)) > 600  # light
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    page.wait_for_function(f"{corner}.reduce((a, b) => a + b) < 150", timeout=30_000)
+    if shots := os.environ.get("ATTN_WIDGET_SCREENSHOTS"):
+        page.locator(".attn-widget").screenshot(path=str(Path(shots) / "explorer-dark.png"))
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")

@@ -1,0 +1,27 @@
+/** Bundled with esbuild and loaded into a blank page in Chromium by tests/browser/test_js_units.py. */
+
+import type { Tests } from "./testing";
+import { tests as buffers } from "./buffers.test";
+import { tests as colors } from "./colors.test";
+import { tests as labels } from "./labels.test";
+import { tests as patterns } from "./patterns.test";
+import { tests as heatmap } from "./views/heatmap.test";
+
+const SUITES: Record<string, Tests> = { buffers, colors, labels, patterns, heatmap };
+
+async function runAttnWidgetTests(): Promise<{ name: string; error: string | null }[]> {
+  const results = [];
+  for (const [suite, tests] of Object.entries(SUITES)) {
+    for (const [name, test] of Object.entries(tests)) {
+      try {
+        await test();
+        results.push({ name: `${suite}: ${name}`, error: null });
+      } catch (err) {
+        results.push({ name: `${suite}: ${name}`, error: String((err as Error).stack ?? err) });
+      }
+    }
+  }
+  return results;
+}
+
+(window as unknown as { runAttnWidgetTests: typeof runAttnWidgetTests }).runAttnWidgetTests = runAttnWidgetTests;
