@@ -118,3 +118,12 @@ def test_repeated_sequence_score_matches_the_notebook_loop():
             second_half = pattern[b, head, offset + half :, :]
             expected[head] += np.mean([second_half[i, offset + i + 1].item() for i in range(half - 1)]) / 2
     torch.testing.assert_close(got, expected)
+
+
+def test_bidirectional_patterns_get_their_true_mean_distance():
+    torch.manual_seed(2)
+    pattern = torch.rand(1, 2, 6, 6)  # an encoder: every query sees every key
+    pattern = pattern / pattern.sum(-1, keepdim=True)
+    pos = torch.arange(6.0)
+    expected = (pattern * (pos[None, :] - pos[:, None]).abs()).sum(-1).mean(-1)[0]
+    torch.testing.assert_close(scores.mean_distance(pattern), expected)
