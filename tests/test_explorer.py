@@ -90,12 +90,37 @@ def test_front_end_pattern_request_gets_the_head_as_binary(explorer):
     np.testing.assert_allclose(decoded, explorer.pattern(2, 1), atol=1e-3)
 
 
+def test_front_end_tile_request_gets_a_max_pooled_window(explorer):
+    n = len(explorer.tokens)
+    request = {"type": "tile", "id": 9, "layer": 1, "head": 3, "q0": 2, "q1": n, "k0": 0, "k1": n, "rows": 4, "cols": 5}
+    explorer._on_front_end_message(explorer, request, [])
+    reply, (data,) = explorer.sent[-1]
+    assert reply["type"] == "tile" and reply["id"] == 9 and (reply["tile_rows"], reply["tile_cols"]) == (4, 5)
+    cells = np.frombuffer(data, dtype=np.uint8).reshape(4, 5) / 255
+    window = explorer.pattern(1, 3)[2:, :]
+    assert cells.max() == pytest.approx(window.max(), abs=1 / 255)
+    assert cells[0, 0] == pytest.approx(window[: -(-(n - 2) // 4), : -(-n // 5)].max()  # first adaptive bins: ceil(len / cells), abs=1 / 255)
+
+
+@pytest.mark.parametrize("axis", ["query", "key"])
+def test_front_end_row_request_gets_one_tokens_weights(explorer, axis):
+    explorer._on_front_end_message(
+        explorer, {"type": "row", "id": 4, "layer": 2, "head": 0, "index": 3, "axis": axis}, []
+    )
+    reply, (data,) = explorer.sent[-1]
+    assert reply["type"] == "row" and reply["dtype"] == "float16"
+    pattern = explorer.pattern(2, 0)
+    expected = pattern[3] if axis == "query" else pattern[:, 3]
+    np.testing.assert_allclose(np.frombuffer(data, dtype="<f2"), expected, atol=1e-3)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ({"type": "pattern", "id": 1, "layer": 7, "head": 0}, "layer 7 is out of range"),
         ({"type": "pattern", "id": 2, "layer": 0}, "malformed message"),
         ("not a dict", "malformed message"),
+        ({"type": "row", "id": 5, "layer": 0, "head": 0, "index": 500, "axis": "query"}, "token 500 is out of range"),
     ],
 )
 def test_front_end_bad_messages_get_an_error_reply(explorer, content, message):

@@ -11,14 +11,13 @@ import numpy as np
 import traitlets
 from traitlets import Bool, Bytes, Dict, Enum, Int, List, TraitError, Unicode
 
-from . import circuits_vis, protocol
+from . import circuits_vis, protocol, wire
 from .analysis import PromptAnalysis, check_head, check_layer, induction_test
 from .backends import backend_for
 from .classify import classify_heads
 from .errors import AttnWidgetError, SelectionError
 from .loading import resolve_model
 from .summary import HeadSummary, summarize
-from .wire import encode_pattern
 
 STATIC = pathlib.Path(__file__).parent / "static"
 DEFAULT_PROMPT = (
@@ -189,10 +188,22 @@ class AttentionExplorer(anywidget.AnyWidget):
             reply, buffers = protocol.error_reply(request_id, err), []
         self.send(reply, buffers)
 
-    def _answer(self, request: protocol.PatternRequest) -> tuple[dict[str, Any], list[bytes]]:
+    def _answer(self, request: protocol.Request) -> tuple[dict[str, Any], list[bytes]]:
         analysis = self._current()
-        dtype, data = encode_pattern(analysis.head_pattern(request.layer, request.head))
-        return protocol.pattern_reply(request, self.revision, analysis.n_tokens, dtype), [data]
+        head = analysis.head_pattern(request.layer, request.head)
+        n = analysis.n_tokens
+        if isinstance(request, protocol.TileRequest):
+            r = request
+            cells = wire.tile(head, r.q0, r.q1, r.k0, r.k1, r.rows, r.cols)
+            meta = {"tile_rows": cells.shape[0], "tile_cols": cells.shape[1]}
+            return protocol.reply(r, self.revision, n, "uint8", **meta), [wire.to_bytes(cells)]
+        if isinstance(request, protocol.RowRequest):
+            if not 0 <= request.index < n:
+                raise SelectionError(f"token {request.index} is out of range: the prompt has tokens 0 to {n - 1}")
+            line = head[request.index] if request.axis == "query" else head[:, request.index]
+            return protocol.reply(request, self.revision, n, "float16"), [wire.encode_line(line)]
+        dtype, data = wire.encode_pattern(head)
+        return protocol.reply(request, self.revision, n, dtype), [data]
 
 
 def _rounded(values: np.ndarray) -> list[list[float]]:

@@ -1,17 +1,25 @@
 """Custom messages between the front end and the kernel, checked on arrival.
 
-front end -> kernel  {"type": "pattern", "id": int, "layer": int, "head": int}
-kernel -> front end  {"type": "pattern", "id", "layer", "head", "revision", "n", "dtype"} + one buffer
-                     {"type": "error", "id": int | None, "message": str}
-The front end tags each request with a fresh id and drops replies to all but its latest.
+front end -> kernel, each with a fresh integer "id":
+  {"type": "pattern", "layer", "head"}                          the whole head
+  {"type": "tile", "layer", "head", "q0", "q1", "k0", "k1", "rows", "cols"}
+        a window of queries [q0, q1) x keys [k0, k1), max-pooled to at most rows x cols cells
+  {"type": "row", "layer", "head", "index", "axis": "query"|"key"}
+        the weights a query gives (its row) or a key receives (its column)
+kernel -> front end: the request's fields plus "revision", "n" (tokens) and "dtype", and one
+binary buffer; or {"type": "error", "id", "message"}. The front end drops replies to all but its
+latest request of each kind.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import AttnWidgetError
+
+MAX_TILE_CELLS = 1024
+"""A tile is at most this many cells a side: the largest heatmap canvas in device pixels."""
 
 
 @dataclass(frozen=True)
@@ -21,29 +29,71 @@ class PatternRequest:
     head: int
 
 
+@dataclass(frozen=True)
+class TileRequest:
+    id: int
+    layer: int
+    head: int
+    q0: int
+    q1: int
+    k0: int
+    k1: int
+    rows: int
+    cols: int
+
+
+@dataclass(frozen=True)
+class RowRequest:
+    id: int
+    layer: int
+    head: int
+    index: int
+    axis: str
+
+
+Request = PatternRequest | TileRequest | RowRequest
+_KINDS: dict[str, type[Request]] = {"pattern": PatternRequest, "tile": TileRequest, "row": RowRequest}
+
+
+def _malformed(detail: str) -> AttnWidgetError:
+    return AttnWidgetError(f"malformed message from the front end: {detail}")
+
+
 def _int_field(content: dict[str, Any], name: str) -> int:
     value = content.get(name)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise AttnWidgetError(f"malformed message from the front end: {name!r} must be an integer, got {value!r}")
+        raise _malformed(f"{name!r} must be an integer, got {value!r}")
     return value
 
 
-def parse_request(content: Any) -> PatternRequest:
-    if not isinstance(content, dict) or content.get("type") != "pattern":
-        raise AttnWidgetError(f"malformed message from the front end: {content!r:.200}")
-    return PatternRequest(_int_field(content, "id"), _int_field(content, "layer"), _int_field(content, "head"))
+def parse_request(content: Any) -> Request:
+    kind = _KINDS.get(content.get("type")) if isinstance(content, dict) else None
+    if kind is None:
+        raise _malformed(f"{content!r:.200}")
+    fields: dict[str, Any] = {}
+    for name in kind.__dataclass_fields__:
+        if name == "axis":
+            fields[name] = content.get("axis")
+            if fields[name] not in ("query", "key"):
+                raise _malformed(f"'axis' must be 'query' or 'key', got {fields[name]!r}")
+        else:
+            fields[name] = _int_field(content, name)
+    request = kind(**fields)
+    if isinstance(request, TileRequest):
+        _check_tile(request)
+    return request
 
 
-def pattern_reply(request: PatternRequest, revision: int, n_tokens: int, dtype: str) -> dict[str, Any]:
-    return {
-        "type": "pattern",
-        "id": request.id,
-        "layer": request.layer,
-        "head": request.head,
-        "revision": revision,
-        "n": n_tokens,
-        "dtype": dtype,
-    }
+def _check_tile(tile: TileRequest) -> None:
+    if not (0 <= tile.q0 < tile.q1 and 0 <= tile.k0 < tile.k1):
+        raise _malformed(f"empty or negative tile window {tile}")
+    if not (0 < tile.rows <= MAX_TILE_CELLS and 0 < tile.cols <= MAX_TILE_CELLS):
+        raise _malformed(f"tile size {tile.rows} x {tile.cols} is outside 1..{MAX_TILE_CELLS}")
+
+
+def reply(request: Request, revision: int, n_tokens: int, dtype: str, **extra: Any) -> dict[str, Any]:
+    kind = next(name for name, cls in _KINDS.items() if isinstance(request, cls))
+    return {"type": kind, **asdict(request), "revision": revision, "n": n_tokens, "dtype": dtype, **extra}
 
 
 def error_reply(request_id: Any, err: Exception) -> dict[str, Any]:

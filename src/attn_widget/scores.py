@@ -25,7 +25,6 @@ METRICS: tuple[str, ...] = (
 )
 
 
-
 def duplicate_mask(tokens: torch.Tensor) -> torch.Tensor:
     """`[batch, q, k]` bool: key k < query q holds the same token as the query."""
     same = tokens[:, :, None] == tokens[:, None, :]

@@ -44,4 +44,26 @@ def encode_pattern(pattern: torch.Tensor) -> tuple[WireDtype, bytes]:
     """One head's `[q, k]` pattern as a row-major little-endian buffer."""
     dtype = wire_dtype(pattern.shape[-1])
     data = pattern.to(torch.float16) if dtype == "float16" else to_uint8(pattern)
-    return dtype, data.contiguous().cpu().numpy().tobytes()
+    return dtype, to_bytes(data)
+
+
+def tile(pattern: torch.Tensor, q0: int, q1: int, k0: int, k1: int, rows: int, cols: int) -> torch.Tensor:
+    """A window of one head's `[q, k]` pattern, max-pooled to at most rows x cols, as uint8.
+
+    Windows past the prompt's end are clipped. Max-pooling keeps every strong weight visible
+    at any zoom; cell i of the tile covers tokens [start + floor(i * len / cells), ...).
+    """
+    n = pattern.shape[-1]
+    window = pattern[min(q0, n - 1) : min(q1, n), min(k0, n - 1) : min(k1, n)].float()
+    size = (min(rows, window.shape[0]), min(cols, window.shape[1]))
+    return to_uint8(F.adaptive_max_pool2d(window[None], size)[0])
+
+
+def to_bytes(values: torch.Tensor) -> bytes:
+    """Row-major little-endian bytes of a tensor, wherever it lives."""
+    return values.contiguous().cpu().numpy().tobytes()
+
+
+def encode_line(values: torch.Tensor) -> bytes:
+    """A row or column of weights as float16: small (2 bytes a token), exact to 3 decimals."""
+    return to_bytes(values.to(torch.float16))
