@@ -90,6 +90,11 @@ def test_front_end_pattern_request_gets_the_head_as_binary(explorer):
     np.testing.assert_allclose(decoded, explorer.pattern(2, 1), atol=1e-3)
 
 
+def first_bin(length: int, cells: int) -> int:
+    """Adaptive max-pooling's first bin ends at ceil(length / cells)."""
+    return -(-length // cells)
+
+
 def test_front_end_tile_request_gets_a_max_pooled_window(explorer):
     n = len(explorer.tokens)
     request = {"type": "tile", "id": 9, "layer": 1, "head": 3, "q0": 2, "q1": n, "k0": 0, "k1": n, "rows": 4, "cols": 5}
@@ -99,7 +104,7 @@ def test_front_end_tile_request_gets_a_max_pooled_window(explorer):
     cells = np.frombuffer(data, dtype=np.uint8).reshape(4, 5) / 255
     window = explorer.pattern(1, 3)[2:, :]
     assert cells.max() == pytest.approx(window.max(), abs=1 / 255)
-    assert cells[0, 0] == pytest.approx(window[: -(-(n - 2) // 4), : -(-n // 5)].max()  # first adaptive bins: ceil(len / cells), abs=1 / 255)
+    assert cells[0, 0] == pytest.approx(window[: first_bin(n - 2, 4), : first_bin(n, 5)].max(), abs=1 / 255)
 
 
 @pytest.mark.parametrize("axis", ["query", "key"])
