@@ -6,8 +6,9 @@ import { tests as colors } from "./colors.test";
 import { tests as labels } from "./labels.test";
 import { tests as patterns } from "./patterns.test";
 import { tests as heatmap } from "./views/heatmap.test";
+import { tests as viewport } from "./views/viewport.test";
 
-const SUITES: Record<string, Tests> = { buffers, colors, labels, patterns, heatmap };
+const SUITES: Record<string, Tests> = { buffers, colors, labels, patterns, heatmap, viewport };
 
 async function runAttnWidgetTests(): Promise<{ name: string; error: string | null }[]> {
   const results = [];

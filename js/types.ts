@@ -24,40 +24,6 @@ export interface ExplorerState {
   [key: string]: unknown;
 }
 
-export interface PatternRequest {
-  type: "pattern";
-  id: number;
-  layer: number;
-  head: number;
-}
-
-export interface PatternReply {
-  type: "pattern";
-  id: number;
-  layer: number;
-  head: number;
-  revision: number;
-  n: number;
-  dtype: "float16" | "uint8";
-}
-
-export interface ErrorReply {
-  type: "error";
-  id: number | null;
-  message: string;
-}
-
-export type KernelMessage = PatternReply | ErrorReply;
-
-/** One head's weights, decoded: row-major n x n, query rows, key columns. */
-export interface Pattern {
-  revision: number;
-  layer: number;
-  head: number;
-  n: number;
-  values: Float32Array;
-}
-
 /** One line of the reference notebook's summary (attn_widget.summary.SummaryRow). */
 export interface SummaryRow {
   finding: string;
@@ -66,3 +32,67 @@ export interface SummaryRow {
   metric: string;
   value: number;
 }
+
+/** A window of queries [q0, q1) x keys [k0, k1). */
+export interface Window {
+  q0: number;
+  q1: number;
+  k0: number;
+  k1: number;
+}
+
+export type Axis = "query" | "key";
+
+export type Request =
+  | { type: "pattern"; id: number; layer: number; head: number }
+  | ({ type: "tile"; id: number; layer: number; head: number; rows: number; cols: number } & Window)
+  | { type: "row"; id: number; layer: number; head: number; index: number; axis: Axis };
+
+interface ReplyBase {
+  id: number;
+  layer: number;
+  head: number;
+  revision: number;
+  n: number;
+  dtype: "float16" | "uint8";
+}
+
+export type KernelMessage =
+  | (ReplyBase & { type: "pattern" })
+  | (ReplyBase & Window & { type: "tile"; tile_rows: number; tile_cols: number })
+  | (ReplyBase & { type: "row"; index: number; axis: Axis })
+  | { type: "error"; id: number | null; message: string };
+
+/** One head's weights, decoded: row-major n x n, query rows, key columns. */
+export interface Pattern {
+  kind: "pattern";
+  revision: number;
+  layer: number;
+  head: number;
+  n: number;
+  values: Float32Array;
+}
+
+/** A max-pooled window of one head: rows x cols cells over the window's tokens. */
+export interface Tile extends Window {
+  kind: "tile";
+  revision: number;
+  layer: number;
+  head: number;
+  n: number;
+  rows: number;
+  cols: number;
+  values: Float32Array;
+}
+
+/** The weights one token gives (axis "query": its row) or receives ("key": its column). */
+export interface Line {
+  revision: number;
+  layer: number;
+  head: number;
+  index: number;
+  axis: Axis;
+  values: Float32Array;
+}
+
+export type HeadData = Pattern | Tile;

@@ -8,7 +8,7 @@ import type { ColorScale } from "./colors";
 import { PatternClient } from "./patterns";
 import { Store } from "./store";
 import { patternLut, watchTheme } from "./theme";
-import type { ExplorerState, KernelMessage, Pattern } from "./types";
+import type { ExplorerState, HeadData, KernelMessage, Line } from "./types";
 import { HeatmapView } from "./views/heatmap";
 import { PromptView } from "./views/prompt";
 import { ScoreView } from "./views/scores";
@@ -32,7 +32,8 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   const errorBar = element("div", "aw-error");
   errorBar.dataset.role = "error";
   let localError = "";
-  let pattern: Pattern | null = null;
+  let headData: HeadData | null = null; // what the heatmap shows of the selected head
+  let line: Line | null = null; // the focused token's row or column, for long prompts
 
   const prompt = new PromptView((text) => {
     localError = "";
@@ -46,6 +47,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   const heatmap = new HeatmapView({
     hoverQuery: (q) => store.hoverToken(q),
     setScale: (scale: ColorScale) => store.save({ color_scale: scale }),
+    windowChanged: () => requestHead(),
   });
   const grid = new HeadGridView(
     (layer) => store.select(layer, store.get("head")),
@@ -56,18 +58,21 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     (metric) => store.save({ metric }),
     (layer, head) => store.select(layer, head),
   );
-  const patterns = new PatternClient(
-    model,
-    (p) => {
-      pattern = p;
-      heatmap.setPattern(p, store.get("tokens"));
+  const patterns = new PatternClient(model, {
+    head: (data) => {
+      headData = data;
+      heatmap.setData(data, store.get("tokens"));
       drawFocus();
     },
-    (message) => {
+    row: (received) => {
+      line = received;
+      drawFocus();
+    },
+    error: (message) => {
       localError = message;
       showError();
     },
-  );
+  });
 
   const side = element("div", "aw-side");
   side.append(grid.root, overview.root);
@@ -90,16 +95,31 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     errorBar.hidden = !message;
     prompt.setBusy(false);
   }
-  function requestPattern(): void {
+  function requestHead(): void {
     const layer = store.get("layer");
     const head = store.get("head");
     heatmap.showPending(layer, head);
-    patterns.request(store.get("revision"), layer, head);
+    const n = store.get("tokens").length;
+    const cells = heatmap.tileCells;
+    patterns.requestHead(store.get("revision"), n, layer, head, heatmap.window, cells, cells);
+  }
+  /** The focused token's weights to shade by: from the whole head if we have it, else asked for. */
+  function focusWeights(focus: number): Float32Array | null {
+    const axis = store.get("shade_by") === "received" ? "query" : "key";
+    const [layer, head, revision] = [store.get("layer"), store.get("head"), store.get("revision")];
+    if (headData?.kind === "pattern" && headData.layer === layer && headData.head === head) {
+      const { n, values } = headData;
+      return axis === "query" ? values.slice(focus * n, focus * n + n) : Float32Array.from({ length: n }, (_, q) => values[q * n + focus]);
+    }
+    const current = line && line.index === focus && line.axis === axis && line.layer === layer && line.head === head && line.revision === revision;
+    if (!current) patterns.requestRow(revision, layer, head, focus, axis);
+    return current ? line!.values : null;
   }
   function drawFocus(): void {
     const focus = store.get("focus_token");
     const { scale, lut } = style();
-    tokens.update(focus, store.get("focus_locked"), store.get("shade_by"), pattern, scale, lut);
+    const weights = focus >= 0 ? focusWeights(focus) : null;
+    tokens.update(focus, store.get("focus_locked"), store.get("shade_by"), weights, scale, lut);
     heatmap.setFocusQuery(focus >= 0 ? focus : null);
   }
   function drawHeads(): void {
@@ -119,18 +139,20 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   }
   function onPromptResult(): void {
     localError = "";
-    pattern = null;
+    headData = null;
+    line = null;
     prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt"));
     prompt.setBusy(false);
     tokens.setTokens(store.get("tokens"));
+    heatmap.reset(store.get("tokens").length, store.get("tokens"));
     showError();
     drawHeads();
     drawFocus();
-    requestPattern();
+    requestHead();
   }
   function onSelection(): void {
     drawHeads();
-    requestPattern();
+    requestHead();
   }
   function onKey(event: KeyboardEvent): void {
     const target = event.target as HTMLElement;
@@ -177,6 +199,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     for (const [event, handler] of handlers) model.off(event, handler);
     model.off("msg:custom", onCustom);
     resizer.disconnect();
+    heatmap.dispose();
     unwatchTheme();
     store.dispose();
   };

@@ -1,23 +1,40 @@
-/** The selected head's pattern: query rows, key columns, token labels thinned to fit. */
+/** The selected head's pattern: query rows, key columns, token labels thinned to fit. Long
+ *  prompts zoom and pan (wheel, drag, + - 0 and Shift+arrows); the kernel sends max-pooled tiles
+ *  of the visible window, so no strong weight vanishes at any zoom. */
 
-import { drawCells, element, sizeCanvas, cellAt, viewRoot } from "../canvas";
+import { cellAt, drawCells, element, sizeCanvas, viewRoot } from "../canvas";
 import { COLOR_SCALES, applyScale, paintCells, type ColorScale, type Lut } from "../colors";
 import { displayToken, labelIndices } from "../labels";
-import type { Pattern } from "../types";
+import type { HeadData, Pattern, Tile, Window } from "../types";
+import { Viewport } from "./viewport";
 
 const LABEL_PX = 96;
 const LABEL_FONT_PX = 11;
 export const MIN_MATRIX_PX = 240;
 export const MAX_MATRIX_PX = 560;
+const WHEEL_ZOOM = 1.25;
+const WINDOW_REQUEST_DELAY_MS = 40;
 
 export interface HeatmapCallbacks {
   hoverQuery(query: number | null): void;
   setScale(scale: ColorScale): void;
+  /** The visible window changed: fetch it at rows x cols cells (for tiles). */
+  windowChanged(window: Window, rows: number, cols: number): void;
+}
+
+/** The weights of `window` from a whole head, row-major. */
+function crop(pattern: Pattern, w: Window): Float32Array {
+  const rows = w.q1 - w.q0;
+  const cols = w.k1 - w.k0;
+  const out = new Float32Array(rows * cols);
+  for (let q = 0; q < rows; q++) out.set(pattern.values.subarray((w.q0 + q) * pattern.n + w.k0, (w.q0 + q) * pattern.n + w.k1), q * cols);
+  return out;
 }
 
 export class HeatmapView {
   readonly root = viewRoot("heatmap", "aw-heatmap");
   private readonly title = element("span", "aw-title-text", "Attention pattern");
+  private readonly zoomLabel = element("span", "aw-hint");
   private readonly scaleSelect = element("select", "aw-select");
   private readonly matrix = element("canvas", "aw-matrix");
   private readonly overlay = element("canvas", "aw-overlay");
@@ -25,13 +42,16 @@ export class HeatmapView {
   private readonly keyLabels = element("canvas", "aw-labels");
   private readonly stage = element("div", "aw-stage");
   private readonly readout = element("div", "aw-readout", "\u00a0");
-  private pattern: Pattern | null = null;
+  private readonly viewport = new Viewport();
+  private data: HeadData | null = null;
   private tokens: string[] = [];
   private scale: ColorScale = "linear";
   private lut: Lut | null = null;
   private size = 400;
-  private hovered: [number, number] | null = null;
+  private hovered: [number, number] | null = null; // token indices
   private focusQuery: number | null = null;
+  private drag: { x: number; y: number } | null = null;
+  private requestTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly callbacks: HeatmapCallbacks) {
     this.matrix.dataset.role = "matrix";
@@ -41,32 +61,58 @@ export class HeatmapView {
     this.scaleSelect.replaceChildren(...Object.entries(COLOR_SCALES).map(([k, label]) => new Option(label, k)));
     this.scaleSelect.addEventListener("change", () => this.callbacks.setScale(this.scaleSelect.value as ColorScale));
     const header = element("div", "aw-title");
-    header.append(this.title, " \u00b7 scale ", this.scaleSelect);
+    header.append(this.title, " \u00b7 scale ", this.scaleSelect, " ", this.zoomLabel);
     const matrixBox = element("div", "aw-matrix-box");
     matrixBox.append(this.matrix, this.overlay);
     this.stage.append(element("div"), this.keyLabels, this.queryLabels, matrixBox);
     this.root.append(header, this.stage, this.readout);
-    this.overlay.addEventListener("mousemove", (e) => this.hover(e));
+    this.overlay.addEventListener("mousemove", (e) => this.onMouseMove(e));
     this.overlay.addEventListener("mouseleave", () => this.hover(null));
+    this.overlay.addEventListener("mousedown", (e) => (this.drag = { x: e.offsetX, y: e.offsetY }));
+    window.addEventListener("mouseup", this.endDrag);
+    this.overlay.addEventListener("wheel", (e) => this.onWheel(e), { passive: false });
+    this.overlay.addEventListener("dblclick", () => this.changeWindow(() => this.viewport.reset(this.viewport.n)));
+    this.root.addEventListener("keydown", (e) => this.onKey(e));
     this.resize(this.size);
+  }
+
+  /** Cells a tile of the visible window should have: one per device pixel at most. */
+  get tileCells(): number {
+    return Math.min(this.viewport.span, Math.round(this.size * (window.devicePixelRatio || 1)));
+  }
+
+  get window(): Window {
+    return this.viewport.window;
+  }
+
+  /** A new prompt of n tokens: show all of it. */
+  reset(n: number, tokens: string[]): void {
+    this.viewport.reset(n);
+    this.tokens = tokens;
+    this.data = null;
+    this.hovered = null;
+    this.draw();
   }
 
   /** Fit the matrix into `px` CSS pixels a side (within MIN..MAX) and redraw. */
   resize(px: number): void {
-    this.size = Math.round(Math.max(MIN_MATRIX_PX, Math.min(MAX_MATRIX_PX, px)));
+    const size = Math.round(Math.max(MIN_MATRIX_PX, Math.min(MAX_MATRIX_PX, px)));
+    if (size === this.size && this.matrix.width) return;
+    this.size = size;
     this.stage.style.gridTemplateColumns = `${LABEL_PX}px ${this.size}px`;
     this.draw();
+    this.scheduleWindowRequest();
   }
 
   showPending(layer: number, head: number): void {
     this.title.textContent = `Layer ${layer}, head ${head} \u2026`;
   }
 
-  setPattern(pattern: Pattern, tokens: string[]): void {
-    this.pattern = pattern;
+  setData(data: HeadData, tokens: string[]): void {
+    this.data = data;
     this.tokens = tokens;
-    this.title.textContent = `Layer ${pattern.layer}, head ${pattern.head}`;
-    this.root.dataset.drawn = `${pattern.revision}:${pattern.layer}:${pattern.head}`;
+    this.title.textContent = `Layer ${data.layer}, head ${data.head}`;
+    this.root.dataset.drawn = `${data.revision}:${data.layer}:${data.head}`;
     this.draw();
   }
 
@@ -83,57 +129,62 @@ export class HeatmapView {
     this.drawOverlay();
   }
 
+  dispose(): void {
+    window.removeEventListener("mouseup", this.endDrag);
+    if (this.requestTimer !== null) clearTimeout(this.requestTimer);
+  }
+
+  // ---- drawing -----------------------------------------------------------------------
+
   private draw(): void {
     const ctx = sizeCanvas(this.matrix, this.size, this.size);
-    if (this.pattern && this.lut) {
-      const { n, values } = this.pattern;
-      drawCells(ctx, paintCells(applyScale(values, n, this.scale), n, n, this.lut), 0, 0, this.size, this.size);
+    const w = this.viewport.window;
+    const span = this.viewport.span;
+    if (this.data && this.lut && span > 0) {
+      if (this.data.kind === "pattern") {
+        const cells = applyScale(crop(this.data, w), span, this.scale);
+        drawCells(ctx, paintCells(cells, span, span, this.lut), 0, 0, this.size, this.size);
+      } else {
+        // A tile of another window (while the new one is on its way) is drawn where it lies.
+        const t = this.data;
+        const px = this.size / span;
+        const image = paintCells(applyScale(t.values, t.cols, this.scale), t.rows, t.cols, this.lut);
+        drawCells(ctx, image, (t.k0 - w.k0) * px, (t.q0 - w.q0) * px, (t.k1 - t.k0) * px, (t.q1 - t.q0) * px);
+      }
     }
+    this.zoomLabel.textContent = this.viewport.zoomed
+      ? `queries ${w.q0}\u2013${w.q1 - 1}, keys ${w.k0}\u2013${w.k1 - 1} (double-click: all)`
+      : this.viewport.n > 64
+        ? "wheel to zoom, drag to pan"
+        : "";
+    this.root.dataset.window = `${w.q0}:${w.q1}:${w.k0}:${w.k1}`;
     this.drawLabels();
     this.drawOverlay();
     this.updateReadout();
   }
 
-  private hover(event: MouseEvent | null): void {
-    const n = this.pattern?.n ?? 0;
-    const q = event ? cellAt(event.offsetY, this.size, n) : null;
-    const k = event ? cellAt(event.offsetX, this.size, n) : null;
-    this.hovered = q !== null && k !== null ? [q, k] : null;
-    this.callbacks.hoverQuery(this.hovered ? this.hovered[0] : null);
-    this.drawOverlay();
-    this.updateReadout();
-  }
-
-  private updateReadout(): void {
-    if (!this.pattern || !this.hovered) {
-      this.readout.textContent = "Hover the pattern: query (row) \u2192 key (column), weight";
-      return;
-    }
-    const [q, k] = this.hovered;
-    const weight = this.pattern.values[q * this.pattern.n + k];
-    const token = (i: number) => JSON.stringify(this.tokens[i] ?? "");
-    this.readout.textContent = `query ${q} ${token(q)} \u2192 key ${k} ${token(k)}: ${weight.toFixed(3)}`;
-  }
-
   private drawOverlay(): void {
     const ctx = sizeCanvas(this.overlay, this.size, this.size);
-    const n = this.pattern?.n ?? 0;
-    if (!n) return;
-    const cell = this.size / n;
+    const { q0, k0 } = this.viewport.window;
+    const span = this.viewport.span;
+    if (!span) return;
+    const cell = this.size / span;
     const query = this.hovered ? this.hovered[0] : this.focusQuery;
     ctx.fillStyle = "rgba(255, 160, 0, 0.28)";
-    if (query !== null && query < n) ctx.fillRect(0, query * cell, this.size, cell);
+    if (query !== null && query >= q0 && query < q0 + span) ctx.fillRect(0, (query - q0) * cell, this.size, Math.max(cell, 1));
     if (this.hovered) {
-      ctx.fillRect(this.hovered[1] * cell, 0, cell, this.size);
+      const [q, k] = this.hovered;
+      ctx.fillRect((k - k0) * cell, 0, Math.max(cell, 1), this.size);
       ctx.strokeStyle = "rgb(230, 120, 0)";
       ctx.lineWidth = 1.5;
-      ctx.strokeRect(this.hovered[1] * cell, this.hovered[0] * cell, cell, cell);
+      ctx.strokeRect((k - k0) * cell, (q - q0) * cell, Math.max(cell, 2), Math.max(cell, 2));
     }
   }
 
   private drawLabels(): void {
-    const n = this.tokens.length;
-    const cell = this.size / Math.max(n, 1);
+    const { q0, k0 } = this.viewport.window;
+    const span = this.viewport.span;
+    const cell = this.size / Math.max(span, 1);
     const color = getComputedStyle(this.root).color || "#333";
     const left = sizeCanvas(this.queryLabels, LABEL_PX, this.size);
     const top = sizeCanvas(this.keyLabels, this.size, LABEL_PX);
@@ -144,14 +195,131 @@ export class HeatmapView {
     }
     left.textAlign = "right";
     top.textAlign = "left";
-    for (const i of labelIndices(n, this.size, LABEL_FONT_PX + 1)) {
-      const label = displayToken(this.tokens[i]);
-      left.fillText(label, LABEL_PX - 4, (i + 0.5) * cell);
+    for (const i of labelIndices(span, this.size, LABEL_FONT_PX + 1)) {
+      const label = (index: number) => (span < this.viewport.n || span > 64 ? `${index} ` : "") + displayToken(this.tokens[index] ?? "");
+      left.fillText(label(q0 + i), LABEL_PX - 4, (i + 0.5) * cell);
       top.save();
       top.translate((i + 0.5) * cell, LABEL_PX - 4);
       top.rotate(-Math.PI / 2);
-      top.fillText(label, 0, 0);
+      top.fillText(label(k0 + i), 0, 0);
       top.restore();
     }
   }
+
+  private updateReadout(): void {
+    if (!this.data || !this.hovered) {
+      this.readout.textContent = "Hover the pattern: query (row) \u2192 key (column), weight";
+      return;
+    }
+    const [q, k] = this.hovered;
+    const token = (i: number) => JSON.stringify(this.tokens[i] ?? "");
+    const data = this.data;
+    if (data.kind === "pattern") {
+      this.readout.textContent = `query ${q} ${token(q)} \u2192 key ${k} ${token(k)}: ${data.values[q * data.n + k].toFixed(3)}`;
+      return;
+    }
+    const cell = tileCell(data, q, k);
+    if (!cell) return;
+    const [r, c, qa, qb, ka, kb] = cell;
+    const weight = data.values[r * data.cols + c].toFixed(3);
+    this.readout.textContent =
+      qb - qa === 1 && kb - ka === 1
+        ? `query ${q} ${token(q)} \u2192 key ${k} ${token(k)}: ${weight}`
+        : `queries ${qa}\u2013${qb - 1} \u2192 keys ${ka}\u2013${kb - 1}: max ${weight} (zoom in for each token)`;
+  }
+
+  // ---- interaction -------------------------------------------------------------------
+
+  private tokenAt(x: number, y: number): [number, number] | null {
+    const { q0, k0 } = this.viewport.window;
+    const q = cellAt(y, this.size, this.viewport.span);
+    const k = cellAt(x, this.size, this.viewport.span);
+    return q !== null && k !== null ? [q0 + q, k0 + k] : null;
+  }
+
+  private onMouseMove(event: MouseEvent): void {
+    if (this.drag && event.buttons === 1) {
+      const perPx = this.viewport.span / this.size;
+      const dq = Math.round((this.drag.y - event.offsetY) * perPx);
+      const dk = Math.round((this.drag.x - event.offsetX) * perPx);
+      if (dq || dk) {
+        this.drag = { x: event.offsetX, y: event.offsetY };
+        this.changeWindow(() => this.viewport.pan(dq, dk));
+      }
+      return;
+    }
+    this.hover(this.tokenAt(event.offsetX, event.offsetY));
+  }
+
+  private readonly endDrag = () => {
+    this.drag = null;
+  };
+
+  private hover(cell: [number, number] | null): void {
+    this.hovered = cell;
+    this.callbacks.hoverQuery(cell ? cell[0] : null);
+    this.drawOverlay();
+    this.updateReadout();
+  }
+
+  private onWheel(event: WheelEvent): void {
+    if (this.viewport.n <= 1) return;
+    event.preventDefault();
+    const factor = event.deltaY > 0 ? WHEEL_ZOOM : 1 / WHEEL_ZOOM;
+    this.changeWindow(() => this.viewport.zoom(factor, event.offsetX / this.size, event.offsetY / this.size));
+  }
+
+  private onKey(event: KeyboardEvent): void {
+    const step = Math.max(1, Math.round(this.viewport.span / 4));
+    const actions: Record<string, () => void> = {
+      "+": () => this.viewport.zoom(1 / WHEEL_ZOOM),
+      "=": () => this.viewport.zoom(1 / WHEEL_ZOOM),
+      "-": () => this.viewport.zoom(WHEEL_ZOOM),
+      "0": () => this.viewport.reset(this.viewport.n),
+    };
+    if (event.shiftKey) {
+      Object.assign(actions, {
+        ArrowLeft: () => this.viewport.pan(0, -step),
+        ArrowRight: () => this.viewport.pan(0, step),
+        ArrowUp: () => this.viewport.pan(-step, 0),
+        ArrowDown: () => this.viewport.pan(step, 0),
+      });
+    }
+    const action = actions[event.key];
+    if (!action) return;
+    event.preventDefault();
+    event.stopPropagation(); // Shift+arrows pan here; plain arrows still move between heads
+    this.changeWindow(action);
+  }
+
+  private changeWindow(change: () => void): void {
+    change();
+    this.draw();
+    this.scheduleWindowRequest();
+  }
+
+  /** Ask for the visible window shortly after the last change (wheel and drag fire often). */
+  private scheduleWindowRequest(): void {
+    if (this.requestTimer !== null) clearTimeout(this.requestTimer);
+    this.requestTimer = setTimeout(() => {
+      this.requestTimer = null;
+      if (this.viewport.n) this.callbacks.windowChanged(this.viewport.window, this.tileCells, this.tileCells);
+    }, WINDOW_REQUEST_DELAY_MS);
+  }
+}
+
+/** The tile cell holding token pair (q, k) and the token ranges it covers, as adaptive pooling bins. */
+export function tileCell(t: Tile, q: number, k: number): [number, number, number, number, number, number] | null {
+  const rowsLen = Math.min(t.q1, t.n) - t.q0;
+  const colsLen = Math.min(t.k1, t.n) - t.k0;
+  if (q < t.q0 || q >= t.q0 + rowsLen || k < t.k0 || k >= t.k0 + colsLen) return null;
+  const r = Math.floor(((q - t.q0) * t.rows) / rowsLen);
+  const c = Math.floor(((k - t.k0) * t.cols) / colsLen);
+  const bin = (i: number, len: number, cells: number): [number, number] => [
+    Math.floor((i * len) / cells),
+    Math.ceil(((i + 1) * len) / cells),
+  ];
+  const [qa, qb] = bin(r, rowsLen, t.rows);
+  const [ka, kb] = bin(c, colsLen, t.cols);
+  return [r, c, t.q0 + qa, t.q0 + qb, t.k0 + ka, t.k0 + kb];
 }

@@ -4,7 +4,6 @@
 import { element, viewRoot } from "../canvas";
 import { applyScale, lutColor, textOn, type ColorScale, type Lut } from "../colors";
 import { displayToken } from "../labels";
-import type { Pattern } from "../types";
 
 export type ShadeBy = "received" | "given";
 
@@ -50,8 +49,8 @@ export class TokenStripView {
     this.strip.replaceChildren(...this.spans);
   }
 
-  /** Redraw the focus, the lock and the shading. */
-  update(focus: number, locked: boolean, mode: ShadeBy, pattern: Pattern | null, scale: ColorScale, lut: Lut): void {
+  /** Redraw the focus, the lock and the shading by `weights` (one per token, or null: no shading). */
+  update(focus: number, locked: boolean, mode: ShadeBy, weights: Float32Array | null, scale: ColorScale, lut: Lut): void {
     this.mode = mode;
     this.modeButton.textContent = SHADE_LABELS[mode];
     this.root.dataset.focus = String(focus);
@@ -60,7 +59,7 @@ export class TokenStripView {
       ? `locked on token ${focus}: click a token or press Escape to unlock`
       : "hover a token to focus it, click to lock";
     const n = this.spans.length;
-    const shades = focus >= 0 && pattern && pattern.n === n ? this.shades(focus, mode, pattern, scale) : null;
+    const shades = focus >= 0 && weights && weights.length === n ? applyScale(weights, n, scale) : null;
     this.spans.forEach((span, i) => {
       span.classList.toggle("aw-focused", i === focus);
       span.classList.toggle("aw-locked", locked && i === focus);
@@ -68,21 +67,12 @@ export class TokenStripView {
         const rgb = lutColor(lut, shades[i]);
         span.style.background = `rgb(${rgb.join(", ")})`;
         span.style.color = textOn(rgb);
-        span.dataset.weight = pattern!.values[mode === "received" ? focus * n + i : i * n + focus].toFixed(4);
+        span.dataset.weight = weights![i].toFixed(4);
       } else {
         span.style.background = "";
         span.style.color = "";
         delete span.dataset.weight;
       }
     });
-  }
-
-  /** Per token, in [0, 1] under the heatmap's scale: its row (received) or column (given). */
-  private shades(focus: number, mode: ShadeBy, pattern: Pattern, scale: ColorScale): Float32Array {
-    const n = pattern.n;
-    const line = new Float32Array(n);
-    for (let i = 0; i < n; i++) line[i] = pattern.values[mode === "received" ? focus * n + i : i * n + focus];
-    return applyScale(line, n, scale); // "per row" rescales this one line to its max
-
   }
 }

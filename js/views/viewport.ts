@@ -1,0 +1,48 @@
+/** Which square window of a head the heatmap shows: zoomed around a point, panned, clamped. */
+
+import type { Window } from "../types";
+
+/** The narrowest window, in tokens, that zooming in stops at. */
+export const MIN_SPAN = 8;
+
+export class Viewport {
+  start = { q: 0, k: 0 };
+  span = 0;
+
+  constructor(public n = 0) {
+    this.reset(n);
+  }
+
+  reset(n: number): void {
+    this.n = n;
+    this.start = { q: 0, k: 0 };
+    this.span = n;
+  }
+
+  get window(): Window {
+    return { q0: this.start.q, q1: this.start.q + this.span, k0: this.start.k, k1: this.start.k + this.span };
+  }
+
+  get zoomed(): boolean {
+    return this.span < this.n;
+  }
+
+  /** Zoom by `factor` (< 1 zooms in) keeping the token at fraction (fx, fy) of the view in place. */
+  zoom(factor: number, fx = 0.5, fy = 0.5): void {
+    const span = Math.round(Math.min(this.n, Math.max(Math.min(MIN_SPAN, this.n), this.span * factor)));
+    const q = this.start.q + fy * this.span - fy * span;
+    const k = this.start.k + fx * this.span - fx * span;
+    this.span = span;
+    this.moveTo(q, k);
+  }
+
+  /** Pan by a number of tokens along each axis. */
+  pan(dq: number, dk: number): void {
+    this.moveTo(this.start.q + dq, this.start.k + dk);
+  }
+
+  private moveTo(q: number, k: number): void {
+    const clamp = (v: number) => Math.round(Math.max(0, Math.min(this.n - this.span, v)));
+    this.start = { q: clamp(q), k: clamp(k) };
+  }
+}
