@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import Lab, open_and_run
+from .lab import Lab, open_and_run
 
 pytestmark = pytest.mark.browser
 
@@ -148,10 +148,11 @@ def test_heatmap_pixels_clicks_and_prompt(page, lab):
     wait_for_state(log, lambda s: (s["layer"], s["head"]) == (2, 1))
     click_cell(page.locator("[data-view=overview] canvas[data-role=overview-map]"), 1, 2)
     wait_for_state(log, lambda s: (s["layer"], s["head"]) == (1, 2))
-    page.locator("[data-view=scores] [data-role=ranked] button").first.click()
-    top = last_state(log)
-    scores = page.evaluate("Array.from(document.querySelectorAll('[data-role=ranked] button'), b => b.textContent)")
-    assert scores[0].startswith(f"L{top['layer']}H{top['head']} ")
+    top = page.locator("[data-view=scores] [data-role=ranked] button").first
+    layer, head = (int(top.get_attribute(a)) for a in ("data-layer", "data-head"))
+    assert top.text_content().startswith(f"L{layer}H{head} ")
+    top.click()
+    wait_for_state(log, lambda s: (s["layer"], s["head"]) == (layer, head))
 
     # 4. typing a prompt re-runs the model and updates the tokens in the kernel and on the page
     box = page.locator("[data-view=prompt] textarea")
