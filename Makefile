@@ -5,8 +5,11 @@ PY         := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 CHROMIUM   ?= /usr/bin/chromium
 BUNDLE     := src/attn_widget/static/widget.js
+# A second environment with TransformerLens 3.x (HookedTransformer), for the backend tests.
+VENV_TL3   ?= .venv-tl3
+TL3_SPEC   ?= transformer-lens==3.9.0 transformers>=5.9,<6
 
-.PHONY: setup demo test test-python lint js js-watch chromium clean
+.PHONY: setup demo test test-python test-tl3 lint js js-watch chromium clean
 
 setup: $(VENV)/.installed $(BUNDLE)
 
@@ -46,8 +49,24 @@ lint: setup
 test-python: setup
 	$(PY) -m pytest -m "not browser"
 
-test: setup chromium lint
+test: setup chromium lint test-tl3
 	ATTN_WIDGET_REQUIRE_BROWSER=1 $(PY) -m pytest
+
+# The project asks for TransformerLens 4: here it is installed over 3.x, its dependencies listed by hand.
+$(VENV_TL3)/.installed: pyproject.toml
+	test -x $(VENV_TL3)/bin/python || python3 -m venv $(VENV_TL3)
+	$(VENV_TL3)/bin/python -m pip install -q --upgrade pip
+	$(VENV_TL3)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(VENV_TL3)/bin/python -m pip install -q $(foreach spec,$(TL3_SPEC),"$(spec)") anywidget traitlets numpy safetensors ipython pytest
+	$(VENV_TL3)/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+test-tl3: $(VENV_TL3)/.installed $(BUNDLE)
+	$(VENV_TL3)/bin/python -m pytest -q -p no:cacheprovider tests/test_backends.py
+
+# Side-by-side measurements against CircuitsVis, a bare forward pass and run_with_cache (minutes).
+bench: setup chromium
+	$(PY) benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) node_modules src/attn_widget/static

@@ -20,6 +20,11 @@ export interface ThumbStyle {
   lut: Lut;
 }
 
+/** True when two lists hold the same things (by identity): the thumbnails need no repainting. */
+function same(a: unknown[], b: unknown[] | null): boolean {
+  return b !== null && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 function thumbImage(t: Thumbnails, layer: number, head: number, style: ThumbStyle): ImageData | null {
   const size = t.side * t.side;
   const start = (layer * t.nHeads + head) * size;
@@ -32,6 +37,7 @@ export class HeadGridView {
   readonly root = viewRoot("grid", "aw-grid");
   private readonly layerSelect = element("select", "aw-select");
   private readonly cells = element("div", "aw-grid-cells");
+  private painted: unknown[] | null = null;
 
   constructor(
     private readonly onSelectLayer: (layer: number) => void,
@@ -49,8 +55,17 @@ export class HeadGridView {
       this.layerSelect.replaceChildren(...Array.from({ length: t.nLayers }, (_, l) => new Option(String(l), String(l))));
     }
     this.layerSelect.value = String(layer);
+    const content = [t.bytes.buffer, t.bytes.byteOffset, t.side, layer, classes, style.scale, style.lut];
+    if (!same(content, this.painted)) {
+      this.painted = content;
+      this.paint(t, layer, classes, style);
+    }
+    this.cells.querySelectorAll<HTMLElement>(".aw-thumb").forEach((cell, h) => cell.classList.toggle("aw-selected", h === head));
+  }
+
+  private paint(t: Thumbnails, layer: number, classes: string[][], style: ThumbStyle): void {
     const buttons = Array.from({ length: t.nHeads }, (_, h) => {
-      const cell = element("button", h === head ? "aw-thumb aw-selected" : "aw-thumb");
+      const cell = element("button", "aw-thumb");
       cell.dataset.head = String(h);
       cell.tabIndex = -1; // the grid itself takes the keyboard focus; arrows move the selection
       const kind = classes[layer]?.[h];
@@ -72,6 +87,8 @@ export class OverviewView {
   private readonly canvas = element("canvas", "aw-overview-map");
   private thumbs: Thumbnails | null = null;
   private cell = 32;
+  private readonly painted = element("canvas"); // every thumbnail, drawn once per prompt and style
+  private paintedFor: unknown[] | null = null;
 
   constructor(private readonly onSelect: (layer: number, head: number) => void) {
     this.canvas.dataset.role = "overview-map";
@@ -87,8 +104,22 @@ export class OverviewView {
   update(t: Thumbnails, layer: number, head: number, style: ThumbStyle): void {
     this.thumbs = t;
     this.cell = Math.max(12, Math.min(48, Math.floor((OVERVIEW_MAX_WIDTH_PX - OVERVIEW_AXIS_PX) / Math.max(t.nHeads, 1))));
-    const ctx = sizeCanvas(this.canvas, OVERVIEW_AXIS_PX + t.nHeads * this.cell, OVERVIEW_AXIS_PX + t.nLayers * this.cell);
+    const width = OVERVIEW_AXIS_PX + t.nHeads * this.cell;
+    const height = OVERVIEW_AXIS_PX + t.nLayers * this.cell;
+    const content = [t.bytes.buffer, t.bytes.byteOffset, t.side, style.scale, style.lut, getComputedStyle(this.root).color];
+    if (!same(content, this.paintedFor)) {
+      this.paintedFor = content;
+      this.paint(sizeCanvas(this.painted, width, height), t, style);
+    }
+    const ctx = sizeCanvas(this.canvas, width, height);
     Object.assign(this.canvas.dataset, { left: OVERVIEW_AXIS_PX, top: OVERVIEW_AXIS_PX, cell: this.cell, rows: t.nLayers, cols: t.nHeads });
+    ctx.drawImage(this.painted, 0, 0, width, height);
+    ctx.strokeStyle = "#ff3b30";
+    ctx.lineWidth = 2;
+    ctx.strokeRect(OVERVIEW_AXIS_PX + head * this.cell, OVERVIEW_AXIS_PX + layer * this.cell, this.cell, this.cell);
+  }
+
+  private paint(ctx: CanvasRenderingContext2D, t: Thumbnails, style: ThumbStyle): void {
     ctx.font = "10px sans-serif";
     ctx.fillStyle = getComputedStyle(this.root).color || "#333";
     ctx.textAlign = "center";
@@ -103,8 +134,5 @@ export class OverviewView {
         if (image) drawCells(ctx, image, x + 1, y + 1, this.cell - 2, this.cell - 2);
       }
     }
-    ctx.strokeStyle = "#ff3b30";
-    ctx.lineWidth = 2;
-    ctx.strokeRect(OVERVIEW_AXIS_PX + head * this.cell, OVERVIEW_AXIS_PX + layer * this.cell, this.cell, this.cell);
   }
 }

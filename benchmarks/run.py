@@ -1,0 +1,185 @@
+"""attn-widget against its baselines, measured side by side in one run (issue 5).
+
+(a) headless Chromium: first full paint and head-switch latency of the explorer (in JupyterLab)
+    and of CircuitsVis `attention_heads` (its own page), same model, prompt and layer, with the
+    bytes each sends to the browser;
+(b) the kernel: prompt-to-ready time and peak memory of the explorer against a bare forward pass
+    and a full `run_with_cache`, each in a fresh process, on the GPU when there is one.
+
+Run with `make bench`; prints two tables, then one line per target: `target NAME: VALUE met|missed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "browser"))
+
+import torch  # noqa: E402
+from browser_probe import Paint, measure_circuitsvis, measure_explorer, summary  # noqa: E402
+from lab import chromium, running_lab  # noqa: E402
+from models import gpt2_small_shaped, prompt_of  # noqa: E402
+
+N_HEADS = 12
+MB = 1e6
+
+
+def fmt(value: float | None, unit: str = "", digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+# ---- (a) browser -----------------------------------------------------------------------------
+
+
+def circuitsvis_html(n: int) -> str:
+    import circuitsvis as cv
+
+    model = gpt2_small_shaped(n_ctx=n)
+    tokens = model.to_tokens(prompt_of(model, n), truncate=False)
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_pattern")
+    patterns = cache["blocks.0.attn.hook_pattern"][0].numpy()
+    strs = [str(t) for t in model.to_str_tokens(tokens[0])]
+    # local_src: the page with CircuitsVis's own JS inlined, as Jupyter shows it offline
+    return cv.attention.attention_heads(attention=patterns, tokens=strs).local_src
+
+
+def browser_table(sizes: list[int], bound_s: float) -> dict[int, tuple[Paint, Paint]]:
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="attn-bench-") as root, running_lab(Path(root)) as lab, chromium() as browser:
+        for n in sizes:
+            explorer = measure_explorer(browser, lab, n, N_HEADS)
+            html = circuitsvis_html(n)
+            cv = measure_circuitsvis(browser, html, N_HEADS, bound_s)
+            del html
+            results[n] = (explorer, cv)
+            print(f"  measured {n} tokens", file=sys.stderr, flush=True)
+    print(f"\n(a) headless Chromium, one layer of {N_HEADS} heads (GPT-2-small-shaped random model); "
+          f"CircuitsVis bound {bound_s:.0f} s")  # fmt: skip
+    print("| tokens | explorer paint ms | CircuitsVis paint ms | paint speed-up | explorer switch ms median / p95 "
+          "| CircuitsVis switch ms median / p95 | explorer bytes: first paint / per switch | CircuitsVis bytes |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, (ex, cv) in results.items():
+        ex_sw, cv_sw = summary(ex.switch_ms), summary(cv.switch_ms)
+        speedup = cv.first_paint_ms / ex.first_paint_ms if cv.first_paint_ms and ex.first_paint_ms else None
+        cv_paint = fmt(cv.first_paint_ms) if cv.first_paint_ms else f"> {bound_s * 1000:,.0f}"
+        per_switch = max(ex.switch_bytes) if ex.switch_bytes else None
+        print(f"| {n} | {fmt(ex.first_paint_ms)} | {cv_paint} | {fmt(speedup, 'x', 1)} "
+              f"| {fmt(ex_sw and ex_sw[0], '', 1)} / {fmt(ex_sw and ex_sw[1], '', 1)} "
+              f"| {fmt(cv_sw and cv_sw[0], '', 1)} / {fmt(cv_sw and cv_sw[1], '', 1)} "
+              f"| {fmt(ex.first_paint_bytes)} / {fmt(per_switch)} | {fmt(cv.first_paint_bytes)} |")  # fmt: skip
+    return results
+
+
+# ---- (b) kernel ------------------------------------------------------------------------------
+
+
+def probe(method: str, n: int, repeats: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "kernel_probe.py"), method, str(n), "--repeats", str(repeats)],
+        capture_output=True, text=True, check=True, cwd=BENCH_DIR,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cache_bytes_estimate(n: int, layers: int = 12, heads: int = 12, d_model: int = 768) -> int:
+    """What a full run_with_cache must hold at least: attention scores and patterns (float32) and
+    about 12 residual-sized activations per layer."""
+    return layers * (2 * heads * n * n * 4 + 12 * n * d_model * 4)
+
+
+def available_bytes() -> int:
+    if torch.cuda.is_available():
+        return torch.cuda.mem_get_info()[0]
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def kernel_table(sizes: list[int]) -> dict[int, dict]:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    results = {}
+    for n in sizes:
+        repeats = 3 if n <= 1024 else 1
+        row = {"forward": probe("forward", n, repeats), "explorer": probe("explorer", n, repeats)}
+        estimate = cache_bytes_estimate(n)
+        if estimate < 0.7 * available_bytes():
+            row["cache"] = probe("cache", n, 1)
+        else:
+            row["cache"] = {"seconds": None, "peak_bytes": None, "estimate": estimate}
+        results[n] = row
+        print(f"  measured kernel at {n} tokens", file=sys.stderr, flush=True)
+    print(f"\n(b) kernel on {device} ({torch.get_num_threads()} threads), GPT-2-small-shaped random model")
+    print("| tokens | forward s | explorer prompt-to-ready s | ratio | run_with_cache s "
+          "| peak MB: forward / explorer / run_with_cache | run_with_cache / explorer |")
+    print("|---|---|---|---|---|---|---|")
+    for n, row in results.items():
+        f, e, c = row["forward"], row["explorer"], row["cache"]
+        cache_peak = c["peak_bytes"] if c["peak_bytes"] is not None else c["estimate"]
+        cache_label = fmt(cache_peak / MB) + ("" if c["peak_bytes"] is not None else " (estimated, not run: over memory)")
+        print(f"| {n} | {fmt(f['seconds'], '', 2)} | {fmt(e['seconds'], '', 2)} | {e['seconds'] / f['seconds']:.2f}x "
+              f"| {fmt(c['seconds'], '', 2)} | {fmt(f['peak_bytes'] / MB)} / {fmt(e['peak_bytes'] / MB)} / {cache_label} "
+              f"| {cache_peak / e['peak_bytes']:.1f}x |")  # fmt: skip
+    return results
+
+
+# ---- targets ---------------------------------------------------------------------------------
+
+
+def target(name: str, value: str, met: bool) -> None:
+    print(f"target {name}: {value} {'met' if met else 'missed'}")
+
+
+def report_targets(browser: dict[int, tuple[Paint, Paint]], kernel: dict[int, dict]) -> None:
+    print()
+    if 256 in browser:
+        ex, cv = browser[256]
+        if cv.first_paint_ms is None:
+            target("first paint at 256 tokens >= 100x faster than CircuitsVis", "CircuitsVis did not finish", True)
+        else:
+            speedup = cv.first_paint_ms / ex.first_paint_ms
+            target("first paint at 256 tokens >= 100x faster than CircuitsVis", f"{speedup:.0f}x", speedup >= 100)
+    if 1024 in browser:
+        ex, _ = browser[1024]
+        p95 = summary(ex.switch_ms)[1]
+        target("head switch p95 at 1024 tokens < 50 ms", f"{p95:.1f} ms", p95 < 50)
+        per_switch = max(ex.switch_bytes)
+        target("bytes per head switch at 1024 tokens <= 1.1 MB", f"{per_switch / MB:.3f} MB", per_switch <= 1.1 * MB)
+    if kernel:
+        worst_n, worst = max(
+            ((n, r["explorer"]["seconds"] / r["forward"]["seconds"]) for n, r in kernel.items()), key=lambda t: t[1]
+        )
+        target("prompt-to-ready <= 1.3x a bare forward pass", f"{worst:.2f}x (worst, at {worst_n} tokens)", worst <= 1.3)
+    if 4096 in kernel:
+        c, e = kernel[4096]["cache"], kernel[4096]["explorer"]
+        cache_peak = c["peak_bytes"] if c["peak_bytes"] is not None else c["estimate"]
+        ratio = e["peak_bytes"] / cache_peak
+        note = "" if c["peak_bytes"] is not None else " of run_with_cache's estimated minimum"
+        target("peak memory at 4096 tokens <= 1/10 of run_with_cache", f"{ratio:.3f}{note}", ratio <= 0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="64,128,256,1024", help="prompt lengths for the browser part")
+    parser.add_argument("--kernel-sizes", default="1024,4096", help="prompt lengths for the kernel part")
+    parser.add_argument("--circuitsvis-bound", type=float, default=150.0, help="seconds before giving up on a paint")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    kernel_sizes = [int(s) for s in args.kernel_sizes.split(",") if s]
+    browser = browser_table(sizes, args.circuitsvis_bound) if sizes else {}
+    kernel = kernel_table(kernel_sizes) if kernel_sizes else {}
+    report_targets(browser, kernel)
+
+
+if __name__ == "__main__":
+    main()
