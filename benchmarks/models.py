@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from tiny_models import WORDS, make_tokenizer  # noqa: E402
+from tiny_models import WORDS, make_tokenizer
 
 
 def gpt2_small_shaped(n_ctx: int = 1024, device: str = "cpu", seed: int = 0):
