@@ -113,6 +113,7 @@ export class HeatmapView {
     this.tokens = tokens;
     this.title.textContent = `Layer ${data.layer}, head ${data.head}`;
     this.root.dataset.drawn = `${data.revision}:${data.layer}:${data.head}`;
+    this.root.dataset.tile = data.kind === "tile" ? `${data.q0}:${data.q1}:${data.k0}:${data.k1}` : "whole";
     this.draw();
   }
 

@@ -255,3 +255,32 @@ def test_follows_the_jupyterlab_dark_theme(page, lab):
     if shots := os.environ.get("ATTN_WIDGET_SCREENSHOTS"):
         page.locator(".attn-widget").screenshot(path=str(Path(shots) / "explorer-dark.png"))
     page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
+
+
+def test_long_prompts_zoom_into_tiles_that_match_the_pattern(page, lab):
+    long_prompt = " ".join(["When mary and john went to the store mary gave a drink to john"] * 60)
+    setup = SETUP_CELL.replace(
+        "native_model(make_tokenizer(Path('tok')))", "native_model(make_tokenizer(Path('tok')), n_ctx=1024)"
+    )
+    notebook = lab.write_notebook("long.ipynb", [setup, explorer_cell(lab, "long", prompt=long_prompt)])
+    open_and_run(page, lab, notebook)
+    log = lab.root / "long.state.jsonl"
+    n = len(wait_for_state(log, lambda s: s["revision"] >= 1, timeout_s=90)["tokens"])
+    assert n > 512  # past whole-head size: the heatmap shows tiles
+    heatmap = page.locator("[data-view=heatmap]")
+    page.wait_for_function("document.querySelector('[data-view=heatmap]').dataset.drawn?.endsWith(':0:1')")
+    assert heatmap.get_attribute("data-window") == f"0:{n}:0:{n}"
+
+    heatmap.focus()
+    for _ in range(18):  # zoom in around the centre, 1.25x a step
+        page.keyboard.press("+")
+    window = heatmap.get_attribute("data-window")
+    q0, q1, k0, k1 = (int(v) for v in window.split(":"))
+    span = q1 - q0
+    assert span <= 40 and (k1 - k0) == span and q0 > 0
+    pattern = np.load(lab.root / "long.pattern.npy")
+    # the kernel's tile of exactly this window arrives, one cell per token: compare every cell
+    page.wait_for_function(f"document.querySelector('[data-view=heatmap]').dataset.tile === '{window}'")
+    colours = matrix_cell_colours(page, span)
+    expected = np.array([[blues(v) for v in row[k0:k1]] for row in pattern[q0:q1]])
+    assert np.abs(colours - expected).max() <= 4
