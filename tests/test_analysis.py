@@ -98,3 +98,30 @@ def test_induction_test_checks_its_arguments(bridge):
         induction_test(backend_for(bridge), seq_len=200)
     with pytest.raises(ValueError, match="seq_len >= 4"):
         induction_test(backend_for(bridge), seq_len=2)
+
+
+def test_a_prompt_as_long_as_a_4096_position_context(tokenizer):
+    """GPT-2-shaped (learned positions, 4096 of them), narrow so the CPU gets through it in seconds."""
+    from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from attn_widget import wire
+
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=2, n_head=4, n_embd=32, n_positions=4096, vocab_size=len(tokenizer))
+    hf = GPT2LMHeadModel(config).eval()
+    model = build_bridge_from_module(hf, "GPT2LMHeadModel", hf_config=hf.config, tokenizer=tokenizer)
+    prompt = " mary" * 4095  # one token each, after the BOS: exactly the context
+    one_layer = 4 * 4096 * 4096 * 2
+    analysis = PromptAnalysis(backend_for(model), prompt, budget_bytes=one_layer)
+    assert analysis.n_tokens == 4096
+    assert sorted(analysis._patterns) == [0]  # the budget holds one layer; the other is recomputed
+    for values in analysis.scores.values():
+        assert np.isfinite(values).all()
+    last = analysis.head_pattern(1, 3)
+    assert last.shape == (4096, 4096) and last.dtype == torch.float16
+    torch.testing.assert_close(last.float().sum(-1), torch.ones(4096), atol=0.02, rtol=0)
+    tile = wire.tile(last, 0, 4096, 0, 4096, 512, 512)
+    assert tile.shape == (512, 512) and tile.max() > 0
+    with pytest.raises(PromptError, match="4097 tokens long"):
+        PromptAnalysis(backend_for(model), prompt + " mary")
