@@ -8,7 +8,7 @@ import torch
 
 from . import scores, wire
 from .backends import Backend, PatternCallback
-from .errors import ModelError, PromptError, SelectionError
+from .errors import AttnWidgetError, ModelError, PromptError, SelectionError
 
 PATTERN_BUDGET_BYTES = 512 * 2**20
 """Device memory for keeping float16 patterns between head switches; layers past it are recomputed."""
@@ -33,6 +33,8 @@ def _run_or_explain(
 ) -> None:
     try:
         backend.run(tokens, on_pattern, last_layer)
+    except AttnWidgetError:  # already says what went wrong and what to do
+        raise
     except Exception as err:  # the model's own failure: name it, keep the kernel going
         raise ModelError(f"The model failed while running: {type(err).__name__}: {err}") from err
 
@@ -101,6 +103,8 @@ def induction_test(backend: Backend, seq_len: int = 50, batch: int = 8, seed: in
     Each sequence is `seq_len // 2` random tokens repeated once (after a BOS token when the
     tokenizer has one). Returns `[n_layers, n_heads]` mean induction-stripe attention.
     """
+    if not backend.runs_tokens:
+        raise ModelError("The repeated random token test needs a model to run: precomputed attention cannot.")
     half = seq_len // 2
     if half < 2 or batch < 1:
         raise ValueError("induction_test needs seq_len >= 4 and batch >= 1")

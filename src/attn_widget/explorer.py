@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -64,19 +65,33 @@ class AttentionExplorer(anywidget.AnyWidget):
     """Token strip shading: attention each token receives from the focused one, or gives to it."""
 
     def __init__(
-        self, model: Any = None, prompt: str = DEFAULT_PROMPT, layer: int = 0, head: int = 0, **kwargs: Any
+        self,
+        model: Any = None,
+        prompt: str | None = None,
+        layer: int = 0,
+        head: int = 0,
+        *,
+        tokenizer: Any = None,
+        tokens: Sequence[str] | None = None,
+        **kwargs: Any,
     ) -> None:
+        """`model`: a TransformerLens model, a Hugging Face model (with `tokenizer`), or precomputed
+        attention `[layers, heads, query, key]` / an ActivationCache (with its `tokens`)."""
         self.model = resolve_model(model)
-        self._backend = backend_for(self.model)
+        self._backend = backend_for(self.model, tokenizer=tokenizer, tokens=tokens)
         self._analysis: PromptAnalysis | None = None
         # A property of the model, not of the prompt: one batched pass, kept for every prompt.
-        self._induction_test: np.ndarray | None = induction_test(self._backend)
+        # Precomputed attention has no model to run it on; its score views go without.
+        self._induction_test: np.ndarray | None = induction_test(self._backend) if self._backend.runs_tokens else None
         super().__init__(**kwargs)
         self.set_trait("n_layers", self._backend.n_layers)
         self.set_trait("n_heads", self._backend.n_heads)
-        self.set_trait("model_name", _model_name(self.model))
+        self.set_trait("model_name", self._backend.name)
+        self.set_trait("read_only_prompt", self._backend.fixed_prompt is not None)
         self.layer, self.head = check_layer(self._backend, layer), check_head(self._backend, head)
-        self.prompt = prompt
+        self.prompt = prompt if prompt is not None else self._backend.fixed_prompt or DEFAULT_PROMPT
+        if self.metric not in self.score_table:  # no repeated random token test without a model
+            self.metric = "induction"
         self.on_msg(self._on_front_end_message)
 
     # ---- Python API -------------------------------------------------------------------
@@ -208,8 +223,3 @@ class AttentionExplorer(anywidget.AnyWidget):
 
 def _rounded(values: np.ndarray) -> list[list[float]]:
     return values.astype(np.float64).round(5).tolist()
-
-
-def _model_name(model: Any) -> str:
-    cfg = getattr(model, "cfg", None)
-    return str(getattr(cfg, "model_name", "") or type(model).__name__)

@@ -3,7 +3,7 @@ attention pattern as it is produced. Everything else (scores, thumbnails, wire) 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -17,10 +17,16 @@ PatternCallback = Callable[[int, torch.Tensor], None]
 class Backend(Protocol):
     n_layers: int
     n_heads: int
+    """Query heads: a grouped-query model shows every query head."""
     n_ctx: int | None
     vocab_size: int
     bos_token_id: int | None
     device: torch.device
+    name: str
+    runs_tokens: bool
+    """Whether any token ids can run (a model), or only the prompt it came with (precomputed attention)."""
+    fixed_prompt: str | None
+    """The one prompt it can show, for precomputed attention; None for a model."""
 
     def tokenize(self, prompt: str) -> tuple[torch.Tensor, list[str]]:
         """Token ids `[1, n]` on the model's device, and the tokens as strings."""
@@ -31,13 +37,28 @@ class Backend(Protocol):
         ...
 
 
-def backend_for(model: Any) -> Backend:
+def backend_for(model: Any, *, tokenizer: Any = None, tokens: Sequence[str] | None = None) -> Backend:
     """The adapter for `model`, chosen by what it can do (no import of its library needed)."""
+    from .huggingface import HuggingFaceBackend
+    from .precomputed import PrecomputedBackend
     from .transformer_lens import TransformerLensBackend
 
+    if PrecomputedBackend.accepts(model):
+        _reject("tokenizer", tokenizer, "Hugging Face models; precomputed attention takes tokens=[...]")
+        return PrecomputedBackend(model, tokens)
+    _reject("tokens", tokens, "precomputed attention (an array or ActivationCache); a model tokenizes its prompt")
     if TransformerLensBackend.accepts(model):
+        _reject("tokenizer", tokenizer, "Hugging Face models; a TransformerLens model brings its own")
         return TransformerLensBackend(model)
+    if HuggingFaceBackend.accepts(model):
+        return HuggingFaceBackend(model, tokenizer)
     raise ModelError(
-        f"AttentionExplorer does not know how to read attention from a {type(model).__name__}. "
-        "Pass a TransformerLens TransformerBridge (or HookedTransformer)."
+        f"AttentionExplorer does not know how to read attention from a {type(model).__name__}. Pass a "
+        "TransformerLens TransformerBridge or HookedTransformer, a Hugging Face model with tokenizer=..., "
+        "or precomputed attention [layers, heads, query, key] (array or ActivationCache) with tokens=[...]."
     )
+
+
+def _reject(argument: str, value: Any, what_for: str) -> None:
+    if value is not None:
+        raise ModelError(f"{argument}= is only for {what_for}.")

@@ -26,6 +26,9 @@ def _layer_of(hook_name: str) -> int:
 
 
 class TransformerLensBackend:
+    runs_tokens = True
+    fixed_prompt = None
+
     def __init__(self, model: Any) -> None:
         self.model = model
         cfg = model.cfg
@@ -36,6 +39,7 @@ class TransformerLensBackend:
         tokenizer = getattr(model, "tokenizer", None)
         self.bos_token_id = getattr(tokenizer, "bos_token_id", None)
         self.device = next(model.parameters()).device
+        self.name = str(getattr(cfg, "model_name", "") or type(model).__name__)
 
     @staticmethod
     def accepts(model: Any) -> bool:
