@@ -243,6 +243,17 @@ def test_two_explorers_in_one_notebook_do_not_interfere(page, lab):
     n = len(last_state(second)["tokens"])
     assert not any(overlay_rows_lit(page, n, nth=1))
 
+    # re-running the cells gives new explorers whose views work
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    wait_for_state(second, lambda s: (s["layer"], s["head"], s["focus_token"]) == (0, 1, -1))
+    page.wait_for_function(
+        "[...document.querySelectorAll('[data-view=heatmap]')].filter(h => h.dataset.drawn?.endsWith(':0:1'))"
+        ".length === 2",
+        timeout=60_000,
+    )
+    click_cell(page.locator("[data-view=scores] canvas[data-role=score-map]").nth(1), 1, 2)
+    wait_for_state(second, lambda s: (s["layer"], s["head"]) == (1, 2))
+
 
 def test_follows_the_jupyterlab_dark_theme(page, lab):
     open_explorers(page, lab, "theme", ["themed"])
