@@ -1,0 +1,86 @@
+"""The bundled demo model: small, offline, and its heads do what the reference notebook teaches.
+
+Scores are the project's own (`AttentionExplorer.scores`, `induction_test`), the ones users see.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from IPython.testing.globalipapp import get_ipython
+
+from attn_widget import AttentionExplorer, magics
+from attn_widget.models import DEMO_MODEL_DIR, DEMO_MODEL_NAME, load_demo_model
+
+PROMPT = "When Mary and John went to the store, Mary gave a drink to John."
+ORDINARY_TEXT = [  # not in the training data: sentences of the kind it was trained on
+    "When the file is opened in text mode, the encoding defaults to the locale setting.",
+    "Return a new list containing all items from the iterable in ascending order.",
+    "She walked to the market in the morning and bought bread, cheese and fresh apples.",
+    "If the timeout argument is not given, the call blocks until the operation completes.",
+]
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        return AttentionExplorer(prompt=PROMPT)  # no model: the bundled one
+
+
+def test_bundled_files_are_small():
+    files = [f for f in DEMO_MODEL_DIR.iterdir() if f.is_file()]
+    assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"} <= {f.name for f in files}
+    assert sum(f.stat().st_size for f in files) <= 10 * 2**20
+
+
+def test_no_model_means_the_demo_model(explorer):
+    assert explorer.model_name == DEMO_MODEL_NAME
+    assert AttentionExplorer(DEMO_MODEL_NAME, prompt="Hello").model_name == DEMO_MODEL_NAME
+
+
+def test_the_prompt_reads_as_words(explorer):
+    assert explorer.tokens[0] == "<|endoftext|>"
+    words = explorer.tokens[1:]
+    assert "".join(words) == PROMPT
+    assert [t.strip() for t in words] == re.findall(r"\w+|[^\w\s]", PROMPT)  # no word split into pieces
+
+
+def test_an_induction_head_on_repeated_random_tokens(explorer):
+    assert explorer.induction_test(seq_len=50, batch=8, seed=0).max() >= 0.6
+
+
+def test_a_previous_token_head_on_ordinary_text(explorer):
+    scores = []
+    for text in ORDINARY_TEXT:
+        explorer.prompt = text
+        scores.append(explorer.scores["previous_token"])
+    assert np.mean(scores, axis=0).max() >= 0.6
+
+
+def test_a_head_rests_on_the_first_token(explorer):
+    explorer.prompt = ORDINARY_TEXT[2]
+    assert explorer.scores["first_token"].max() >= 0.5
+
+
+def test_attn_without_a_model_uses_the_demo_model():
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "attn_widget")
+    magics._last_model = None
+    explorer = shell.run_line_magic("attn", "The cat sat on the mat.")
+    assert explorer.model_name == DEMO_MODEL_NAME
+
+
+def test_loads_on_the_cpu_in_eval_mode():
+    model = load_demo_model("cpu")
+    assert not model.training and next(model.parameters()).device.type == "cpu"
+
+
+def test_forward_pass_gives_finite_logits():
+    model = load_demo_model()
+    tokens = model.to_tokens(PROMPT)
+    logits = model(tokens)
+    assert logits.shape == (1, tokens.shape[1], model.cfg.d_vocab)
+    assert logits.isfinite().all()
