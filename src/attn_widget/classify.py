@@ -37,13 +37,17 @@ def uniform_entropy(n_tokens: int) -> float:
 def classify_heads(
     scores: dict[str, np.ndarray], n_tokens: int, induction_test: np.ndarray | None = None
 ) -> list[list[str]]:
-    """`[layer][head]` class names. Induction uses the repeated random token test when given,
-    since an ordinary prompt may repeat nothing for an induction head to find."""
-    pattern_scores = {name: scores[metric] for name, metric in _PATTERN_SCORES.items()}
+    """`[layer][head]` class names: the strongest of previous-token, induction and duplicate-token
+    when it reaches PATTERN_THRESHOLD, else a first-token sink, else diffuse or other.
+
+    Mechanisms come before the sink because resting on the first token is what most heads do when
+    their pattern finds nothing to attend to; an induction head on a prompt without repeats is
+    still an induction head. Induction uses the repeated random token test when given."""
+    mechanisms = {name: scores[metric] for name, metric in _PATTERN_SCORES.items() if name != "first-token sink"}
     if induction_test is not None:
-        pattern_scores["induction"] = np.maximum(scores["induction"], induction_test)
-    names = list(pattern_scores)
-    stacked = np.stack([pattern_scores[n] for n in names])  # [pattern, layer, head]
+        mechanisms["induction"] = np.maximum(scores["induction"], induction_test)
+    names = list(mechanisms)
+    stacked = np.stack([mechanisms[n] for n in names])  # [mechanism, layer, head]
     strongest = stacked.argmax(axis=0)
     diffuse_at = DIFFUSE_FRACTION * uniform_entropy(n_tokens)
     n_layers, n_heads = strongest.shape
@@ -54,6 +58,8 @@ def classify_heads(
             best = int(strongest[layer, head])
             if stacked[best, layer, head] >= PATTERN_THRESHOLD:
                 row.append(names[best])
+            elif scores["first_token"][layer, head] >= PATTERN_THRESHOLD:
+                row.append("first-token sink")
             elif scores["entropy"][layer, head] >= diffuse_at:
                 row.append("diffuse")
             else:
