@@ -1,0 +1,46 @@
+"""Screenshots of the explorer for the docs, in JupyterLab's light and dark themes.
+
+.venv/bin/python scripts/screenshots.py     # writes docs/explorer-light.png, docs/explorer-dark.png
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "browser"))
+from lab import chromium, open_and_run, running_lab  # noqa: E402
+
+PROMPT = (
+    "The attention pattern of a head shows which tokens it reads. The attention pattern of a head "
+    "shows which tokens it reads, and an induction head finds the earlier copy."
+)
+CELLS = [
+    "from attn_widget import AttentionExplorer",
+    f"w = AttentionExplorer(prompt={PROMPT!r}, layer=1, head=3)\nw",
+]
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as root, running_lab(Path(root)) as lab, chromium() as browser:
+        notebook = lab.write_notebook("screenshots.ipynb", CELLS)
+        page = browser.new_page(viewport={"width": 1300, "height": 2000})
+        open_and_run(page, lab, notebook)
+        page.wait_for_function("document.querySelector('[data-view=heatmap]')?.dataset.drawn?.endsWith(':1:3')",
+                               timeout=120_000)  # fmt: skip
+        page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+        page.locator("[data-view=tokens] .aw-token").nth(30).hover()
+        for name, theme in THEMES.items():
+            page.evaluate(f"window.jupyterapp.commands.execute('apputils:change-theme', {{theme: {theme!r}}})")
+            page.wait_for_timeout(1500)
+            page.locator("[data-view=tokens] .aw-token").nth(30).hover()
+            path = REPO / "docs" / f"explorer-{name}.png"
+            page.locator(".attn-widget").screenshot(path=str(path))
+            print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
