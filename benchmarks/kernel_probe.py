@@ -60,9 +60,10 @@ def main() -> None:
         from attn_widget import AttentionExplorer
 
         explorer = AttentionExplorer(model, prompt=warm)
+        other = prompt_of(model, args.n, seed=1)  # same length, so repeats alternate and each one runs
 
         def run() -> None:
-            explorer.prompt = text if explorer.prompt != text else text + " the"
+            explorer.prompt = text if explorer.prompt != text else other
     elif args.method == "forward":
         model(model.to_tokens(warm), return_type=None)
 

@@ -39,3 +39,14 @@ def gpt2_bridge(tokenizer):
 @pytest.fixture(params=["bridge", "gpt2_bridge"])
 def any_model(request):
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def ipython_shell():
+    """A real IPython shell with attn_widget's extension loaded (started once per session)."""
+    from IPython import get_ipython
+    from IPython.testing.globalipapp import start_ipython
+
+    shell = start_ipython() or get_ipython()  # start_ipython returns None once it has run
+    shell.run_line_magic("load_ext", "attn_widget")
+    return shell

@@ -9,7 +9,6 @@ import re
 
 import numpy as np
 import pytest
-from IPython.testing.globalipapp import get_ipython
 
 from attn_widget import AttentionExplorer, magics
 from attn_widget.models import DEMO_MODEL_DIR, DEMO_MODEL_NAME, load_demo_model
@@ -65,11 +64,9 @@ def test_a_head_rests_on_the_first_token(explorer):
     assert explorer.scores["first_token"].max() >= 0.5
 
 
-def test_attn_without_a_model_uses_the_demo_model():
-    shell = get_ipython()
-    shell.run_line_magic("load_ext", "attn_widget")
-    magics._last_model = None
-    explorer = shell.run_line_magic("attn", "The cat sat on the mat.")
+def test_attn_without_a_model_uses_the_demo_model(ipython_shell, monkeypatch):
+    monkeypatch.setattr(magics, "_last_model", None)  # as in a fresh notebook
+    explorer = ipython_shell.run_line_magic("attn", "The cat sat on the mat.")
     assert explorer.model_name == DEMO_MODEL_NAME
 
 

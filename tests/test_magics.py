@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import get_ipython
 
 from attn_widget import AttentionExplorer, magics
 
 
-@pytest.fixture(scope="module")
-def ip():
-    shell = get_ipython()
-    shell.run_line_magic("load_ext", "attn_widget")
-    return shell
+@pytest.fixture
+def ip(ipython_shell):
+    return ipython_shell
 
 
 def test_attn_shows_an_explorer_for_a_named_model(ip, bridge):
