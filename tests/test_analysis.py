@@ -125,20 +125,3 @@ def test_a_prompt_as_long_as_a_4096_position_context(tokenizer):
     assert tile.shape == (512, 512) and tile.max() > 0
     with pytest.raises(PromptError, match="4097 tokens long"):
         PromptAnalysis(backend_for(model), prompt + " mary")
-
-
-def test_a_bridge_is_not_asked_to_keep_every_layers_attention(gpt2_bridge, monkeypatch):
-    calls = []
-    real = gpt2_bridge.run_with_hooks
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(gpt2_bridge, "run_with_hooks", spy)
-    analysis = PromptAnalysis(backend_for(gpt2_bridge), PROMPT)
-    assert calls and all(call.get("output_attentions") is False for call in calls)
-    _, cache = gpt2_bridge.run_with_cache(gpt2_bridge.to_tokens(PROMPT))
-    torch.testing.assert_close(
-        analysis.head_pattern(1, 0).float(), cache["blocks.1.attn.hook_pattern"][0, 0], atol=1e-3, rtol=0
-    )
