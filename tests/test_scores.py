@@ -127,3 +127,11 @@ def test_bidirectional_patterns_get_their_true_mean_distance():
     pos = torch.arange(6.0)
     expected = (pattern * (pos[None, :] - pos[:, None]).abs()).sum(-1).mean(-1)[0]
     torch.testing.assert_close(scores.mean_distance(pattern), expected)
+
+
+def test_blocked_entropy_of_long_causal_patterns_matches_the_loop(any_model, monkeypatch):
+    monkeypatch.setattr(scores, "ENTROPY_BLOCK_ROWS", 4)  # blocks of 4 rows on an 18-word prompt
+    prompt = random_prompt(random.Random(7), 18)
+    analysis = PromptAnalysis(backend_for(any_model), prompt)
+    expected = loop_scores(*patterns_by_cache(any_model, prompt))
+    np.testing.assert_allclose(analysis.scores["entropy"], expected["entropy"], rtol=1e-4, atol=1e-5)
