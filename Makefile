@@ -39,7 +39,7 @@ chromium:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 demo: setup
-	$(PY) -m jupyter lab examples/quickstart.ipynb
+	$(PY) -m jupyter lab examples/quickstart.ipynb $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 lint: setup
 	$(PY) -m ruff check .
