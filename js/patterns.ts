@@ -63,6 +63,7 @@ export class PatternClient {
   /** Handles a `msg:custom` from the kernel; returns false if it was not for this client. */
   receive(message: KernelMessage, buffers: DataView[]): boolean {
     if (message.type === "error") {
+      if (message.id !== null) this.keys.delete(message.id); // no reply will follow
       const mine = message.id === null || Object.values(this.latest).includes(message.id);
       if (mine) this.handlers.error(message.message);
       return mine;

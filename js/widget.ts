@@ -155,9 +155,16 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     drawFocus();
     requestHead();
   }
+  // A click on a score cell sets layer and head one after the other: redraw and ask once, for both.
+  let selectionQueued = false;
   function onSelection(): void {
-    drawHeads();
-    requestHead();
+    if (selectionQueued) return;
+    selectionQueued = true;
+    queueMicrotask(() => {
+      selectionQueued = false;
+      drawHeads();
+      requestHead();
+    });
   }
   function onKey(event: KeyboardEvent): void {
     const target = event.target as HTMLElement;

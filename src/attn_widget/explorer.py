@@ -88,7 +88,7 @@ class AttentionExplorer(anywidget.AnyWidget):
         self.set_trait("n_heads", self._backend.n_heads)
         self.set_trait("model_name", self._backend.name)
         self.set_trait("read_only_prompt", self._backend.fixed_prompt is not None)
-        self.layer, self.head = check_layer(self._backend, layer), check_head(self._backend, head)
+        self.layer, self.head = layer, head  # the validators below refuse an index outside the model
         self.prompt = prompt if prompt is not None else self._backend.fixed_prompt or DEFAULT_PROMPT
         if self.metric not in self.score_table:  # no repeated random token test without a model
             self.metric = "induction"
