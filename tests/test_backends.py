@@ -306,6 +306,8 @@ def test_attention_that_cannot_switch_to_eager_says_how(tokenizer):
     from transformers import GPT2LMHeadModel
 
     class FusedOnly(GPT2LMHeadModel):
+        _supports_attention_backend = False  # outside the attention interface: only eager shows weights
+
         @classmethod
         def _can_set_attn_implementation(cls) -> bool:
             return False
@@ -316,8 +318,21 @@ def test_attention_that_cannot_switch_to_eager_says_how(tokenizer):
         AttentionExplorer(model, PROMPT, tokenizer=tokenizer)
 
 
+def test_attention_outside_the_interface_falls_back_to_eager_and_says_so(tokenizer):
+    model = hf_model("gpt2", tokenizer)
+    model._supports_attention_backend = False
+    with pytest.warns(UserWarning, match="switches it to eager attention"):
+        backend = backend_for(model, tokenizer=tokenizer)
+    ids, _ = backend.tokenize(PROMPT)
+    got: list[torch.Tensor] = []
+    backend.run(ids, lambda layer, pattern: got.append(pattern[0]))
+    np.testing.assert_allclose(torch.stack(got).numpy(), reference_attention(model, ids), atol=1e-5)
+    assert model.config._attn_implementation == "sdpa"
+
+
 def test_attention_that_returns_no_weights_says_how(tokenizer):
     model = hf_model("gpt2", tokenizer)
+    model._supports_attention_backend = False  # the eager fallback, whose weights are read from the module
     attention = model.transformer.h[0].attn
     forward = attention.forward
     attention.forward = lambda *args, **kwargs: (forward(*args, **kwargs)[0], None)  # a fused kernel

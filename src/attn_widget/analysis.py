@@ -1,17 +1,28 @@
 """One prompt through one model: tokens, head scores and thumbnails from a single forward pass,
-and single-head patterns on demand, kept on the device only within a memory budget."""
+and any head, tile or row on demand, recomputed from the layer's captured queries and keys
+(kept on the device within a memory budget)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from . import scores, wire
-from .backends import Backend, PatternCallback
+from . import reductions, scores
+from .backends import Backend, LayerCallback
+from .capture import DenseAttention, LayerAttention, LayerCapture, dense
 from .errors import AttnWidgetError, ModelError, PromptError, SelectionError
+from .reductions import reduce_layer, thumbnail_side
 
-PATTERN_BUDGET_BYTES = 512 * 2**20
-"""Device memory for keeping float16 patterns between head switches; layers past it are recomputed."""
+CAPTURE_BUDGET_BYTES = {"cuda": 2 * 2**30, "cpu": 256 * 2**20}
+"""Memory for keeping layers' queries and keys between head switches; layers past it are
+recomputed by a pass that stops after them. Kept small next to a forward pass's own working set."""
+
+
+def _default_budget(device: torch.device) -> int:
+    return CAPTURE_BUDGET_BYTES["cuda" if device.type == "cuda" else "cpu"]
 
 
 def _check_index(kind: str, value: int, count: int) -> int:
@@ -29,20 +40,40 @@ def check_head(backend: Backend, head: int) -> int:
 
 
 def _run_or_explain(
-    backend: Backend, tokens: torch.Tensor, on_pattern: PatternCallback, last_layer: int | None = None
+    backend: Backend, tokens: torch.Tensor, on_layer: LayerCallback, last_layer: int | None = None, **options: Any
 ) -> None:
     try:
-        backend.run(tokens, on_pattern, last_layer)
+        backend.capture(tokens, on_layer, last_layer, **options)
     except AttnWidgetError:  # already says what went wrong and what to do
         raise
     except Exception as err:  # the model's own failure: name it, keep the kernel going
         raise ModelError(f"The model failed while running: {type(err).__name__}: {err}") from err
 
 
-class PromptAnalysis:
-    """Runs `prompt` once; reduces every layer to scores and thumbnails while the pass runs."""
+def _nbytes(attention: LayerAttention) -> int:
+    if isinstance(attention, DenseAttention):
+        return attention.pattern.numel() * attention.pattern.element_size()
+    return attention.nbytes() if isinstance(attention, LayerCapture) else 0
 
-    def __init__(self, backend: Backend, prompt: str, budget_bytes: int = PATTERN_BUDGET_BYTES) -> None:
+
+class PromptAnalysis:
+    """Runs `prompt` once with the model's own attention kernel, capturing each layer's queries
+    and keys; scores and thumbnails are reduced from them in query blocks (reductions.py).
+
+    With `defer_scores`, layers kept within the budget are reduced by `finish()`, so a caller can
+    show the first head before every score is done; layers past the budget are reduced during the
+    pass and let go.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        prompt: str,
+        budget_bytes: int | None = None,
+        *,
+        defer_scores: bool = False,
+        keep_values: bool = False,
+    ) -> None:
         if not prompt.strip():
             raise PromptError("The prompt is empty: type some text to see its attention patterns.")
         self.backend = backend
@@ -52,49 +83,78 @@ class PromptAnalysis:
             raise PromptError(
                 f"The prompt is {n} tokens long, more than the model's context of {backend.n_ctx} tokens."
             )
-        layer_bytes = backend.n_heads * n * n * 2
-        self._kept_layers = min(backend.n_layers, budget_bytes // max(layer_bytes, 1))
-        self._patterns: dict[int, torch.Tensor] = {}
-        self._recomputed: tuple[int, torch.Tensor] | None = None
-        per_layer: list[dict[str, torch.Tensor]] = [{}] * backend.n_layers
-        thumbs: list[torch.Tensor] = [torch.empty(0)] * backend.n_layers
+        self._budget = _default_budget(backend.device) if budget_bytes is None else budget_bytes
+        self._options = {"keep_values": True} if keep_values else {}
+        self._kept: dict[int, LayerAttention] = {}
+        self._kept_bytes = 0
+        self._unreduced: list[int] = []
+        self._recomputed: tuple[int, LayerAttention] | None = None
+        layers, heads, side = backend.n_layers, backend.n_heads, thumbnail_side(n)
+        self.scores: dict[str, np.ndarray] = {m: np.full((layers, heads), np.nan, np.float32) for m in scores.METRICS}
+        self.thumbnails = np.zeros((layers, heads, side, side), np.uint8)
+        self.scored = np.zeros(layers, bool)
+        """Which layers' scores and thumbnails are in (all of them once `finish()` has run)."""
 
-        def reduce_layer(layer: int, pattern: torch.Tensor) -> None:
-            per_layer[layer] = scores.layer_scores(pattern, self.token_ids)
-            thumbs[layer] = wire.thumbnails(pattern[0])
-            if layer < self._kept_layers:
-                self._patterns[layer] = pattern[0].to(torch.float16)
+        def on_layer(layer: int, attention: LayerAttention) -> None:
+            size = _nbytes(attention)
+            if self._kept_bytes + size <= self._budget:
+                self._kept[layer] = attention
+                self._kept_bytes += size
+                self._unreduced.append(layer)
+            else:
+                self._reduce(layer, attention)
 
-        _run_or_explain(backend, self.token_ids, reduce_layer)
-        self.scores: dict[str, np.ndarray] = {
-            metric: torch.stack([layer[metric] for layer in per_layer]).float().cpu().numpy()
-            for metric in scores.METRICS
-        }
-        self.thumbnails: np.ndarray = torch.stack(thumbs).cpu().numpy()
+        _run_or_explain(backend, self.token_ids, on_layer, **self._options)
+        if not defer_scores:
+            self.finish()
 
     @property
     def n_tokens(self) -> int:
         return len(self.tokens)
 
-    def layer_pattern(self, layer: int) -> torch.Tensor:
-        """`[head, q, k]` float16 on the device; layers past the budget are recomputed (one kept)."""
-        if layer in self._patterns:
-            return self._patterns[layer]
+    def finish(self, on_layer_scored: Callable[[int], None] | None = None) -> None:
+        """Reduce the kept layers not yet scored, calling `on_layer_scored(layer)` after each."""
+        while self._unreduced:
+            layer = self._unreduced.pop(0)
+            self._reduce(layer, self._kept[layer])
+            if on_layer_scored is not None:
+                on_layer_scored(layer)
+
+    def _reduce(self, layer: int, attention: LayerAttention) -> None:
+        reduction = reduce_layer(attention, self.token_ids)
+        for metric, values in reduction.scores.items():
+            self.scores[metric][layer] = values.float().cpu().numpy()
+        self.thumbnails[layer] = reduction.thumbnails.cpu().numpy()
+        self.scored[layer] = True
+        if isinstance(attention, LayerCapture):
+            attention.release_blocks()
+
+    def capture(self, layer: int) -> LayerAttention:
+        """The layer's attention, readable in query blocks: kept, or recomputed (one at a time)."""
+        check_layer(self.backend, layer)
+        if layer in self._kept:
+            return self._kept[layer]
         if self._recomputed is not None and self._recomputed[0] == layer:
             return self._recomputed[1]
-        captured: dict[int, torch.Tensor] = {}
+        self._recomputed = None  # let the previous one go before the pass makes another
+        captured: dict[int, LayerAttention] = {}
 
-        def keep(at: int, pattern: torch.Tensor) -> None:
+        def keep(at: int, attention: LayerAttention) -> None:
             if at == layer:
-                captured[at] = pattern[0].to(torch.float16)
+                captured[at] = attention
 
-        _run_or_explain(self.backend, self.token_ids, keep, last_layer=layer)
+        _run_or_explain(self.backend, self.token_ids, keep, last_layer=layer, **self._options)
         self._recomputed = (layer, captured[layer])
         return captured[layer]
 
+    def layer_pattern(self, layer: int) -> torch.Tensor:
+        """`[head, q, k]` float32: the whole layer, for short prompts (CircuitsVis) only."""
+        return dense(self.capture(layer))[0]
+
     def head_pattern(self, layer: int, head: int) -> torch.Tensor:
+        """`[q, k]` float32 on the model's device."""
         check_layer(self.backend, layer), check_head(self.backend, head)
-        return self.layer_pattern(layer)[head]
+        return reductions.head_pattern(self.capture(layer), head)
 
 
 def induction_test(backend: Backend, seq_len: int = 50, batch: int = 8, seed: int = 0) -> np.ndarray:
@@ -121,8 +181,8 @@ def induction_test(backend: Backend, seq_len: int = 50, batch: int = 8, seed: in
         tokens = torch.cat([torch.full((batch, 1), int(backend.bos_token_id or 0)), tokens], dim=1)
     result = torch.zeros(backend.n_layers, backend.n_heads)
 
-    def score(layer: int, pattern: torch.Tensor) -> None:
-        result[layer] = scores.repeated_sequence_score(pattern, half, offset).cpu()
+    def score(layer: int, attention: LayerAttention) -> None:  # short sequences: the dense layer is small
+        result[layer] = scores.repeated_sequence_score(dense(attention), half, offset).cpu()
 
     _run_or_explain(backend, tokens.to(backend.device), score)
     return result.numpy()

@@ -12,7 +12,7 @@ import numpy as np
 import traitlets
 from traitlets import Bool, Bytes, Dict, Enum, Int, List, TraitError, Unicode
 
-from . import circuits_vis, protocol, wire
+from . import circuits_vis, protocol, reductions, wire
 from .analysis import PromptAnalysis, check_head, check_layer, induction_test
 from .backends import backend_for
 from .classify import classify_heads
@@ -205,19 +205,24 @@ class AttentionExplorer(anywidget.AnyWidget):
 
     def _answer(self, request: protocol.Request) -> tuple[dict[str, Any], list[bytes]]:
         analysis = self._current()
-        head = analysis.head_pattern(request.layer, request.head)
+        check_layer(self._backend, request.layer), check_head(self._backend, request.head)
+        attention = analysis.capture(request.layer)
         n = analysis.n_tokens
         if isinstance(request, protocol.TileRequest):
             r = request
-            cells = wire.tile(head, r.q0, r.q1, r.k0, r.k1, r.rows, r.cols)
+            cells = wire.to_uint8(reductions.pooled_window(attention, r.head, r.q0, r.q1, r.k0, r.k1, r.rows, r.cols))
             meta = {"tile_rows": cells.shape[0], "tile_cols": cells.shape[1]}
             return protocol.reply(r, self.revision, n, "uint8", **meta), [wire.to_bytes(cells)]
         if isinstance(request, protocol.RowRequest):
             if not 0 <= request.index < n:
                 raise SelectionError(f"token {request.index} is out of range: the prompt has tokens 0 to {n - 1}")
-            line = head[request.index] if request.axis == "query" else head[:, request.index]
+            i = request.index
+            if request.axis == "query":
+                line = reductions.head_rows(attention, request.head, i, i + 1)[0]
+            else:
+                line = reductions.head_column(attention, request.head, i)
             return protocol.reply(request, self.revision, n, "float16"), [wire.encode_line(line)]
-        dtype, data = wire.encode_pattern(head)
+        dtype, data = wire.encode_pattern(reductions.head_pattern(attention, request.head))
         return protocol.reply(request, self.revision, n, dtype), [data]
 
 

@@ -1,17 +1,31 @@
 """Model adapters behind one small protocol: tokenize a prompt, run it, hand over each layer's
-attention pattern as it is produced. Everything else (scores, thumbnails, wire) is shared."""
+attention as it is produced (queries and keys where the model allows, see capture.py).
+Everything else (scores, thumbnails, wire) is shared."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import torch
 
+from ..capture import LayerAttention
 from ..errors import ModelError
 
 PatternCallback = Callable[[int, torch.Tensor], None]
 """Called once per layer with (layer, pattern `[batch, head, query, key]` on the model's device)."""
+LayerCallback = Callable[[int, LayerAttention], None]
+"""Called once per layer with (layer, its attention, readable in query blocks, on the layer's device)."""
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Say a thing about a model once per session, not once per prompt."""
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, stacklevel=3)
 
 
 class Backend(Protocol):
@@ -32,8 +46,13 @@ class Backend(Protocol):
         """Token ids `[1, n]` on the model's device, and the tokens as strings."""
         ...
 
+    def capture(self, tokens: torch.Tensor, on_layer: LayerCallback, last_layer: int | None = None) -> None:
+        """One forward pass over `tokens` `[batch, n]`, stopping after `last_layer` if given; each
+        layer's attention goes to `on_layer` as that layer runs."""
+        ...
+
     def run(self, tokens: torch.Tensor, on_pattern: PatternCallback, last_layer: int | None = None) -> None:
-        """One forward pass over `tokens` `[batch, n]`, stopping after `last_layer` if given."""
+        """The same pass, with each layer's whole pattern: for short prompts and batches only."""
         ...
 
 

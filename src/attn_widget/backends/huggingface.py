@@ -1,9 +1,9 @@
 """Hugging Face `transformers` models (`PreTrainedModel`) with their tokenizer.
 
-Attention weights exist only in the eager implementation (sdpa and flash kernels never form
-them), so each run switches the model to eager attention and back. A forward hook on every
-attention module hands over that layer's weights `[batch, query head, query, key]` as the layer
-runs; grouped-query models already repeat their key/value heads there, so every query head shows.
+The model runs its own attention kernel (sdpa, flash, ...): attention_interface.py records each
+layer's queries and keys on the way in (see capture.py), so the weights are recomputed, never
+formed whole. A model whose attention bypasses transformers' attention interface falls back to
+eager attention, with a forward hook on every attention module handing over its weights.
 """
 
 from __future__ import annotations
@@ -14,18 +14,16 @@ from typing import Any
 
 import torch
 
+from ..capture import DenseAttention, dense
 from ..errors import ModelError
-from . import PatternCallback
+from . import LayerCallback, PatternCallback, warn_once
+from .attention_interface import _StopForward, can_capture, capturing_attention
 
 EAGER = "eager"
 HOW_TO_SWITCH = (
     'Load it with eager attention: from_pretrained(..., attn_implementation="eager"), '
     'or call model.set_attn_implementation("eager").'
 )
-
-
-class _StopForward(Exception):
-    """Raised by the hook of the last wanted layer: the rest of the forward pass is not needed."""
 
 
 def _config(model: Any) -> Any:
@@ -78,7 +76,6 @@ class HuggingFaceBackend:
         self._attention = attention_modules(model)
         if not self._attention:
             raise ModelError(f"Found no attention modules in {type(model).__name__}, so its attention cannot be shown.")
-        _check_can_be_eager(model)
         config = _config(model)
         self.n_layers = len(self._attention)
         self.n_heads = int(config.num_attention_heads)
@@ -88,6 +85,13 @@ class HuggingFaceBackend:
         self.bos_token_id = getattr(tokenizer, "bos_token_id", None)
         self.device = model.get_input_embeddings().weight.device
         self.name = str(getattr(model.config, "name_or_path", "") or type(model).__name__)
+        self._captures = can_capture(model)
+        if not self._captures:
+            _check_can_be_eager(model)
+            warn_once(
+                f"{type(model).__name__} does not run its attention through transformers' attention interface, "
+                "so attn-widget switches it to eager attention for each run (slower, and memory grows with n x n)."
+            )
 
     @staticmethod
     def accepts(model: Any) -> bool:
@@ -101,18 +105,58 @@ class HuggingFaceBackend:
         strings = [str(self.tokenizer.decode([i])) for i in ids]
         return torch.tensor([ids], device=self.device), strings
 
+    def capture(
+        self,
+        tokens: torch.Tensor,
+        on_layer: LayerCallback,
+        last_layer: int | None = None,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        keep_values: bool = False,
+    ) -> None:
+        """One forward pass with the model's own attention kernel; each layer's queries and keys
+        are handed over as that layer runs (see capture.py)."""
+        if not self._captures:
+            self._run_eager(tokens, lambda layer, p: on_layer(layer, DenseAttention(p)), last_layer, attention_mask)
+            return
+        layers = {id(module): layer for layer, (module, _) in enumerate(self._attention)}
+        with ExitStack() as stack:
+            stack.enter_context(_eval_mode(self.model))
+            seen = stack.enter_context(capturing_attention(self.model, layers, on_layer, last_layer, keep_values))
+            self._forward(tokens, attention_mask)
+        expected = self.n_layers if last_layer is None else last_layer + 1
+        if len(seen) < expected:
+            raise ModelError(
+                f"Only layers {sorted(seen)} of {type(self.model).__name__} ran through the attention interface. "
+                + HOW_TO_SWITCH
+            )
+
     def run(self, tokens: torch.Tensor, on_pattern: PatternCallback, last_layer: int | None = None) -> None:
+        self.capture(tokens, lambda layer, attention: on_pattern(layer, dense(attention)), last_layer)
+
+    def _forward(self, tokens: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
         body = getattr(self.model, "base_model", self.model)  # no language-model head: logits are not needed
+        extra = {} if attention_mask is None else {"attention_mask": attention_mask.to(self.device)}
+        try:
+            with torch.inference_mode():
+                body(input_ids=tokens.to(self.device), use_cache=False, **extra)
+        except _StopForward:
+            pass
+
+    def _run_eager(
+        self,
+        tokens: torch.Tensor,
+        on_pattern: PatternCallback,
+        last_layer: int | None,
+        attention_mask: torch.Tensor | None,
+    ) -> None:
+        """Today's fallback for models outside the attention interface: eager weights, one layer at a time."""
         with ExitStack() as stack:
             stack.enter_context(_eager_attention(self.model))
             stack.enter_context(_eval_mode(self.model))
             for layer, (module, index) in enumerate(self._attention):
                 stack.enter_context(_pattern_hook(module, layer, index, on_pattern, layer == last_layer))
-            try:
-                with torch.inference_mode():
-                    body(input_ids=tokens.to(self.device), use_cache=False)
-            except _StopForward:
-                pass
+            self._forward(tokens, attention_mask)
 
 
 def _check_can_be_eager(model: Any) -> None:

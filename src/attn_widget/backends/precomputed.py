@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..capture import DenseAttention
 from ..errors import ModelError, PromptError
-from . import PatternCallback
+from . import LayerCallback, PatternCallback
 
 _PATTERN_KEY = re.compile(r"blocks\.(\d+)\.attn\.hook_pattern")
 
@@ -98,6 +99,9 @@ class PrecomputedBackend:
         last = self.n_layers - 1 if last_layer is None else last_layer
         for layer in range(last + 1):
             on_pattern(layer, self._layers[layer][None])
+
+    def capture(self, tokens: torch.Tensor, on_layer: LayerCallback, last_layer: int | None = None) -> None:
+        self.run(tokens, lambda layer, pattern: on_layer(layer, DenseAttention(pattern)), last_layer)
 
 
 def _check_shapes(layers: list[torch.Tensor], n_tokens: int) -> None:

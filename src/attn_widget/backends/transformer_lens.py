@@ -1,28 +1,29 @@
 """TransformerLens models: the 4.x `TransformerBridge` and the 2.x/3.x `HookedTransformer`.
 
 Both expose `cfg`, `to_tokens`, `to_str_tokens` and `run_with_hooks(..., stop_at_layer=)`, and
-name their attention hooks `blocks.{layer}.attn.hook_pattern`, so one adapter serves both.
+name their hooks `blocks.{layer}.attn.hook_q` / `hook_k` (`hook_rot_q` / `hook_rot_k` after
+rotary embeddings), so one adapter serves both: queries and keys are captured there and the
+weights recomputed (capture.py).
+
+A bridge's own attention always forms the dense pattern. A bridge over a Hugging Face model is
+therefore run as an unwrapped model of the same class sharing the bridge's parameters, through
+the Hugging Face capture path, once a short prompt shows both give the same weights.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
+from ..capture import LayerCapture, dense
 from ..errors import ModelError
-from . import PatternCallback
+from . import LayerCallback, PatternCallback, warn_once
+from .unwrap import unwrapped_hf_backend
 
-PATTERN_HOOK_SUFFIX = "attn.hook_pattern"
-
-
-def _is_pattern_hook(name: str) -> bool:
-    return name.endswith(PATTERN_HOOK_SUFFIX)
-
-
-def _layer_of(hook_name: str) -> int:
-    # "blocks.3.attn.hook_pattern" -> 3
-    return int(hook_name.split(".")[1])
+Q_HOOKS = ("attn.hook_rot_q", "attn.hook_q")
+K_HOOKS = ("attn.hook_rot_k", "attn.hook_k")
 
 
 class TransformerLensBackend:
@@ -40,6 +41,13 @@ class TransformerLensBackend:
         self.bos_token_id = getattr(tokenizer, "bos_token_id", None)
         self.device = next(model.parameters()).device
         self.name = str(getattr(cfg, "model_name", "") or type(model).__name__)
+        self._hook_names = [_hook_pair(model, layer) for layer in range(self.n_layers)]
+        self._hf = unwrapped_hf_backend(model, self._reference_patterns)
+        if self._hf is None and hasattr(getattr(model, "original_model", None), "config"):
+            warn_once(
+                f"{self.name}: this TransformerBridge's attention forms each layer's whole pattern; attn-widget "
+                "captures queries and keys from its hooks and frees each layer's pattern as it goes."
+            )
 
     @staticmethod
     def accepts(model: Any) -> bool:
@@ -55,15 +63,98 @@ class TransformerLensBackend:
         ids = self.model.to_tokens(prompt, truncate=False).to(self.device)
         return ids, [str(t) for t in self.model.to_str_tokens(ids[0])]
 
-    def run(self, tokens: torch.Tensor, on_pattern: PatternCallback, last_layer: int | None = None) -> None:
-        def hook(pattern: torch.Tensor, hook: Any) -> None:
-            on_pattern(_layer_of(hook.name), pattern)
+    def capture(
+        self, tokens: torch.Tensor, on_layer: LayerCallback, last_layer: int | None = None, *, keep_values: bool = False
+    ) -> None:
+        if self._hf is not None:
+            self._hf.capture(tokens, on_layer, last_layer, keep_values=keep_values)
+            return
+        self._capture_from_hooks(tokens, on_layer, last_layer, keep_values)
 
+    def run(self, tokens: torch.Tensor, on_pattern: PatternCallback, last_layer: int | None = None) -> None:
+        self.capture(tokens, lambda layer, attention: on_pattern(layer, dense(attention)), last_layer)
+
+    def _capture_from_hooks(
+        self, tokens: torch.Tensor, on_layer: LayerCallback, last_layer: int | None, keep_values: bool
+    ) -> None:
+        captured: dict[int, dict[str, torch.Tensor]] = {}
+
+        def hook(kind: str) -> Any:
+            def record(activation: torch.Tensor, hook: Any) -> None:
+                layer = int(hook.name.split(".")[1])
+                parts = captured.setdefault(layer, {})
+                parts[kind] = activation.transpose(1, 2)  # TransformerLens: [batch, pos, head, d]
+                if {"q", "k"} <= parts.keys() and (not keep_values or "v" in parts):
+                    self._free_patterns(below=layer)
+                    on_layer(layer, self._layer_capture(layer, captured.pop(layer)))
+
+            return record
+
+        hooks = []
+        for q_name, k_name, v_name in self._hook_names:
+            hooks += [(q_name, hook("q")), (k_name, hook("k"))]
+            if keep_values:
+                hooks.append((v_name, hook("v")))
         stop = None if last_layer is None or last_layer + 1 >= self.n_layers else last_layer + 1
+        try:
+            with torch.inference_mode():
+                self.model.run_with_hooks(tokens.to(self.device), fwd_hooks=hooks, return_type=None, stop_at_layer=stop)
+        finally:
+            self._free_patterns(below=self.n_layers)
+
+    def _layer_capture(self, layer: int, parts: dict[str, torch.Tensor]) -> LayerCapture:
+        cfg = self.model.cfg
+        attn = self.model.blocks[layer].attn
+        softcap = float(getattr(cfg, "attn_scores_soft_cap", -1.0) or -1.0)
+        attn_types = getattr(cfg, "attn_types", None)
+        local = bool(attn_types) and attn_types[layer % len(attn_types)] == "local"
+        return LayerCapture(
+            query=parts["q"],
+            key=parts["k"],
+            scaling=1.0 / _attn_scale(attn, cfg, layer),
+            softcap=softcap if softcap > 0 else None,
+            sliding_window=int(cfg.window_size) if local and getattr(cfg, "window_size", None) else None,
+            causal=getattr(cfg, "attention_dir", "causal") == "causal",
+            value=parts.get("v"),
+        )
+
+    def _free_patterns(self, below: int) -> None:
+        # The GPT-2 bridge keeps each layer's pattern alive after the pass: let it go as we go.
+        for block in list(self.model.blocks)[:below]:
+            if getattr(block.attn, "_pattern", None) is not None:
+                block.attn._pattern = None
+
+    def _reference_patterns(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """The model's own `hook_pattern` of every layer: what an unwrapped model must reproduce."""
+        patterns: dict[int, torch.Tensor] = {}
+
+        def keep(pattern: torch.Tensor, hook: Any) -> None:
+            patterns[int(hook.name.split(".")[1])] = pattern.detach().float().clone()
+
         with torch.inference_mode():
             self.model.run_with_hooks(
-                tokens.to(self.device),
-                fwd_hooks=[(_is_pattern_hook, hook)],
-                return_type=None,
-                stop_at_layer=stop,
+                tokens, fwd_hooks=[(lambda name: name.endswith("attn.hook_pattern"), keep)], return_type=None
             )
+        self._free_patterns(below=self.n_layers)
+        return [patterns[layer] for layer in sorted(patterns)]
+
+
+def _hook_pair(model: Any, layer: int) -> tuple[str, str, str]:
+    names = model.hook_dict
+    q = next((f"blocks.{layer}.{h}" for h in Q_HOOKS if f"blocks.{layer}.{h}" in names), None)
+    k = next((f"blocks.{layer}.{h}" for h in K_HOOKS if f"blocks.{layer}.{h}" in names), None)
+    if q is None or k is None:
+        raise ModelError(f"Layer {layer} of this TransformerLens model has no query/key hooks (attn.hook_q, hook_k).")
+    return q, k, f"blocks.{layer}.attn.hook_v"
+
+
+def _attn_scale(attn: Any, cfg: Any, layer: int) -> float:
+    """What TransformerLens divides q.k by: the module's own `attn_scale` where it has one."""
+    scale = getattr(attn, "attn_scale", None)
+    if isinstance(scale, int | float) and scale > 0:
+        return float(scale)
+    configured = float(getattr(cfg, "attn_scale", -1.0) or -1.0)
+    scale = configured if configured > 0 else (math.sqrt(cfg.d_head) if getattr(cfg, "use_attn_scale", True) else 1.0)
+    if getattr(cfg, "scale_attn_by_inverse_layer_idx", False):
+        scale *= layer + 1
+    return scale

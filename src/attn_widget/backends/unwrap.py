@@ -1,0 +1,86 @@
+"""A TransformerBridge's Hugging Face model, unwrapped: same class, same parameter tensors.
+
+A bridge replaces the modules of the model it wraps in place, and its attention always forms the
+dense pattern. A fresh model of the original class, built on the meta device and given the
+bridge's own parameter and buffer tensors (shared, not copied), runs the model's fast kernel
+through the capture path instead. It is used only after a short prompt shows that it gives the
+bridge's own attention weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ..capture import dense
+from .huggingface import HuggingFaceBackend
+
+AGREEMENT = {torch.float32: 1e-4, torch.float64: 1e-6}
+"""Largest difference between the bridge's weights and the unwrapped model's to accept it."""
+HALF_AGREEMENT = 3e-2
+
+
+def _original(obj: Any) -> Any:
+    while hasattr(obj, "_original_component") and obj._original_component is not None:
+        obj = obj._original_component
+    return obj
+
+
+def _resolve(root: torch.nn.Module, dotted: str) -> Any:
+    """Follow `dotted` through the bridge's wrappers down to the original module's tensor."""
+    obj: Any = root
+    for part in dotted.split("."):
+        obj = getattr(_original(obj), part)
+    return obj
+
+
+def _shared_copy(original: Any) -> torch.nn.Module | None:
+    with torch.device("meta"):
+        fresh = type(original)(original.config)
+    for name, _ in list(fresh.named_parameters(remove_duplicate=False)):
+        tensor = _resolve(original, name)
+        if not isinstance(tensor, torch.nn.Parameter):
+            return None
+        module_name, _, leaf = name.rpartition(".")
+        fresh.get_submodule(module_name)._parameters[leaf] = tensor
+    for name, _ in list(fresh.named_buffers(remove_duplicate=False)):
+        tensor = _resolve(original, name)
+        if not isinstance(tensor, torch.Tensor):
+            return None
+        module_name, _, leaf = name.rpartition(".")
+        fresh.get_submodule(module_name)._buffers[leaf] = tensor
+    if any(t.is_meta for t in [*fresh.parameters(), *fresh.buffers()]):
+        return None
+    return fresh.eval()
+
+
+def unwrapped_hf_backend(
+    bridge: Any, reference: Callable[[torch.Tensor], list[torch.Tensor]]
+) -> HuggingFaceBackend | None:
+    """The Hugging Face capture path for `bridge`, or None where it does not give the bridge's weights."""
+    original = getattr(bridge, "original_model", None)
+    tokenizer = getattr(bridge, "tokenizer", None)
+    if original is None or tokenizer is None or not hasattr(original, "config"):
+        return None
+    try:
+        fresh = _shared_copy(original)
+        if fresh is None:
+            return None
+        backend = HuggingFaceBackend(fresh, tokenizer)
+        if not backend._captures:
+            return None
+        vocab = int(bridge.cfg.d_vocab)
+        probe = (torch.arange(12) * 7 % vocab)[None].to(backend.device)
+        expected = reference(probe)
+        got: list[torch.Tensor] = []
+        backend.capture(probe, lambda _layer, attention: got.append(dense(attention)))
+    except Exception:  # any surprise in an unfamiliar bridge: stay on its own hooks
+        return None
+    if len(got) != len(expected):
+        return None
+    tolerance = AGREEMENT.get(next(fresh.parameters()).dtype, HALF_AGREEMENT)
+    if any((g.float() - e).abs().max() > tolerance for g, e in zip(got, expected, strict=True)):
+        return None
+    return backend
