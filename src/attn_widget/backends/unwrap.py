@@ -9,6 +9,7 @@ bridge's own attention weights.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -37,8 +38,11 @@ def _resolve(root: torch.nn.Module, dotted: str) -> Any:
 
 
 def _shared_copy(original: Any) -> torch.nn.Module | None:
+    config = copy.deepcopy(original.config)
+    if getattr(original, "_supports_sdpa", False):  # the bridge never used its own setting: take the fast one
+        config._attn_implementation = "sdpa"
     with torch.device("meta"):
-        fresh = type(original)(original.config)
+        fresh = type(original)(config)
     for name, _ in list(fresh.named_parameters(remove_duplicate=False)):
         tensor = _resolve(original, name)
         if not isinstance(tensor, torch.nn.Parameter):
