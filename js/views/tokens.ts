@@ -51,6 +51,7 @@ export class TokenStripView {
   private mode: ShadeBy = "received";
   private last: Shading | null = null;
   private scrub = false;
+  private jumped: number | null = null; // the typed position last jumped to (Enter, then change on blur)
 
   constructor(private readonly callbacks: TokenCallbacks) {
     this.modeButton.dataset.role = "shade-mode";
@@ -62,10 +63,12 @@ export class TokenStripView {
     this.jumpBox.placeholder = "token #";
     this.jumpBox.dataset.role = "token-jump";
     this.jumpBox.setAttribute("aria-label", "go to token");
-    this.jumpBox.addEventListener("change", () => {
-      const index = parseTokenIndex(this.jumpBox.value, this.tokens.length);
-      this.jumpBox.classList.toggle("aw-invalid", index === null);
-      if (index !== null) this.callbacks.jump(index);
+    this.jumpBox.addEventListener("change", () => this.jumpToTyped());
+    this.jumpBox.addEventListener("keydown", (e) => {
+      e.stopPropagation(); // digits and Enter are for the box, not the notebook's shortcuts
+      if (e.key !== "Enter") return;
+      e.preventDefault();
+      this.jumpToTyped();
     });
     this.minimap.dataset.role = "token-minimap";
     this.minimap.title = "the whole prompt: click or drag to show another part";
@@ -88,6 +91,7 @@ export class TokenStripView {
     this.tokens = tokens;
     this.jumpBox.max = String(Math.max(tokens.length - 1, 0));
     this.jumpBox.value = "";
+    this.jumped = null;
     this.showNavigation(tokens.length > STRIP_WINDOW);
     this.show(windowAround(tokens.length, 0));
   }
@@ -102,13 +106,21 @@ export class TokenStripView {
   update(focus: number, locked: boolean, mode: ShadeBy, weights: Float32Array | null, scale: ColorScale, lut: Lut): void {
     const moved = focus !== this.last?.focus;
     const next = follow(this.shown, this.tokens.length, focus);
-    if (next.start !== this.shown.start || next.end !== this.shown.end) this.show(next);
+    const rebuilt = next.start !== this.shown.start || next.end !== this.shown.end;
+    if (rebuilt) this.show(next);
     this.redraw({ focus, locked, mode, weights, scale, lut });
-    if (moved && focus >= 0) this.reveal(focus);
+    if (moved && focus >= 0) this.reveal(focus, rebuilt || this.jumped === focus);
   }
 
   dispose(): void {
     window.removeEventListener("mouseup", this.endScrub);
+  }
+
+  private jumpToTyped(): void {
+    const index = parseTokenIndex(this.jumpBox.value, this.tokens.length);
+    this.jumpBox.classList.toggle("aw-invalid", index === null);
+    if (index !== null && index !== this.jumped) this.callbacks.jump(index);
+    this.jumped = index;
   }
 
   private showNavigation(on: boolean): void {
@@ -197,14 +209,14 @@ export class TokenStripView {
     this.scrub = false;
   };
 
-  /** Scroll the strip to the focused token when it is out of sight (never when it is already seen,
-   *  so a token under the pointer never moves). */
-  private reveal(index: number): void {
+  /** Scroll the strip to centre the focused token: always after a jump or a new window, else only
+   *  when it is wholly out of sight (so a token under the pointer never moves). */
+  private reveal(index: number, centre: boolean): void {
     const node = this.spans[index - this.shown.start];
     if (!node) return;
     const top = node.offsetTop;
     const bottom = top + node.offsetHeight;
-    if (bottom <= this.strip.scrollTop || top >= this.strip.scrollTop + this.strip.clientHeight) {
+    if (centre || bottom <= this.strip.scrollTop || top >= this.strip.scrollTop + this.strip.clientHeight) {
       this.strip.scrollTop = top - (this.strip.clientHeight - node.offsetHeight) / 2;
     }
   }
