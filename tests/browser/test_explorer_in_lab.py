@@ -355,6 +355,8 @@ def test_a_long_prompt_shows_a_window_of_tokens_and_jumps_anywhere(page, lab):
     q0, q1, _, _ = (int(v) for v in page.locator("[data-view=heatmap]").get_attribute("data-window").split(":"))
     assert q0 <= target < q1 and q1 - q0 <= 256  # the heatmap zoomed in around it
     assert overlay_rows_lit_in_window(page) == [target]
+    if shots := os.environ.get("ATTN_WIDGET_SCREENSHOTS"):
+        page.locator(".attn-widget").screenshot(path=str(Path(shots) / "explorer-long-prompt.png"))
 
     # 2. hovering a token of the window focuses it and lights its heatmap row; tokens are shaded by its row
     page.locator("[data-view=grid]").focus()
@@ -433,6 +435,8 @@ def test_scores_and_thumbnails_of_layers_still_pending(page, lab):
     click_cell(score_map, 2, 3)
     wait_for_state(log, lambda s: (s["layer"], s["head"]) == (2, 3))
     page.wait_for_function("document.querySelector('[data-view=grid]').dataset.pending === '4'")
+    if shots := os.environ.get("ATTN_WIDGET_SCREENSHOTS"):
+        page.locator(".attn-widget").screenshot(path=str(Path(shots) / "explorer-pending.png"))
 
     run_in_kernel(
         page,
