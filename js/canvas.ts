@@ -42,3 +42,27 @@ export function viewRoot(name: string, className: string): HTMLDivElement {
   root.tabIndex = 0;
   return root;
 }
+
+/** A cell whose data is not in yet (a layer still being scored): grey with diagonal hatching. */
+export function drawPending(ctx: CanvasRenderingContext2D, x: number, y: number, w: number, h: number): void {
+  ctx.save();
+  ctx.fillStyle = PENDING_FILL;
+  ctx.fillRect(x, y, w, h);
+  ctx.beginPath();
+  ctx.rect(x, y, w, h);
+  ctx.clip();
+  ctx.strokeStyle = PENDING_HATCH;
+  ctx.lineWidth = 1;
+  const step = 6;
+  ctx.beginPath();
+  for (let d = step; d < w + h; d += step) {
+    ctx.moveTo(x + d, y);
+    ctx.lineTo(x + d - h, y + h);
+  }
+  ctx.stroke();
+  ctx.restore();
+}
+
+/** Pending cells' colours: a grey no colour ramp of ours contains. */
+export const PENDING_FILL = "rgb(200, 200, 200)";
+const PENDING_HATCH = "rgb(150, 150, 150)";

@@ -6,9 +6,26 @@ import { tests as colors } from "./colors.test";
 import { tests as labels } from "./labels.test";
 import { tests as patterns } from "./patterns.test";
 import { tests as heatmap } from "./views/heatmap.test";
+import { tests as scoreCells } from "./views/score-cells.test";
+import { tests as scores } from "./views/scores.test";
+import { tests as thumbnails } from "./views/thumbnails.test";
+import { tests as tokenWindow } from "./views/token-window.test";
+import { tests as tokens } from "./views/tokens.test";
 import { tests as viewport } from "./views/viewport.test";
 
-const SUITES: Record<string, Tests> = { buffers, colors, labels, patterns, heatmap, viewport };
+const SUITES: Record<string, Tests> = {
+  buffers,
+  colors,
+  labels,
+  patterns,
+  heatmap,
+  viewport,
+  tokenWindow,
+  tokens,
+  scoreCells,
+  scores,
+  thumbnails,
+};
 
 async function runAttnWidgetTests(): Promise<{ name: string; error: string | null }[]> {
   const results = [];

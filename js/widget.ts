@@ -46,6 +46,10 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     hover: (i) => store.hoverToken(i),
     toggleLock: (i) => store.toggleLock(i),
     setShadeBy: (mode) => store.save({ shade_by: mode }),
+    jump: (i) => {
+      store.save({ focus_locked: true, focus_token: i });
+      heatmap.centerOn(i);
+    },
   });
   const heatmap = new HeatmapView({
     hoverQuery: (q) => store.hoverToken(q),
@@ -92,7 +96,11 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     side: store.get("thumbnail_side"),
     nLayers: store.get("n_layers"),
     nHeads: store.get("n_heads"),
+    inProgress: scoresInProgress(),
   });
+  // A kernel without `scored_layers` (older) publishes every layer at once.
+  const scoredLayers = () => store.get("scored_layers") as number | undefined;
+  const scoresInProgress = () => (scoredLayers() ?? Infinity) < store.get("n_layers");
 
   function showError(): void {
     const message = store.get("error") || localError;
@@ -134,7 +142,8 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     grid.update(thumbnails(), layer, head, store.get("head_classes"), s);
     overview.update(thumbnails(), layer, head, s);
     const metric = store.get("metric");
-    scores.update(store.get("score_table")[metric], metric, layer, head, store.get("head_classes"), store.get("summary_rows"));
+    const progress = { scored: scoredLayers(), layers: store.get("n_layers"), heads: store.get("n_heads") };
+    scores.update(store.get("score_table")[metric], metric, layer, head, store.get("head_classes"), store.get("summary_rows"), progress);
   }
   function drawStyle(): void {
     const { scale, lut } = style();
@@ -193,6 +202,8 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     ["change:head", onSelection],
     ["change:metric", drawHeads],
     ["change:score_table", drawHeads],
+    ["change:scored_layers", drawHeads],
+    ["change:thumbnails", drawHeads],
     ["change:head_classes", drawHeads],
     ["change:summary_rows", drawHeads],
     ["change:color_scale", drawStyle],
@@ -212,6 +223,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     model.off("msg:custom", onCustom);
     resizer.disconnect();
     heatmap.dispose();
+    tokens.dispose();
     unwatchTheme();
     store.dispose();
   };

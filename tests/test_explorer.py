@@ -171,6 +171,12 @@ def test_the_score_view_offers_every_metric_and_the_induction_test(explorer):
     assert explorer.metric == "entropy"
 
 
+def test_scored_layers_reports_every_layer_once_the_scores_are_published(explorer):
+    assert explorer.scored_layers == explorer.n_layers == len(explorer.score_table["entropy"]) == 3
+    explorer.prompt = "the cat sat on the mat"
+    assert explorer.scored_layers == 3
+
+
 def test_heads_are_classified_and_summarised_for_the_views(explorer):
     assert np.array(explorer.head_classes).shape == (3, 4)
     assert set(np.array(explorer.head_classes).flat) <= set(HEAD_CLASSES)

@@ -130,6 +130,12 @@ export class HeatmapView {
     this.drawOverlay();
   }
 
+  /** Bring token `index` to the middle of the window, zoomed in to at most `maxSpan` tokens
+   *  (after a jump to a far token in a long prompt). */
+  centerOn(index: number, maxSpan = 256): void {
+    this.changeWindow(() => this.viewport.centerOn(index, maxSpan));
+  }
+
   dispose(): void {
     window.removeEventListener("mouseup", this.endDrag);
     if (this.requestTimer !== null) clearTimeout(this.requestTimer);

@@ -1,9 +1,10 @@
 /** Head scores: a layers x heads map of the chosen metric, the top heads for it, the reference
  *  notebook's summary, and each head named by its strongest pattern. Clicks select heads. */
 
-import { cellAt, element, sizeCanvas, viewRoot } from "../canvas";
+import { cellAt, drawPending, element, sizeCanvas, viewRoot } from "../canvas";
 import { VIRIDIS, cssColor } from "../colors";
 import type { SummaryRow } from "../types";
+import { formatScore, scoreAt, scoreProgress, scoreRange, scoredCells, type ScoreRows } from "./score-cells";
 
 const MAX_WIDTH_PX = 360;
 const AXIS_PX = 28;
@@ -29,7 +30,15 @@ export const CLASS_COLORS: Record<string, string> = {
   other: "#17becf",
 };
 
-/** A canvas of layers x heads cells with axis labels; reports the cell under a click. */
+/** How far the kernel has got with the scores (the `scored_layers` trait) and the table's shape. */
+export interface ScoreProgress {
+  scored: number | undefined;
+  layers: number;
+  heads: number;
+}
+
+/** A canvas of layers x heads cells with axis labels; reports the cell under a click. A cell
+ *  whose colour is null is pending and drawn hatched. */
 class HeadMap {
   readonly canvas = element("canvas", "aw-head-map");
   private rows = 0;
@@ -46,7 +55,7 @@ class HeadMap {
     this.canvas.addEventListener("mouseleave", () => onHover(null));
   }
 
-  draw(rows: number, cols: number, color: (l: number, h: number) => string, selected: [number, number], textColor: string): void {
+  draw(rows: number, cols: number, color: (l: number, h: number) => string | null, selected: [number, number], textColor: string): void {
     this.rows = rows;
     this.cols = cols;
     this.cell = Math.max(10, Math.min(28, Math.floor((MAX_WIDTH_PX - AXIS_PX) / Math.max(cols, 1))));
@@ -62,8 +71,14 @@ class HeadMap {
     for (let l = 0; l < rows; l += labelEvery) ctx.fillText(`L${l}`, AXIS_PX / 2, AXIS_PX + (l + 0.5) * this.cell);
     for (let l = 0; l < rows; l++) {
       for (let h = 0; h < cols; h++) {
-        ctx.fillStyle = color(l, h);
-        ctx.fillRect(AXIS_PX + h * this.cell, AXIS_PX + l * this.cell, this.cell - 1, this.cell - 1);
+        const fill = color(l, h);
+        const [x, y] = [AXIS_PX + h * this.cell, AXIS_PX + l * this.cell];
+        if (fill === null) {
+          drawPending(ctx, x, y, this.cell - 1, this.cell - 1);
+        } else {
+          ctx.fillStyle = fill;
+          ctx.fillRect(x, y, this.cell - 1, this.cell - 1);
+        }
       }
     }
     const [layer, head] = selected;
@@ -96,11 +111,12 @@ export class ScoreView {
   private readonly orderButton = element("button", "aw-mode");
   private readonly map: HeadMap;
   private readonly readout = element("div", "aw-readout", "\u00a0");
+  private readonly progress = element("span", "aw-progress");
   private readonly ranked = element("ol", "aw-ranked");
   private readonly summary = element("div", "aw-summary");
   private readonly classMap: HeadMap;
   private readonly legend = element("div", "aw-legend");
-  private table: number[][] = [];
+  private table: ScoreRows = [];
   private classes: string[][] = [];
   private metric = "induction";
   private ascending = false;
@@ -121,7 +137,8 @@ export class ScoreView {
       this.redraw();
     });
     const header = element("div", "aw-title");
-    header.append("Head scores: ", this.metricSelect);
+    header.append("Head scores: ", this.metricSelect, " ", this.progress);
+    this.progress.dataset.role = "score-progress";
     const rankedHeader = element("div", "aw-subtitle");
     rankedHeader.append("Top heads ", this.orderButton);
     this.ranked.dataset.role = "ranked";
@@ -139,31 +156,39 @@ export class ScoreView {
     this.root.append(header, row);
   }
 
+  /** Redraw for `table` (layers x heads; rows or cells still being scored are null). */
   update(
-    table: number[][] | undefined,
+    table: ScoreRows | null | undefined,
     metric: string,
     layer: number,
     head: number,
     classes: string[][],
     summary: SummaryRow[],
+    progress?: ScoreProgress,
   ): void {
-    this.redraw = () => this.update(table, metric, layer, head, classes, summary);
+    this.redraw = () => this.update(table, metric, layer, head, classes, summary, progress);
     this.metric = metric;
     this.metricSelect.value = metric;
     this.table = table ?? [];
     this.classes = classes;
     const textColor = getComputedStyle(this.root).color || "#333";
-    const flat = this.table.flat();
-    const lo = Math.min(...flat);
-    const hi = Math.max(...flat);
-    const rows = this.table.length;
-    const cols = this.table[0]?.length ?? 0;
-    const shade = (l: number, h: number) => cssColor(VIRIDIS, hi > lo ? (this.table[l][h] - lo) / (hi - lo) : 0.5);
+    const rows = Math.max(this.table.length, progress?.layers ?? 0);
+    const cols = Math.max(this.table.find((r) => r)?.length ?? 0, progress?.heads ?? 0);
+    const cells = scoredCells(this.table, rows, cols);
+    const [lo, hi] = scoreRange(cells);
+    const shade = (l: number, h: number) => {
+      const value = scoreAt(this.table, l, h);
+      return value === null ? null : cssColor(VIRIDIS, hi > lo ? (value - lo) / (hi - lo) : 0.5);
+    };
     this.map.draw(rows, cols, shade, [layer, head], textColor);
-    this.drawRanked(flat, cols);
+    const status = scoreProgress(progress?.scored, rows);
+    this.progress.textContent = status ?? "";
+    this.progress.hidden = status === null;
+    this.root.dataset.scored = String(progress?.scored ?? rows);
+    this.drawRanked(cells);
     this.summary.replaceChildren(
       ...summary.map((row) =>
-        headButton(`${row.finding}: L${row.layer}H${row.head} (${row.metric} ${row.value.toFixed(3)})`, row.layer, row.head, this.onSelectHead),
+        headButton(`${row.finding}: L${row.layer}H${row.head} (${row.metric} ${formatScore(row.value)})`, row.layer, row.head, this.onSelectHead),
       ),
     );
     const classColor = (l: number, h: number) => CLASS_COLORS[classes[l]?.[h]] ?? "#ccc";
@@ -179,14 +204,14 @@ export class ScoreView {
     );
   }
 
-  private drawRanked(flat: number[], cols: number): void {
+  /** The top heads among those scored so far. */
+  private drawRanked(cells: [number, number, number][]): void {
     this.orderButton.textContent = this.ascending ? "lowest first \u2195" : "highest first \u2195";
-    const order = flat.map((_, i) => i).sort((a, b) => (this.ascending ? flat[a] - flat[b] : flat[b] - flat[a]));
+    const order = [...cells].sort((a, b) => (this.ascending ? a[2] - b[2] : b[2] - a[2]));
     this.ranked.replaceChildren(
-      ...order.slice(0, TOP_K).map((i) => {
-        const [l, h] = [Math.floor(i / cols), i % cols];
+      ...order.slice(0, TOP_K).map(([l, h, value]) => {
         const item = element("li");
-        item.append(headButton(`L${l}H${h}  ${flat[i].toFixed(3)}`, l, h, this.onSelectHead));
+        item.append(headButton(`L${l}H${h}  ${formatScore(value)}`, l, h, this.onSelectHead));
         return item;
       }),
     );
@@ -194,7 +219,7 @@ export class ScoreView {
 
   private describe(hit: [number, number] | null): void {
     this.readout.textContent = hit
-      ? `L${hit[0]} H${hit[1]} ${METRIC_LABELS[this.metric] ?? this.metric}: ${this.table[hit[0]][hit[1]].toFixed(4)}`
+      ? `L${hit[0]} H${hit[1]} ${METRIC_LABELS[this.metric] ?? this.metric}: ${formatScore(this.table[hit[0]]?.[hit[1]], 4)}`
       : "\u00a0";
   }
 

@@ -1,6 +1,6 @@
 /** Head thumbnails: the selected layer's heads as a grid, and every layer's as an overview. */
 
-import { cellAt, drawCells, element, sizeCanvas, viewRoot } from "../canvas";
+import { cellAt, drawCells, drawPending, element, sizeCanvas, viewRoot } from "../canvas";
 import { applyScale, paintCells, type ColorScale, type Lut } from "../colors";
 
 const GRID_THUMB_PX = 72;
@@ -13,6 +13,8 @@ export interface Thumbnails {
   side: number;
   nLayers: number;
   nHeads: number;
+  /** The kernel is still publishing layers: an all-zero thumbnail is one not computed yet. */
+  inProgress?: boolean;
 }
 
 export interface ThumbStyle {
@@ -25,11 +27,20 @@ function same(a: unknown[], b: unknown[] | null): boolean {
   return b !== null && a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-function thumbImage(t: Thumbnails, layer: number, head: number, style: ThumbStyle): ImageData | null {
+/** One head's thumbnail bytes, or null while it is pending (missing, or all zero while the kernel
+ *  is still publishing layers: a finished causal head always has its first cell at 1). */
+export function thumbBytes(t: Thumbnails, layer: number, head: number): Uint8Array | null {
   const size = t.side * t.side;
   const start = (layer * t.nHeads + head) * size;
   if (!t.side || t.bytes.length < start + size) return null;
-  const values = Float32Array.from(t.bytes.subarray(start, start + size), (b) => b / 255);
+  const bytes = t.bytes.subarray(start, start + size);
+  return t.inProgress && bytes.every((b) => b === 0) ? null : bytes;
+}
+
+function thumbImage(t: Thumbnails, layer: number, head: number, style: ThumbStyle): ImageData | null {
+  const bytes = thumbBytes(t, layer, head);
+  if (!bytes) return null;
+  const values = Float32Array.from(bytes, (b) => b / 255);
   return paintCells(applyScale(values, t.side, style.scale), t.side, t.side, style.lut);
 }
 
@@ -55,7 +66,7 @@ export class HeadGridView {
       this.layerSelect.replaceChildren(...Array.from({ length: t.nLayers }, (_, l) => new Option(String(l), String(l))));
     }
     this.layerSelect.value = String(layer);
-    const content = [t.bytes.buffer, t.bytes.byteOffset, t.side, layer, classes, style.scale, style.lut];
+    const content = [t.bytes.buffer, t.bytes.byteOffset, t.side, t.inProgress, layer, classes, style.scale, style.lut];
     if (!same(content, this.painted)) {
       this.painted = content;
       this.paint(t, layer, classes, style);
@@ -64,6 +75,7 @@ export class HeadGridView {
   }
 
   private paint(t: Thumbnails, layer: number, classes: string[][], style: ThumbStyle): void {
+    let pending = 0;
     const buttons = Array.from({ length: t.nHeads }, (_, h) => {
       const cell = element("button", "aw-thumb");
       cell.dataset.head = String(h);
@@ -74,11 +86,15 @@ export class HeadGridView {
       const ctx = sizeCanvas(canvas, GRID_THUMB_PX, GRID_THUMB_PX);
       const image = thumbImage(t, layer, h, style);
       if (image) drawCells(ctx, image, 0, 0, GRID_THUMB_PX, GRID_THUMB_PX);
+      else drawPending(ctx, 0, 0, GRID_THUMB_PX, GRID_THUMB_PX);
+      if (!image) pending++;
+      cell.dataset.pending = String(!image);
       cell.append(canvas, element("span", "aw-thumb-label", kind ? `H${h} \u00b7 ${kind}` : `H${h}`));
       cell.addEventListener("click", () => this.onSelectHead(h));
       return cell;
     });
     this.cells.replaceChildren(...buttons);
+    this.root.dataset.pending = String(pending);
   }
 }
 
@@ -106,7 +122,7 @@ export class OverviewView {
     this.cell = Math.max(12, Math.min(48, Math.floor((OVERVIEW_MAX_WIDTH_PX - OVERVIEW_AXIS_PX) / Math.max(t.nHeads, 1))));
     const width = OVERVIEW_AXIS_PX + t.nHeads * this.cell;
     const height = OVERVIEW_AXIS_PX + t.nLayers * this.cell;
-    const content = [t.bytes.buffer, t.bytes.byteOffset, t.side, style.scale, style.lut, getComputedStyle(this.root).color];
+    const content = [t.bytes.buffer, t.bytes.byteOffset, t.side, t.inProgress, style.scale, style.lut, getComputedStyle(this.root).color];
     if (!same(content, this.paintedFor)) {
       this.paintedFor = content;
       this.paint(sizeCanvas(this.painted, width, height), t, style);
@@ -126,13 +142,17 @@ export class OverviewView {
     ctx.textBaseline = "middle";
     for (let h = 0; h < t.nHeads; h++) ctx.fillText(`H${h}`, OVERVIEW_AXIS_PX + (h + 0.5) * this.cell, OVERVIEW_AXIS_PX / 2);
     for (let l = 0; l < t.nLayers; l++) ctx.fillText(`L${l}`, OVERVIEW_AXIS_PX / 2, OVERVIEW_AXIS_PX + (l + 0.5) * this.cell);
+    let pending = 0;
     for (let l = 0; l < t.nLayers; l++) {
       for (let h = 0; h < t.nHeads; h++) {
         const image = thumbImage(t, l, h, style);
         const x = OVERVIEW_AXIS_PX + h * this.cell;
         const y = OVERVIEW_AXIS_PX + l * this.cell;
         if (image) drawCells(ctx, image, x + 1, y + 1, this.cell - 2, this.cell - 2);
+        else drawPending(ctx, x + 1, y + 1, this.cell - 2, this.cell - 2);
+        if (!image) pending++;
       }
     }
+    this.root.dataset.pending = String(pending);
   }
 }

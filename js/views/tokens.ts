@@ -1,9 +1,12 @@
 /** The prompt as tokens: hover or click one to focus it; every token is shaded by the attention
- *  it receives from the focused token (or gives to it) in the selected head. */
+ *  it receives from the focused token (or gives to it) in the selected head. A long prompt shows a
+ *  window of STRIP_WINDOW tokens that follows the focus, with a minimap of the whole prompt (shaded
+ *  by the same weights, max-pooled) and a position box to jump anywhere. */
 
-import { element, viewRoot } from "../canvas";
+import { element, sizeCanvas, viewRoot } from "../canvas";
 import { applyScale, lutColor, textOn, type ColorScale, type Lut } from "../colors";
 import { displayToken } from "../labels";
+import { STRIP_WINDOW, follow, maxPool, parseTokenIndex, tokenAtFraction, windowAround, type Span } from "./token-window";
 
 export type ShadeBy = "received" | "given";
 
@@ -11,6 +14,8 @@ export interface TokenCallbacks {
   hover(index: number | null): void;
   toggleLock(index: number): void;
   setShadeBy(mode: ShadeBy): void;
+  /** Go to a token anywhere in the prompt: focus it and bring it into the other views. */
+  jump(index: number): void;
 }
 
 const SHADE_LABELS: Record<ShadeBy, string> = {
@@ -18,39 +23,133 @@ const SHADE_LABELS: Record<ShadeBy, string> = {
   given: "shade: attention to the focused token",
 };
 
+const MINIMAP_HEIGHT_PX = 12;
+const MINIMAP_FALLBACK_WIDTH_PX = 600; // before the strip is laid out
+
+/** What the last update drew with, to redraw when the window moves. */
+interface Shading {
+  focus: number;
+  locked: boolean;
+  mode: ShadeBy;
+  weights: Float32Array | null;
+  scale: ColorScale;
+  lut: Lut;
+}
+
 export class TokenStripView {
   readonly root = viewRoot("tokens", "aw-tokens");
   private readonly strip = element("div", "aw-token-strip");
   private readonly modeButton = element("button", "aw-mode");
   private readonly hint = element("span", "aw-hint");
-  private spans: HTMLSpanElement[] = [];
+  private readonly nav = element("div", "aw-token-nav");
+  private readonly range = element("span", "aw-hint");
+  private readonly jumpBox = element("input", "aw-jump");
+  private readonly minimap = element("canvas", "aw-token-minimap");
+  private tokens: string[] = [];
+  private shown: Span = { start: 0, end: 0 };
+  private spans: HTMLSpanElement[] = []; // the shown tokens, spans[i] is token shown.start + i
   private mode: ShadeBy = "received";
+  private last: Shading | null = null;
+  private scrub = false;
+  private jumped: number | null = null; // the typed position last jumped to (Enter, then change on blur)
 
   constructor(private readonly callbacks: TokenCallbacks) {
     this.modeButton.dataset.role = "shade-mode";
     this.modeButton.addEventListener("click", () =>
       this.callbacks.setShadeBy(this.mode === "received" ? "given" : "received"),
     );
+    this.jumpBox.type = "number";
+    this.jumpBox.min = "0";
+    this.jumpBox.placeholder = "token #";
+    this.jumpBox.dataset.role = "token-jump";
+    this.jumpBox.setAttribute("aria-label", "go to token");
+    this.jumpBox.addEventListener("change", () => this.jumpToTyped());
+    this.jumpBox.addEventListener("keydown", (e) => {
+      e.stopPropagation(); // digits and Enter are for the box, not the notebook's shortcuts
+      if (e.key !== "Enter") return;
+      e.preventDefault();
+      this.jumpToTyped();
+    });
+    this.minimap.dataset.role = "token-minimap";
+    this.minimap.title = "the whole prompt: click or drag to show another part";
+    this.minimap.addEventListener("mousedown", (e) => {
+      this.scrub = true;
+      this.scrubTo(e);
+    });
+    this.minimap.addEventListener("mousemove", (e) => {
+      if (this.scrub && e.buttons === 1) this.scrubTo(e);
+    });
+    window.addEventListener("mouseup", this.endScrub);
+    this.nav.append(this.range, " go to ", this.jumpBox);
     const header = element("div", "aw-token-header");
-    header.append(this.modeButton, this.hint);
-    this.root.append(header, this.strip);
+    header.append(this.modeButton, this.hint, this.nav);
+    this.root.append(header, this.minimap, this.strip);
+    this.showNavigation(false);
   }
 
   setTokens(tokens: string[]): void {
-    this.spans = tokens.map((token, i) => {
-      const span = element("span", "aw-token", displayToken(token, 40));
-      span.title = `${i}: ${JSON.stringify(token)}`;
-      span.dataset.index = String(i);
-      span.addEventListener("mouseenter", () => this.callbacks.hover(i));
-      span.addEventListener("mouseleave", () => this.callbacks.hover(null));
-      span.addEventListener("click", () => this.callbacks.toggleLock(i));
-      return span;
-    });
-    this.strip.replaceChildren(...this.spans);
+    this.tokens = tokens;
+    this.jumpBox.max = String(Math.max(tokens.length - 1, 0));
+    this.jumpBox.value = "";
+    this.jumped = null;
+    this.showNavigation(tokens.length > STRIP_WINDOW);
+    this.show(windowAround(tokens.length, 0));
+  }
+
+  /** Show the part of the prompt around `index` without changing the focus (minimap, tests). */
+  showAround(index: number): void {
+    this.show(windowAround(this.tokens.length, index));
+    if (this.last) this.redraw(this.last);
   }
 
   /** Redraw the focus, the lock and the shading by `weights` (one per token, or null: no shading). */
   update(focus: number, locked: boolean, mode: ShadeBy, weights: Float32Array | null, scale: ColorScale, lut: Lut): void {
+    const moved = focus !== this.last?.focus;
+    const next = follow(this.shown, this.tokens.length, focus);
+    const rebuilt = next.start !== this.shown.start || next.end !== this.shown.end;
+    if (rebuilt) this.show(next);
+    this.redraw({ focus, locked, mode, weights, scale, lut });
+    if (moved && focus >= 0) this.reveal(focus, rebuilt || this.jumped === focus);
+  }
+
+  dispose(): void {
+    window.removeEventListener("mouseup", this.endScrub);
+  }
+
+  private jumpToTyped(): void {
+    const index = parseTokenIndex(this.jumpBox.value, this.tokens.length);
+    this.jumpBox.classList.toggle("aw-invalid", index === null);
+    if (index !== null && index !== this.jumped) this.callbacks.jump(index);
+    this.jumped = index;
+  }
+
+  private showNavigation(on: boolean): void {
+    this.nav.hidden = !on;
+    this.minimap.hidden = !on;
+  }
+
+  /** Build the token nodes of `span` (at most STRIP_WINDOW of them). */
+  private show(span: Span): void {
+    this.shown = span;
+    this.root.dataset.window = `${span.start}:${span.end}`;
+    this.range.textContent = `tokens ${span.start}\u2013${span.end - 1} of ${this.tokens.length} \u00b7`;
+    this.spans = [];
+    for (let i = span.start; i < span.end; i++) {
+      const token = this.tokens[i];
+      const node = element("span", "aw-token", displayToken(token, 40));
+      node.title = `${i}: ${JSON.stringify(token)}`;
+      node.dataset.index = String(i);
+      node.addEventListener("mouseenter", () => this.callbacks.hover(i));
+      node.addEventListener("mouseleave", () => this.callbacks.hover(null));
+      node.addEventListener("click", () => this.callbacks.toggleLock(i));
+      this.spans.push(node);
+    }
+    this.strip.replaceChildren(...this.spans);
+  }
+
+  private redraw(s: Shading): void {
+    this.last = s;
+    const { focus, locked, mode, weights } = s;
     this.mode = mode;
     this.modeButton.textContent = SHADE_LABELS[mode];
     this.root.dataset.focus = String(focus);
@@ -58,13 +157,14 @@ export class TokenStripView {
     this.hint.textContent = locked
       ? `locked on token ${focus}: click a token or press Escape to unlock`
       : "hover a token to focus it, click to lock";
-    const n = this.spans.length;
-    const shades = focus >= 0 && weights && weights.length === n ? applyScale(weights, n, scale) : null;
-    this.spans.forEach((span, i) => {
+    const n = this.tokens.length;
+    const shades = focus >= 0 && weights && weights.length === n ? applyScale(weights, n, s.scale) : null;
+    this.spans.forEach((span, j) => {
+      const i = this.shown.start + j;
       span.classList.toggle("aw-focused", i === focus);
       span.classList.toggle("aw-locked", locked && i === focus);
       if (shades) {
-        const rgb = lutColor(lut, shades[i]);
+        const rgb = lutColor(s.lut, shades[i]);
         span.style.background = `rgb(${rgb.join(", ")})`;
         span.style.color = textOn(rgb);
         span.dataset.weight = weights![i].toFixed(4);
@@ -74,5 +174,50 @@ export class TokenStripView {
         delete span.dataset.weight;
       }
     });
+    if (!this.minimap.hidden) this.drawMinimap(shades, s);
+  }
+
+  /** The whole prompt as a bar: the shading max-pooled per pixel, the shown window, the focus. */
+  private drawMinimap(shades: Float32Array | null, s: Shading): void {
+    const n = this.tokens.length;
+    const width = this.strip.clientWidth || MINIMAP_FALLBACK_WIDTH_PX;
+    const ctx = sizeCanvas(this.minimap, width, MINIMAP_HEIGHT_PX);
+    ctx.fillStyle = "rgba(128, 128, 128, 0.18)";
+    ctx.fillRect(0, 0, width, MINIMAP_HEIGHT_PX);
+    if (shades) {
+      maxPool(shades, width).forEach((v, x) => {
+        ctx.fillStyle = `rgb(${lutColor(s.lut, v).join(", ")})`;
+        ctx.fillRect(x, 0, 1, MINIMAP_HEIGHT_PX);
+      });
+    }
+    const x = (i: number) => (i / Math.max(n, 1)) * width;
+    ctx.strokeStyle = "rgba(25, 118, 210, 0.9)";
+    ctx.lineWidth = 2;
+    ctx.strokeRect(x(this.shown.start) + 1, 1, Math.max(x(this.shown.end) - x(this.shown.start) - 2, 2), MINIMAP_HEIGHT_PX - 2);
+    if (s.focus >= 0) {
+      ctx.fillStyle = "rgb(230, 120, 0)";
+      ctx.fillRect(Math.min(x(s.focus), width - 2), 0, 2, MINIMAP_HEIGHT_PX);
+    }
+  }
+
+  private scrubTo(event: MouseEvent): void {
+    const width = this.minimap.clientWidth || 1;
+    this.showAround(tokenAtFraction(event.offsetX / width, this.tokens.length));
+  }
+
+  private readonly endScrub = () => {
+    this.scrub = false;
+  };
+
+  /** Scroll the strip to centre the focused token: always after a jump or a new window, else only
+   *  when it is wholly out of sight (so a token under the pointer never moves). */
+  private reveal(index: number, centre: boolean): void {
+    const node = this.spans[index - this.shown.start];
+    if (!node) return;
+    const top = node.offsetTop;
+    const bottom = top + node.offsetHeight;
+    if (centre || bottom <= this.strip.scrollTop || top >= this.strip.scrollTop + this.strip.clientHeight) {
+      this.strip.scrollTop = top - (this.strip.clientHeight - node.offsetHeight) / 2;
+    }
   }
 }

@@ -18,4 +18,14 @@ export const tests: Tests = {
     v.pan(1000, -1000);
     assertEqual(v.start, { q: 100 - MIN_SPAN, k: 0 });
   },
+  "centring on a far token zooms in around the diagonal, a short prompt stays whole"() {
+    const v = new Viewport(3000);
+    v.centerOn(2000, 256);
+    assertEqual(v.window, { q0: 1872, q1: 2128, k0: 1872, k1: 2128 });
+    v.centerOn(2990, 256);
+    assertEqual(v.window, { q0: 2744, q1: 3000, k0: 2744, k1: 3000 });
+    const short = new Viewport(15);
+    short.centerOn(10, 256);
+    assertEqual(short.window, { q0: 0, q1: 15, k0: 0, k1: 15 });
+  },
 };

@@ -36,6 +36,12 @@ export class Viewport {
     this.moveTo(q, k);
   }
 
+  /** Centre query and key on `index` (the diagonal), the span narrowed to at most `maxSpan`. */
+  centerOn(index: number, maxSpan: number): void {
+    this.span = Math.min(this.span, Math.max(Math.min(MIN_SPAN, this.n), maxSpan));
+    this.moveTo(index - this.span / 2, index - this.span / 2);
+  }
+
   /** Pan by a number of tokens along each axis. */
   pan(dq: number, dk: number): void {
     this.moveTo(this.start.q + dq, this.start.k + dk);

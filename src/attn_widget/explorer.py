@@ -49,6 +49,8 @@ class AttentionExplorer(anywidget.AnyWidget):
     n_heads = Int(0, read_only=True).tag(sync=True)
     model_name = Unicode("", read_only=True).tag(sync=True)
     score_table = Dict(read_only=True).tag(sync=True)
+    scored_layers = Int(0, read_only=True).tag(sync=True)
+    """How many layers' scores are in `score_table` so far (rows of the others are null)."""
     thumbnails = Bytes(b"", read_only=True).tag(sync=True)
     thumbnail_side = Int(0, read_only=True).tag(sync=True)
     revision = Int(0, read_only=True).tag(sync=True)
@@ -190,6 +192,7 @@ class AttentionExplorer(anywidget.AnyWidget):
             table[INDUCTION_TEST] = _rounded(self._induction_test)
         with self.hold_sync():
             self.set_trait("score_table", table)
+            self.set_trait("scored_layers", self.n_layers)
             classes = classify_heads(analysis.scores, analysis.n_tokens, self._induction_test)
             self.set_trait("head_classes", classes)
             self.set_trait("summary_rows", [asdict(row) for row in self.summary().rows])

@@ -295,3 +295,158 @@ def test_long_prompts_zoom_into_tiles_that_match_the_pattern(page, lab):
     colours = matrix_cell_colours(page, span)
     expected = np.array([[blues(v) for v in row[k0:k1]] for row in pattern[q0:q1]])
     assert np.abs(colours - expected).max() <= 4
+
+
+def run_in_kernel(page, code: str) -> None:
+    """Run code in the open notebook's kernel (as the lead's progressive scoring would set traits)."""
+    page.evaluate(
+        "(code) => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+        ".requestExecute({code}).done.then(() => true)",
+        code,
+    )
+
+
+def overlay_rows_lit_in_window(page, nth: int = 0) -> list[int]:
+    """The token indices of the heatmap's highlighted query rows, in its current (zoomed) window."""
+    return page.evaluate(
+        """(nth) => {
+            const h = document.querySelectorAll('[data-view=heatmap]')[nth];
+            const [q0, q1] = h.dataset.window.split(':').map(Number);
+            const c = h.querySelector('canvas[data-role=overlay]');
+            const ctx = c.getContext('2d');
+            const span = q1 - q0;
+            const lit = [];
+            for (let q = 0; q < span; q++) {
+                if (ctx.getImageData(2, Math.floor((q + 0.5) * c.height / span), 1, 1).data[3] > 0) lit.push(q0 + q);
+            }
+            return lit;
+        }""",
+        nth,
+    )
+
+
+def test_a_long_prompt_shows_a_window_of_tokens_and_jumps_anywhere(page, lab):
+    long_prompt = " ".join([PROMPT] * 240)
+    setup = SETUP_CELL.replace(
+        "native_model(make_tokenizer(Path('tok')))", "native_model(make_tokenizer(Path('tok')), n_ctx=4096)"
+    )
+    notebook = lab.write_notebook("window.ipynb", [setup, explorer_cell(lab, "far", prompt=long_prompt)])
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    open_and_run(page, lab, notebook)
+    log = lab.root / "far.state.jsonl"
+    n = len(wait_for_state(log, lambda s: s["revision"] >= 1, timeout_s=120)["tokens"])
+    assert n >= 3000
+    page.wait_for_function("document.querySelector('[data-view=heatmap]').dataset.drawn?.endsWith(':0:1')")
+    strip = page.locator("[data-view=tokens]")
+    tokens = strip.locator(".aw-token")
+    assert 0 < tokens.count() <= 400  # a window, not one node per token
+
+    # 1. typing a far position focuses (locks) that token in the kernel, the strip and the heatmap
+    target = n - 500
+    box = strip.locator("[data-role=token-jump]")
+    box.fill(str(target))
+    box.press("Enter")
+    wait_for_state(log, lambda s: s["focus_locked"] and s["focus_token"] == target)
+    page.wait_for_function(
+        f"document.querySelector('[data-view=tokens] .aw-token.aw-focused')?.dataset.index === '{target}'"
+    )
+    assert tokens.count() <= 400
+    q0, q1, _, _ = (int(v) for v in page.locator("[data-view=heatmap]").get_attribute("data-window").split(":"))
+    assert q0 <= target < q1 and q1 - q0 <= 256  # the heatmap zoomed in around it
+    assert overlay_rows_lit_in_window(page) == [target]
+    if shots := os.environ.get("ATTN_WIDGET_SCREENSHOTS"):
+        page.locator(".attn-widget").screenshot(path=str(Path(shots) / "explorer-long-prompt.png"))
+
+    # 2. hovering a token of the window focuses it and lights its heatmap row; tokens are shaded by its row
+    page.locator("[data-view=grid]").focus()
+    page.keyboard.press("Escape")
+    wait_for_state(log, lambda s: not s["focus_locked"])
+    hovered = target + 7
+    strip.locator(f".aw-token[data-index='{hovered}']").hover()
+    wait_for_state(log, lambda s: s["focus_token"] == hovered)
+    assert overlay_rows_lit_in_window(page) == [hovered]
+    page.wait_for_function(
+        f"document.querySelector('[data-view=tokens] .aw-token[data-index=\"{hovered}\"]')?.dataset.weight"
+    )
+    shown = tokens.evaluate_all("ts => ts.map(t => [Number(t.dataset.index), Number(t.dataset.weight)])")
+    pattern = np.load(lab.root / "far.pattern.npy")
+    indices, weights = np.array(shown).T
+    np.testing.assert_allclose(weights, pattern[hovered, indices.astype(int)], atol=2e-3)
+
+    # 3. hovering a heatmap row far from the strip's window brings that token into the strip
+    heatmap_overlay = page.locator("[data-view=heatmap] canvas[data-role=overlay]")
+    heatmap_overlay.dblclick(position={"x": 5, "y": 5})  # back to the whole prompt
+    page.wait_for_function(f"document.querySelector('[data-view=heatmap]').dataset.window === '0:{n}:0:{n}'")
+    size = heatmap_overlay.bounding_box()["height"]
+    heatmap_overlay.hover(position={"x": 5, "y": size * 0.1})
+    far = wait_for_state(log, lambda s: 0 <= s["focus_token"] < n // 4)["focus_token"]
+    page.wait_for_function(
+        f"document.querySelector('[data-view=tokens] .aw-token.aw-focused')?.dataset.index === '{far}'"
+    )
+    assert tokens.count() <= 400
+
+    # 4. the minimap shows another part of the prompt without moving the focus
+    page.mouse.move(0, 0)
+    minimap = strip.locator("[data-role=token-minimap]")
+    box_width = minimap.bounding_box()["width"]
+    minimap.click(position={"x": box_width * 0.5, "y": 4})
+    start, end = (int(v) for v in strip.get_attribute("data-window").split(":"))
+    assert start <= n // 2 < end and end - start <= 400
+    assert not errors, errors
+
+
+def test_scores_and_thumbnails_of_layers_still_pending(page, lab):
+    (log,) = open_explorers(page, lab, "pending", ["pending"])
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    # What the kernel publishes while only layer 0 is scored: null rows, all-zero thumbnails.
+    run_in_kernel(
+        page,
+        "full = (dict(pending.score_table), pending.thumbnails)\n"
+        "table = {k: [v[0][:1] + [None] * (len(v[0]) - 1)] + [None] * (len(v) - 1) for k, v in full[0].items()}\n"
+        "per_layer = len(full[1]) // pending.n_layers\n"
+        "with pending.hold_sync():\n"
+        "    pending.set_trait('score_table', table)\n"
+        "    pending.set_trait('thumbnails', full[1][:per_layer] + bytes(len(full[1]) - per_layer))\n"
+        "    pending.set_trait('scored_layers', 1)\n",
+    )
+    progress = page.locator("[data-view=scores] [data-role=score-progress]")
+    page.wait_for_function("document.querySelector('[data-role=score-progress]').textContent.includes('1 / 3')")
+    assert progress.text_content() == "scores: 1 / 3 layers"
+    score_map = page.locator("[data-view=scores] canvas[data-role=score-map]")
+    geometry = score_map.evaluate("c => ({...c.dataset})")
+    left, top, cell = (float(geometry[k]) for k in ("left", "top", "cell"))
+
+    def score_pixel(layer: int, head: int) -> list[int]:
+        x, y = left + head * cell + 1, top + layer * cell + 1
+        return score_map.evaluate(
+            "(c, [x, y]) => { const r = c.width / parseFloat(c.style.width);"
+            " const px = c.getContext('2d').getImageData(Math.floor(x * r), Math.floor(y * r), 1, 1);"
+            " return Array.from(px.data.slice(0, 3)); }",
+            [x, y],
+        )
+
+    assert score_pixel(2, 3) == [200, 200, 200] and score_pixel(0, 1) == [200, 200, 200]  # hatched grey
+    ranked = page.locator("[data-view=scores] [data-role=ranked] button")
+    assert ranked.count() == 1 and ranked.first.get_attribute("data-layer") == "0"
+    page.wait_for_function("document.querySelector('[data-view=overview]').dataset.pending === '8'")
+    # a head of a pending layer can still be selected and drawn (the kernel has its pattern)
+    click_cell(score_map, 2, 3)
+    wait_for_state(log, lambda s: (s["layer"], s["head"]) == (2, 3))
+    page.wait_for_function("document.querySelector('[data-view=grid]').dataset.pending === '4'")
+    if shots := os.environ.get("ATTN_WIDGET_SCREENSHOTS"):
+        page.locator(".attn-widget").screenshot(path=str(Path(shots) / "explorer-pending.png"))
+
+    run_in_kernel(
+        page,
+        "with pending.hold_sync():\n"
+        "    pending.set_trait('thumbnails', full[1])\n"
+        "    pending.set_trait('score_table', full[0])\n"
+        "    pending.set_trait('scored_layers', 3)\n",
+    )
+    page.wait_for_function("document.querySelector('[data-role=score-progress]').hidden")
+    page.wait_for_function("document.querySelector('[data-view=overview]').dataset.pending === '0'")
+    assert score_pixel(2, 3) != [200, 200, 200]
+    assert ranked.count() == 8
+    assert not errors, errors
