@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attn_widget import scores
+from attn_widget import reductions, scores
 from attn_widget.capture import DenseAttention, LayerCapture, dense
 from attn_widget.reductions import THUMBNAIL_SIZE, head_column, pooled_window, reduce_layer, to_uint8
 
@@ -32,7 +32,10 @@ def repeated_tokens(batch: int, n: int, seed: int = 0) -> torch.Tensor:
     ids=["causal", "window", "softcap", "sinks", "bidirectional"],
 )
 @pytest.mark.parametrize("budget", [None, 1], ids=["one-block", "row-by-row"])
-def test_block_scores_equal_the_dense_scores(options, budget):
+@pytest.mark.parametrize("pairs", ["listed", "masked"])
+def test_block_scores_equal_the_dense_scores(options, budget, pairs, monkeypatch):
+    if pairs == "masked":  # as for a prompt of one word repeated: masks per block, not a list of cells
+        monkeypatch.setattr(reductions, "MAX_PAIRS_PER_TOKEN", 0)
     capture = random_capture(**options)
     tokens = repeated_tokens(2, capture.n)
     got = reduce_layer(capture, tokens, budget_bytes=budget)

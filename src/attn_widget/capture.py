@@ -18,6 +18,22 @@ MASKED = -1e30
 """Logit of a masked key: finite, so masked weights are exactly 0 and 0 * logit stays 0 (no NaN)."""
 
 
+@dataclass
+class RowBlock:
+    """Rows [q0, q1) of a layer's attention over keys [k0, k1), with per-row statistics that fall
+    out of the softmax itself (no extra pass over the weights)."""
+
+    weights: torch.Tensor
+    """`[batch, heads, rows, k1 - k0]` float32"""
+    k0: int
+    row_sum: torch.Tensor
+    """`[batch, heads, rows]`: 1, less what a sink takes; 0 for a row that sees no key."""
+    row_max: torch.Tensor
+    """`[batch, heads, rows]`: the largest weight in each row."""
+    entropy: torch.Tensor
+    """`[batch, heads, rows]`: -sum p log p of each row."""
+
+
 class LayerAttention(Protocol):
     """One layer's attention weights, read a block of query rows at a time."""
 
@@ -33,9 +49,8 @@ class LayerAttention(Protocol):
         """Keys [k0, k1) outside of which rows [q0, q1) have no weight."""
         ...
 
-    def rows(self, q0: int, q1: int, heads: range | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Weights `[batch, heads, q1 - q0, k1 - k0]` (float32) over `key_range(q0, q1)`, and their
-        logarithms (finite; the softmax forms them anyway, so entropy needs no extra log)."""
+    def block(self, q0: int, q1: int, heads: range | None = None) -> RowBlock:
+        """Rows [q0, q1) of the weights over `key_range(q0, q1)`, with their statistics."""
         ...
 
 
@@ -91,21 +106,33 @@ class LayerCapture:
         start = 0 if self.sliding_window is None else max(0, q0 - self.sliding_window + 1)
         return start, q1
 
-    def rows(self, q0: int, q1: int, heads: range | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def block(self, q0: int, q1: int, heads: range | None = None) -> RowBlock:
         heads = heads or range(self.n_heads)
         k0, k1 = self.key_range(q0, q1)
         logits = self._logits(q0, q1, k0, k1, heads)
+        # One exponential per weight: shift by the row max, exponentiate, normalise in place.
+        peak = logits.amax(dim=-1, keepdim=True)
+        logits.sub_(peak)
+        weights = torch.exp(logits)
+        total = weights.sum(dim=-1, keepdim=True)
+        # sum p log p = (sum e * shifted) / D - log D: a batched dot product, not a logarithm per weight
+        dot = torch.matmul(weights.unsqueeze(-2), logits.unsqueeze(-1)).squeeze(-1)
+        del logits
+        denominator = total
         if self.sinks is not None:  # the sink takes its share of the denominator, and is not shown
-            sink = self.sinks[heads.start : heads.stop].float().to(logits.device)[None, :, None, None]
-            lse = torch.logaddexp(torch.logsumexp(logits, dim=-1, keepdim=True), sink)
-        else:
-            lse = torch.logsumexp(logits, dim=-1, keepdim=True)
-        sees_nothing = logits.amax(dim=-1, keepdim=True) <= MASKED / 2
-        log_weights = logits.sub_(lse)
-        weights = torch.exp(log_weights)
-        # A row that sees no key at all (left padding) has no attention: zeros, not a uniform guess.
-        weights.masked_fill_(sees_nothing, 0.0)
-        return weights, log_weights
+            sink = self.sinks[heads.start : heads.stop].float().to(peak.device)[None, :, None, None]
+            denominator = total + torch.exp(sink - peak)
+        weights.div_(denominator)
+        row_sum, row_max = total / denominator, 1.0 / denominator
+        entropy = torch.log(denominator) * row_sum - dot / denominator
+        if self.mask is not None or self.sliding_window is not None or not self.causal:
+            # A row that sees no key at all (left padding) has no attention: zeros, not a uniform guess.
+            sees_nothing = peak <= MASKED / 2
+            if bool(sees_nothing.any()):
+                weights.masked_fill_(sees_nothing, 0.0)
+                for stat in (row_sum, row_max, entropy):
+                    stat.masked_fill_(sees_nothing, 0.0)
+        return RowBlock(weights, k0, row_sum[..., 0], row_max[..., 0], entropy[..., 0])
 
     def _keys32(self) -> torch.Tensor:
         # Upcast once per layer, not per block: logits are formed in float32 for exact weights.
@@ -122,13 +149,17 @@ class LayerCapture:
         kv0, kv1 = heads.start // g, -(-heads.stop // g)
         b, rows = self.batch, q1 - q0
         # Query heads of one key-value head share its keys: [b, kv, g * rows, d] @ [b, kv, d, keys].
-        q = self.query[:, kv0 * g : kv1 * g, q0:q1].float().reshape(b, kv1 - kv0, g * rows, -1)
+        q = self.query[:, kv0 * g : kv1 * g, q0:q1].float() * self.scaling
         k = self._keys32()[:, kv0:kv1, k0:k1]
-        logits = torch.matmul(q, k.transpose(-1, -2)).view(b, (kv1 - kv0) * g, rows, k1 - k0)
-        logits = logits[:, heads.start - kv0 * g : heads.stop - kv0 * g]
-        logits = logits * self.scaling
+        logits = torch.matmul(q.reshape(b, kv1 - kv0, g * rows, -1), k.transpose(-1, -2))
+        logits = logits.view(b, (kv1 - kv0) * g, rows, k1 - k0)[:, heads.start - kv0 * g : heads.stop - kv0 * g]
         if self.softcap is not None:
-            logits = torch.tanh(logits / self.softcap) * self.softcap
+            logits = torch.tanh(logits.div_(self.softcap)).mul_(self.softcap)
+        if self.mask is None and self.sliding_window is None and self.causal and k1 == q1 and k0 <= q0:
+            # Plain causal: only the block's last square, above its diagonal, is masked.
+            above = torch.ones(rows, rows, dtype=torch.bool, device=logits.device).triu_(1)
+            logits[..., k1 - k0 - rows :].masked_fill_(above, MASKED)
+            return logits
         return self._apply_mask(logits, q0, q1, k0, k1)
 
     def _apply_mask(self, logits: torch.Tensor, q0: int, q1: int, k0: int, k1: int) -> torch.Tensor:
@@ -170,16 +201,17 @@ class DenseAttention:
     def key_range(self, q0: int, q1: int) -> tuple[int, int]:
         return (0, q1) if self.causal else (0, self.n)
 
-    def rows(self, q0: int, q1: int, heads: range | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def block(self, q0: int, q1: int, heads: range | None = None) -> RowBlock:
         heads = heads or range(self.n_heads)
         k0, k1 = self.key_range(q0, q1)
         weights = self.pattern[:, heads.start : heads.stop, q0:q1, k0:k1].float()
-        return weights, torch.log(weights.clamp_min(1e-45))  # 0 * log(tiny) = 0
+        entropy = torch.special.entr(weights).sum(dim=-1)
+        return RowBlock(weights, k0, weights.sum(dim=-1), weights.amax(dim=-1), entropy)
 
 
 def full_rows(attention: LayerAttention, q0: int, q1: int, heads: range | None = None) -> torch.Tensor:
     """Weights of rows [q0, q1) over every key, `[batch, heads, rows, n]` float32."""
-    weights, _ = attention.rows(q0, q1, heads)
+    weights = attention.block(q0, q1, heads).weights
     k0, k1 = attention.key_range(q0, q1)
     if (k0, k1) == (0, attention.n):
         return weights
