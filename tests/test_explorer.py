@@ -226,3 +226,38 @@ def test_circuitsvis_keeps_script_tags_inert(bridge):
     widget = AttentionExplorer(bridge, prompt="a</script><b>x")
     html = str(widget.circuitsvis())
     assert "</script><b>" not in html
+
+
+def test_the_selected_head_goes_out_before_the_scores_fill_in(explorer, monkeypatch):
+    """A new prompt pushes the selected head first (unasked), then the scores layer by layer."""
+    import attn_widget.explorer as explorer_module
+
+    monkeypatch.setattr(explorer_module, "PROGRESS_INTERVAL_S", -1.0)  # publish after every layer
+    events: list[tuple[str, object]] = []
+    explorer.observe(lambda change: events.append(("scored_layers", change["new"])), "scored_layers")
+    explorer.send = lambda content, buffers=None: events.append(("message", (content, buffers)))
+    explorer.prompt = "Then mary and john went to the park"
+    first = next(i for i, (kind, _) in enumerate(events) if kind == "message")
+    assert all(value == 0 for _, value in events[:first])  # no layer scored before the head went out
+    message, buffers = events[first][1]
+    assert message["id"] is None and message["pushed"]
+    assert (message["type"], message["layer"], message["head"]) == ("pattern", 1, 2)
+    n = len(explorer.tokens)
+    pushed = np.frombuffer(buffers[0], dtype="<f2").reshape(n, n)
+    np.testing.assert_allclose(pushed, explorer.pattern(1, 2), atol=1e-3)
+    progress = [value for kind, value in events if kind == "scored_layers"]
+    assert progress[-1] == 3 and progress == sorted(progress) and len(progress) >= 3
+    assert all(np.isfinite(values).all() for values in explorer.scores.values())
+
+
+def test_scores_of_layers_not_yet_reduced_travel_as_null(bridge):
+    from attn_widget.analysis import PromptAnalysis
+    from attn_widget.backends import backend_for
+
+    widget = AttentionExplorer(bridge, prompt=PROMPT)
+    analysis = PromptAnalysis(backend_for(bridge), PROMPT, defer_scores=True)
+    assert not analysis.scored.any()
+    table = widget._score_table(analysis)
+    assert table["entropy"] == [[None] * 4] * 3  # JSON-safe: no NaN on the wire
+    analysis.finish()
+    assert all(v is not None for row in widget._score_table(analysis)["entropy"] for v in row)

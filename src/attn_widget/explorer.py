@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -25,6 +26,8 @@ DEFAULT_PROMPT = (
     "When Mary and John went to the store, Mary gave a drink to John. "
     "Then Mary and John went to the park, Mary gave a ball to"
 )
+PROGRESS_INTERVAL_S = 0.5
+"""How often the score views hear of layers finished while a long prompt is reduced."""
 INDUCTION_TEST = "induction_test"
 """The score view's name for the repeated random token test (run once, when the explorer starts)."""
 
@@ -132,8 +135,7 @@ class AttentionExplorer(anywidget.AnyWidget):
     @traitlets.validate("prompt")
     def _run_prompt(self, proposal: dict[str, Any]) -> str:
         prompt = proposal["value"]
-        self._analysis = PromptAnalysis(self._backend, prompt)  # raises PromptError / ModelError
-        self._publish_analysis(self._analysis)
+        self._run_model(prompt)
         return prompt
 
     @traitlets.validate("layer")
@@ -174,28 +176,74 @@ class AttentionExplorer(anywidget.AnyWidget):
             raise AttnWidgetError("No prompt has been run yet: set `prompt` first.")
         return self._analysis
 
+    def _run_model(self, prompt: str) -> None:
+        """One forward pass; the selected head goes out at once, the scores as layers finish."""
+        analysis = PromptAnalysis(self._backend, prompt, defer_scores=True)  # raises PromptError / ModelError
+        self._analysis = analysis
+        self._publish_analysis(analysis)
+        if not analysis.scored.all():
+            self._push_selected_head(analysis)
+            last = time.monotonic()
+
+            def publish_progress(_layer: int) -> None:
+                nonlocal last
+                if time.monotonic() - last > PROGRESS_INTERVAL_S:
+                    self._publish_partial(analysis)
+                    last = time.monotonic()
+
+            analysis.finish(publish_progress)
+            with self.hold_sync():
+                self.set_trait("thumbnails", analysis.thumbnails.tobytes())
+                self._publish_scores(analysis)
+
+    def _push_selected_head(self, analysis: PromptAnalysis) -> None:
+        """The selected head, unasked (id None), so it is drawn before the scores are all in."""
+        n, side = analysis.n_tokens, min(analysis.n_tokens, protocol.MAX_TILE_CELLS // 2)
+        if n <= wire.FLOAT16_MAX_TOKENS:
+            request: protocol.Request = protocol.PatternRequest(id=-1, layer=self.layer, head=self.head)
+        else:
+            request = protocol.TileRequest(-1, self.layer, self.head, 0, n, 0, n, side, side)
+        try:
+            reply, buffers = self._answer(request)
+        except AttnWidgetError:
+            return  # the front end asks for it as usual
+        self.send({**reply, "id": None, "pushed": True}, buffers)
+
+    def _publish_partial(self, analysis: PromptAnalysis) -> None:
+        with self.hold_sync():
+            self.set_trait("thumbnails", analysis.thumbnails.tobytes())
+            self.set_trait("score_table", self._score_table(analysis))
+            self.set_trait("scored_layers", int(analysis.scored.sum()))
+
     def _publish_analysis(self, analysis: PromptAnalysis) -> None:
         with self.hold_sync():
             self.set_trait("tokens", analysis.tokens)
             self.set_trait("thumbnails", analysis.thumbnails.tobytes())
             self.set_trait("thumbnail_side", int(analysis.thumbnails.shape[-1]))
             self.focus_locked, self.focus_token = False, -1
-            self._publish_scores(analysis)
+            if analysis.scored.all():
+                self._publish_scores(analysis)
+            else:
+                self._publish_partial(analysis)
             self.set_trait("revision", self.revision + 1)
             self.error = ""
 
     def _publish_scores(self, analysis: PromptAnalysis | None = None) -> None:
         """Score table, head types and summary: small, so they travel as traits."""
         analysis = analysis or self._current()
-        table = {name: _rounded(values) for name, values in analysis.scores.items()}
-        if self._induction_test is not None:
-            table[INDUCTION_TEST] = _rounded(self._induction_test)
         with self.hold_sync():
-            self.set_trait("score_table", table)
+            self.set_trait("score_table", self._score_table(analysis))
             self.set_trait("scored_layers", self.n_layers)
             classes = classify_heads(analysis.scores, analysis.n_tokens, self._induction_test)
             self.set_trait("head_classes", classes)
             self.set_trait("summary_rows", [asdict(row) for row in self.summary().rows])
+
+    def _score_table(self, analysis: PromptAnalysis) -> dict[str, list[list[float | None]]]:
+        """Scores as JSON: layers not yet scored (and undefined scores) travel as null."""
+        table = {name: _rounded(values) for name, values in analysis.scores.items()}
+        if self._induction_test is not None:
+            table[INDUCTION_TEST] = _rounded(self._induction_test)
+        return table
 
     def _on_front_end_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
         try:
@@ -229,5 +277,6 @@ class AttentionExplorer(anywidget.AnyWidget):
         return protocol.reply(request, self.revision, n, dtype), [data]
 
 
-def _rounded(values: np.ndarray) -> list[list[float]]:
-    return values.astype(np.float64).round(5).tolist()
+def _rounded(values: np.ndarray) -> list[list[float | None]]:
+    rounded = values.astype(np.float64).round(5)
+    return [[float(v) if np.isfinite(v) else None for v in row] for row in rounded]
