@@ -9,7 +9,7 @@ BUNDLE     := src/attn_widget/static/widget.js
 VENV_TL3   ?= .venv-tl3
 TL3_SPEC   ?= transformer-lens==3.9.0 transformers>=5.9,<6
 
-.PHONY: setup demo test test-python test-tl3 lint js js-watch chromium clean
+.PHONY: setup demo test test-python test-tl3 lint js js-watch chromium clean bench bench-gpu
 
 setup: $(VENV)/.installed $(BUNDLE)
 
@@ -67,6 +67,12 @@ test-tl3: $(VENV_TL3)/.installed $(BUNDLE)
 # Side-by-side measurements against CircuitsVis, a bare forward pass and run_with_cache (minutes).
 bench: setup chromium
 	$(PY) benchmarks/run.py
+
+# The same kernel rows on a GPU: a Llama-3-8B-shaped model (bf16, random weights), 2k to 32k tokens.
+# Needs a CUDA build of torch (TORCH_SPEC=torch); about 6 minutes on one H100.
+bench-gpu: setup
+	$(PY) benchmarks/run.py --sizes "" --kernel-sizes 4096 --llama-model llama3-8b \
+	  --llama-sizes 2048,4096,8192,16384,32768
 
 clean:
 	rm -rf $(VENV) node_modules src/attn_widget/static

@@ -1,5 +1,6 @@
 """One kernel-side measurement in a fresh process, printed as JSON: time and peak memory of
-a bare forward pass, of the explorer's prompt-to-ready, or of a full run_with_cache."""
+a bare forward pass, of the explorer's prompt-to-ready, of a full run_with_cache (the GPT-2
+bridge) or of an eager pass with output_attentions (the Llama shapes)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 import torch
-from models import gpt2_small_shaped, prompt_of
+from models import LLAMA_SHAPES, gpt2_small_shaped, hf_prompt_of, llama_shaped, prompt_of
 
 
 def _status(field: str) -> int:
@@ -43,14 +44,7 @@ class PeakMemory:
         return _status("VmHWM") - self.base
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("method", choices=["forward", "explorer", "cache"])
-    parser.add_argument("n", type=int)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=1)
-    args = parser.parse_args()
-
+def gpt2_runs(args: argparse.Namespace):
     model = gpt2_small_shaped(n_ctx=args.n, device=args.device)
     text = prompt_of(model, args.n)
     tokens = model.to_tokens(text, truncate=False).to(args.device)
@@ -77,6 +71,51 @@ def main() -> None:
             with torch.inference_mode():
                 _, cache = model.run_with_cache(tokens)
             del cache
+
+    return run
+
+
+def llama_runs(args: argparse.Namespace):
+    dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+    model, tokenizer = llama_shaped(args.model, args.n, device=args.device, dtype=dtype)
+    text, warm = hf_prompt_of(tokenizer, args.n), hf_prompt_of(tokenizer, 16)
+
+    def ids(prompt: str) -> torch.Tensor:
+        return torch.tensor([[0, *tokenizer.encode(prompt, add_special_tokens=False)]], device=args.device)
+
+    if args.method == "explorer":
+        from attn_widget import AttentionExplorer
+
+        explorer = AttentionExplorer(model, tokenizer=tokenizer, prompt=warm)
+        other = hf_prompt_of(tokenizer, args.n, seed=1)
+
+        def run() -> None:
+            explorer.prompt = text if explorer.prompt != text else other
+
+        return run
+    if args.method == "eager":
+        model.set_attn_implementation("eager")
+    tokens = ids(text)
+    keep_weights = args.method == "eager"
+
+    def forward(input_ids: torch.Tensor) -> None:
+        with torch.inference_mode():
+            out = model.model(input_ids=input_ids, use_cache=False, output_attentions=keep_weights)
+        del out
+
+    forward(ids(warm))
+    return lambda: forward(tokens)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("method", choices=["forward", "explorer", "cache", "eager"])
+    parser.add_argument("n", type=int)
+    parser.add_argument("--model", default="gpt2-small", choices=["gpt2-small", *LLAMA_SHAPES])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    run = gpt2_runs(args) if args.model == "gpt2-small" else llama_runs(args)
 
     memory = PeakMemory(args.device)
     times = []

@@ -86,11 +86,9 @@ def browser_table(sizes: list[int], bound_s: float) -> dict[int, tuple[Paint, Pa
 # ---- (b) kernel ------------------------------------------------------------------------------
 
 
-def probe(method: str, n: int, repeats: int) -> dict:
-    out = subprocess.run(
-        [sys.executable, str(BENCH_DIR / "kernel_probe.py"), method, str(n), "--repeats", str(repeats)],
-        capture_output=True, text=True, check=True, cwd=BENCH_DIR,
-    )  # fmt: skip
+def probe(method: str, n: int, repeats: int, model: str = "gpt2-small") -> dict:
+    command = [sys.executable, str(BENCH_DIR / "kernel_probe.py"), method, str(n), "--repeats", str(repeats)]
+    out = subprocess.run([*command, "--model", model], capture_output=True, text=True, check=True, cwd=BENCH_DIR)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -138,11 +136,53 @@ def kernel_table(sizes: list[int]) -> dict[int, dict]:
     return results
 
 
+def llama_table(sizes: list[int], model: str = "llama-small") -> dict[int, dict]:
+    """Bare sdpa forward vs explorer prompt-to-ready vs eager output_attentions (where it fits)."""
+    from models import LLAMA_SHAPES
+
+    shape = LLAMA_SHAPES[model]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    results = {}
+    for n in sizes:
+        row = {"forward": probe("forward", n, 1, model), "explorer": probe("explorer", n, 1, model)}
+        eager_bytes = shape["num_hidden_layers"] * shape["num_attention_heads"] * n * n * 4 * 2
+        row["eager"] = probe("eager", n, 1, model) if eager_bytes < 0.5 * available_bytes() else None
+        results[n] = row
+        print(f"  measured {model} at {n} tokens", file=sys.stderr, flush=True)
+    print(f"\n(c) kernel on {device}, {model}-shaped random model ({shape['num_hidden_layers']} layers, "
+          f"{shape['num_attention_heads']} query / {shape['num_key_value_heads']} key-value heads, "
+          f"d_head {shape['head_dim']})")  # fmt: skip
+    print("| tokens | sdpa forward s | explorer prompt-to-ready s | ratio | eager output_attentions s "
+          "| peak MB: forward / explorer / eager | explorer / forward peak |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for n, row in results.items():
+        f, e, g = row["forward"], row["explorer"], row["eager"]
+        eager_s = fmt(g["seconds"], "", 2) if g else "does not fit"
+        eager_mb = fmt(g["peak_bytes"] / MB) if g else "-"
+        print(f"| {n} | {fmt(f['seconds'], '', 2)} | {fmt(e['seconds'], '', 2)} | {e['seconds'] / f['seconds']:.2f}x "
+              f"| {eager_s} | {fmt(f['peak_bytes'] / MB)} / {fmt(e['peak_bytes'] / MB)} / {eager_mb} "
+              f"| {e['peak_bytes'] / max(f['peak_bytes'], 1):.2f}x |")  # fmt: skip
+    return results
+
+
 # ---- targets ---------------------------------------------------------------------------------
 
 
 def target(name: str, value: str, met: bool) -> None:
     print(f"target {name}: {value} {'met' if met else 'missed'}")
+
+
+def report_llama_targets(llama: dict[int, dict], speed_bound: float) -> None:
+    if not llama:
+        return
+    worst_n, worst = max(((n, r["explorer"]["seconds"] / r["forward"]["seconds"]) for n, r in llama.items()),
+                         key=lambda t: t[1])  # fmt: skip
+    target(f"Llama prompt-to-ready <= {speed_bound:g}x a bare sdpa forward", f"{worst:.2f}x (worst, at {worst_n})",
+           worst <= speed_bound)  # fmt: skip
+    fixed = 256 * 2**20
+    over = [(n, r["explorer"]["peak_bytes"] / (1.5 * r["forward"]["peak_bytes"] + fixed)) for n, r in llama.items()]
+    worst_n, worst = max(over, key=lambda t: t[1])
+    target("Llama peak <= 1.5x bare forward + 256 MiB", f"{worst:.2f} of the bound (worst, at {worst_n})", worst <= 1)
 
 
 def report_targets(browser: dict[int, tuple[Paint, Paint]], kernel: dict[int, dict]) -> None:
@@ -179,13 +219,18 @@ def main() -> None:
     parser.add_argument("--sizes", default="64,128,256,1024", help="prompt lengths for the browser part")
     parser.add_argument("--kernel-sizes", default="1024,4096", help="prompt lengths for the kernel part")
     parser.add_argument("--circuitsvis-bound", type=float, default=150.0, help="seconds before giving up on a paint")
+    parser.add_argument("--llama-sizes", default="4096,8192,16384,32768", help="prompt lengths, Llama-shaped rows")
+    parser.add_argument("--llama-model", default="llama-small", help="llama-small (CPU) or llama3-8b (GPU)")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     kernel_sizes = [int(s) for s in args.kernel_sizes.split(",") if s]
     browser = browser_table(sizes, args.circuitsvis_bound) if sizes else {}
     kernel = kernel_table(kernel_sizes) if kernel_sizes else {}
+    llama_sizes = [int(s) for s in args.llama_sizes.split(",") if s]
+    llama = llama_table(llama_sizes, args.llama_model) if llama_sizes else {}
     report_targets(browser, kernel)
+    report_llama_targets(llama, 3.0 if torch.cuda.is_available() else 5.0)
 
 
 if __name__ == "__main__":
