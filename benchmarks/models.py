@@ -59,8 +59,13 @@ def llama_shaped(shape: str, n_ctx: int, device: str = "cpu", dtype: torch.dtype
         attn_implementation="sdpa", torch_dtype=dtype,
     )  # fmt: skip
     torch.manual_seed(seed)
-    with torch.device(device):
-        model = LlamaForCausalLM(config).to(dtype).eval()
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # built in its own dtype: an 8B model in float32 would need 32 GB first
+    try:
+        with torch.device(device):
+            model = LlamaForCausalLM(config).eval()
+    finally:
+        torch.set_default_dtype(default)
     return model, tokenizer
 
 
