@@ -110,21 +110,17 @@ class LayerCapture:
         heads = heads or range(self.n_heads)
         k0, k1 = self.key_range(q0, q1)
         logits = self._logits(q0, q1, k0, k1, heads)
-        # One exponential per weight: shift by the row max, exponentiate, normalise in place.
-        peak = logits.amax(dim=-1, keepdim=True)
-        logits.sub_(peak)
-        weights = torch.exp(logits)
-        total = weights.sum(dim=-1, keepdim=True)
-        # sum p log p = (sum e * shifted) / D - log D: a batched dot product, not a logarithm per weight
-        dot = torch.matmul(weights.unsqueeze(-2), logits.unsqueeze(-1)).squeeze(-1)
-        del logits
-        denominator = total
-        if self.sinks is not None:  # the sink takes its share of the denominator, and is not shown
-            sink = self.sinks[heads.start : heads.stop].float().to(peak.device)[None, :, None, None]
-            denominator = total + torch.exp(sink - peak)
-        weights.div_(denominator)
-        row_sum, row_max = total / denominator, 1.0 / denominator
-        entropy = torch.log(denominator) * row_sum - dot / denominator
+        if self.sinks is not None:
+            weights, row_sum, row_max, entropy, peak = self._softmax_with_sinks(logits, heads)
+        else:
+            # torch's softmax works a row at a time in cache; its largest weight gives the log-sum-exp
+            # back (lse = largest logit - log largest weight), and the entropy is
+            # lse - sum p * logit: a dot product per row, not a logarithm per weight.
+            weights = torch.softmax(logits, dim=-1)
+            row_max = weights.amax(dim=-1, keepdim=True)
+            peak = logits.amax(dim=-1, keepdim=True)  # two plain maxima beat one with indices
+            row_sum = torch.ones_like(row_max)
+            entropy = peak - torch.log(row_max) - torch.linalg.vecdot(weights, logits).unsqueeze(-1)
         if self.mask is not None or self.sliding_window is not None or not self.causal:
             # A row that sees no key at all (left padding) has no attention: zeros, not a uniform guess.
             sees_nothing = peak <= MASKED / 2
@@ -133,6 +129,20 @@ class LayerCapture:
                 for stat in (row_sum, row_max, entropy):
                     stat.masked_fill_(sees_nothing, 0.0)
         return RowBlock(weights, k0, row_sum[..., 0], row_max[..., 0], entropy[..., 0])
+
+    def _softmax_with_sinks(self, logits: torch.Tensor, heads: range) -> tuple[torch.Tensor, ...]:
+        """The sink takes its share of the denominator and is not shown: rows sum to less than 1."""
+        peak = logits.amax(dim=-1, keepdim=True)
+        logits.sub_(peak)
+        weights = torch.exp(logits)
+        total = weights.sum(dim=-1, keepdim=True)
+        dot = torch.linalg.vecdot(weights, logits).unsqueeze(-1)
+        sink = self.sinks[heads.start : heads.stop].float().to(peak.device)[None, :, None, None]  # type: ignore[index]
+        denominator = total + torch.exp(sink - peak)
+        weights.div_(denominator)
+        row_sum, row_max = total / denominator, 1.0 / denominator
+        entropy = torch.log(denominator) * row_sum - dot / denominator
+        return weights, row_sum, row_max, entropy, peak
 
     def _keys32(self) -> torch.Tensor:
         # Upcast once per layer, not per block: logits are formed in float32 for exact weights.
