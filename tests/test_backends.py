@@ -379,3 +379,18 @@ def test_precomputed_attention_needs_its_tokens_and_only_them():
 def test_tokens_go_with_precomputed_attention_only(hf_gpt2, tokenizer):
     with pytest.raises(ModelError, match="tokens= is only for precomputed attention"):
         AttentionExplorer(hf_gpt2, PROMPT, tokenizer=tokenizer, tokens=["a"])
+
+
+@pytest.mark.parametrize("kind", list(TL_FIXTURES))
+def test_transformer_lens_heads_equal_the_models_own_patterns(kind, request):
+    """Recomputed from the q/k hooks (or an unwrapped bridge): within 1e-5 of hook_pattern."""
+    try:
+        model = request.getfixturevalue(TL_FIXTURES[kind])
+    except ImportError as err:
+        pytest.skip(f"not in this TransformerLens: {err}")
+    explorer = AttentionExplorer(model, prompt=PROMPT)
+    _, cache = model.run_with_cache(PROMPT, names_filter=lambda name: name.endswith("hook_pattern"))
+    for layer in range(model.cfg.n_layers):
+        expected = cache[f"blocks.{layer}.attn.hook_pattern"][0].numpy()
+        for head in range(model.cfg.n_heads):
+            np.testing.assert_allclose(explorer.pattern(layer, head), expected[head], atol=1e-5)
