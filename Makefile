@@ -5,11 +5,13 @@ PY         := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 CHROMIUM   ?= /usr/bin/chromium
 BUNDLE     := src/attn_widget/static/widget.js
+# runpy warns that the package (imported first) already holds the module: harmless here.
+CONTRACT   := $(PY) -W ignore::RuntimeWarning -m attn_widget.contract
 # A second environment with TransformerLens 3.x (HookedTransformer), for the backend tests.
 VENV_TL3   ?= .venv-tl3
 TL3_SPEC   ?= transformer-lens==3.9.0 transformers>=5.9,<6
 
-.PHONY: setup demo test test-python test-tl3 lint js js-watch chromium clean bench bench-gpu
+.PHONY: setup demo test test-python test-tl3 lint contract js js-watch chromium clean bench bench-gpu
 
 setup: $(VENV)/.installed $(BUNDLE)
 
@@ -44,7 +46,16 @@ demo: setup
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(CONTRACT) --check js/contract.gen.ts
 	npx tsc --noEmit -p .
+	npx biome lint js
+	npx biome format js
+
+# js/contract.gen.ts: the constants and lists kernel and browser share, from src/attn_widget/contract.py.
+# Committed (tsc, biome and esbuild need no Python); the --check in `make lint` and a test catch drift.
+contract: $(VENV)/.installed
+	$(CONTRACT) > js/contract.gen.ts
 
 test-python: setup
 	$(PY) -m pytest -m "not browser"

@@ -6,7 +6,10 @@ export const tests: Tests = {
     assertEqual(lutColor(BLUES, 0), [247, 251, 255]);
     assertEqual(lutColor(BLUES, 1), [8, 48, 107]);
     assertEqual(lutColor(VIRIDIS, 1), [253, 231, 37]);
-    const twoStops = ramp([[0, 0, 0], [255, 255, 255]]);
+    const twoStops = ramp([
+      [0, 0, 0],
+      [255, 255, 255],
+    ]);
     assertEqual(lutColor(twoStops, 0.5), [128, 128, 128]);
   },
   "lookup index clamps and rounds"() {

@@ -59,7 +59,21 @@ export function cssColor(lut: Lut, value: number): string {
 
 // ---- colour scales: how a weight maps to [0, 1] before the lookup ------------------------------
 
-export type ColorScale = "linear" | "log" | "row";
+export type { ColorScale } from "./contract.gen";
+import type { ColorScale } from "./contract.gen";
+
+/** NaN or infinite weights and scores (a float16 model overflowing, bad precomputed input): a colour
+ *  no lookup table uses, so undefined never passes for "no attention". */
+export const UNDEFINED_RGB: Rgb = [255, 0, 200];
+export const UNDEFINED_CSS = `rgb(${UNDEFINED_RGB.join(", ")})`;
+
+/** How many values are NaN (undefined), for the views to say so. */
+export function countUndefined(values: ArrayLike<number>): number {
+  let count = 0;
+  for (let i = 0; i < values.length; i++) if (Number.isNaN(values[i])) count++;
+  return count;
+}
+
 export const COLOR_SCALES: Record<ColorScale, string> = {
   linear: "linear",
   log: "log (1e-4 to 1)",
@@ -84,8 +98,8 @@ export function applyScale(values: Float32Array, cols: number, scale: ColorScale
   } else {
     for (let start = 0; start < values.length; start += cols) {
       let max = 0;
-      for (let k = start; k < start + cols; k++) max = Math.max(max, values[k]);
-      for (let k = start; k < start + cols; k++) out[k] = max > 0 ? values[k] / max : 0;
+      for (let k = start; k < start + cols; k++) if (values[k] > max) max = values[k]; // NaN never is
+      for (let k = start; k < start + cols; k++) out[k] = Number.isNaN(values[k]) ? Number.NaN : max > 0 ? values[k] / max : 0;
     }
   }
   return out;
@@ -97,9 +111,10 @@ export function paintCells(values: ArrayLike<number>, rows: number, cols: number
   const px = image.data;
   for (let i = 0; i < rows * cols; i++) {
     const j = 4 * lutIndex(values[i]);
-    px[4 * i] = lut[j];
-    px[4 * i + 1] = lut[j + 1];
-    px[4 * i + 2] = lut[j + 2];
+    const [r, g, b] = Number.isNaN(values[i]) ? UNDEFINED_RGB : [lut[j], lut[j + 1], lut[j + 2]];
+    px[4 * i] = r;
+    px[4 * i + 1] = g;
+    px[4 * i + 2] = b;
     px[4 * i + 3] = 255;
   }
   return image;

@@ -1,5 +1,6 @@
 import type { AnyModel } from "@anywidget/types";
-import { PatternClient, WHOLE_HEAD_MAX_TOKENS } from "./patterns";
+import { WHOLE_HEAD_MAX_TOKENS } from "./contract.gen";
+import { PatternClient } from "./patterns";
 import { assertEqual, type Tests } from "./testing";
 import type { ExplorerState, HeadData, KernelMessage, Line, Request } from "./types";
 
@@ -40,7 +41,10 @@ export const tests: Tests = {
     c.receive(...reply(sent[2]));
     c.receive(...reply(sent[0])); // late reply to an old request: dropped
     c.receive(...reply(sent[1]));
-    assertEqual(heads.map((p) => p.head), [2]);
+    assertEqual(
+      heads.map((p) => p.head),
+      [2],
+    );
   },
   "a head seen before comes from the cache without a message"() {
     const { model, sent } = fakeModel();
@@ -50,16 +54,25 @@ export const tests: Tests = {
     c.requestHead(1, 10, 3, 2, ALL, 10, 10);
     c.requestHead(1, 10, 3, 1, ALL, 10, 10);
     assertEqual(sent.length, 2);
-    assertEqual(heads.map((p) => p.head), [1, 1]);
+    assertEqual(
+      heads.map((p) => p.head),
+      [1, 1],
+    );
     c.receive(...reply(sent[1])); // the reply for head 2 is stale now: the user moved back to head 1
-    assertEqual(heads.map((p) => p.head), [1, 1]);
+    assertEqual(
+      heads.map((p) => p.head),
+      [1, 1],
+    );
   },
   "short prompts ask for whole heads, long ones for tiles of the window"() {
     const { model, sent } = fakeModel();
     const { c } = client(model);
     c.requestHead(1, WHOLE_HEAD_MAX_TOKENS, 0, 0, ALL, 500, 500);
     c.requestHead(1, 4096, 0, 0, { q0: 100, q1: 612, k0: 50, k1: 562 }, 400, 400);
-    assertEqual(sent.map((r) => r.type), ["pattern", "tile"]);
+    assertEqual(
+      sent.map((r) => r.type),
+      ["pattern", "tile"],
+    );
     assertEqual(sent[1], { type: "tile", id: sent[1].id, layer: 0, head: 0, q0: 100, q1: 612, k0: 50, k1: 562, rows: 400, cols: 400 });
   },
   "rows and heads keep separate latest requests"() {
@@ -70,7 +83,10 @@ export const tests: Tests = {
     c.receive(...reply(sent[0]));
     c.receive(...reply(sent[1]));
     assertEqual(heads.length, 1);
-    assertEqual(rows.map((r) => [r.index, r.axis]), [[7, "key"]]);
+    assertEqual(
+      rows.map((r) => [r.index, r.axis]),
+      [[7, "key"]],
+    );
   },
   "errors for other views' requests are ignored"() {
     const { model, sent } = fakeModel();

@@ -4,10 +4,8 @@
 
 import type { AnyModel } from "@anywidget/types";
 import { bytesOf, decodeWeights } from "./buffers";
+import { WHOLE_HEAD_MAX_TOKENS } from "./contract.gen";
 import type { Axis, ExplorerState, HeadData, KernelMessage, Line, Request, Window } from "./types";
-
-/** Up to this many tokens a head travels whole (float16, at most 512 KiB); above, as tiles. */
-export const WHOLE_HEAD_MAX_TOKENS = 512;
 const CACHE_SIZE = 32;
 
 type Kind = "head" | "row";
@@ -80,6 +78,7 @@ export class PatternClient {
     } else if (message.type === "tile") {
       const { q0, q1, k0, k1, tile_rows: rows, tile_cols: cols } = message;
       const values = decodeWeights(bytes, message.dtype, rows * cols);
+      if (message.undefined && buffers[1]) markUndefined(values, bytesOf(buffers[1]));
       data = { kind: "tile", ...base, n: message.n, q0, q1, k0, k1, rows, cols, values };
     } else {
       data = { ...base, index: message.index, axis: message.axis, values: decodeWeights(bytes, message.dtype, message.n) };
@@ -99,4 +98,9 @@ export class PatternClient {
     this.cache.set(key, data);
     while (this.cache.size > CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);
   }
+}
+
+/** uint8 tiles have no room for NaN: the kernel sends a second buffer, 1 where a cell is undefined. */
+export function markUndefined(values: Float32Array, mask: Uint8Array): void {
+  for (let i = 0; i < values.length && i < mask.length; i++) if (mask[i]) values[i] = Number.NaN;
 }

@@ -16,7 +16,7 @@ export class Store {
 
   /** Set traits and send them to the kernel now. */
   save(values: Partial<ExplorerState>): void {
-    for (const [key, value] of Object.entries(values)) this.model.set(key, value);
+    for (const key of Object.keys(values) as (keyof ExplorerState)[]) this.model.set(key, values[key]!);
     this.model.save_changes();
   }
 

@@ -5,6 +5,7 @@ import { tests as buffers } from "./buffers.test";
 import { tests as colors } from "./colors.test";
 import { tests as labels } from "./labels.test";
 import { tests as patterns } from "./patterns.test";
+import { tests as undefinedValues } from "./undefined.test";
 import { tests as heatmap } from "./views/heatmap.test";
 import { tests as scoreCells } from "./views/score-cells.test";
 import { tests as scores } from "./views/scores.test";
@@ -25,6 +26,7 @@ const SUITES: Record<string, Tests> = {
   scoreCells,
   scores,
   thumbnails,
+  undefinedValues,
 };
 
 async function runAttnWidgetTests(): Promise<{ name: string; error: string | null }[]> {

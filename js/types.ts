@@ -1,27 +1,33 @@
-/** The widget's synced traits (see src/attn_widget/explorer.py) and custom messages (protocol.py). */
+/** The widget's synced traits (see src/attn_widget/explorer.py) and custom messages (protocol.py).
+ *  ExplorerState lists the trait names and nothing else, so a misspelt trait does not compile;
+ *  tests/test_contract.py checks it against the kernel's synced traits. */
+
+import type { ColorScale, Metric, ShadeBy } from "./contract.gen";
 
 export interface ExplorerState {
   prompt: string;
   layer: number;
   head: number;
-  metric: string;
+  metric: Metric;
   tokens: string[];
   n_layers: number;
   n_heads: number;
   model_name: string;
-  score_table: Record<string, number[][]>;
+  /** Per-head scores of each metric this explorer offers; null where a score is undefined (NaN). */
+  score_table: Partial<Record<Metric, (number | null)[][]>>;
   thumbnails: DataView | ArrayBuffer | Uint8Array | null;
   thumbnail_side: number;
   revision: number;
   error: string;
   read_only_prompt: boolean;
-  color_scale: "linear" | "log" | "row";
+  color_scale: ColorScale;
   focus_token: number;
   focus_locked: boolean;
-  shade_by: "received" | "given";
+  shade_by: ShadeBy;
   head_classes: string[][];
   summary_rows: SummaryRow[];
-  [key: string]: unknown;
+  /** Layers whose scores are in; the rest of score_table's rows are null (pending). */
+  scored_layers: number;
 }
 
 /** One line of the reference notebook's summary (attn_widget.summary.SummaryRow). */
@@ -30,7 +36,8 @@ export interface SummaryRow {
   layer: number;
   head: number;
   metric: string;
-  value: number;
+  /** null when the score is undefined (NaN weights). */
+  value: number | null;
 }
 
 /** A window of queries [q0, q1) x keys [k0, k1). */
@@ -59,7 +66,7 @@ interface ReplyBase {
 
 export type KernelMessage =
   | (ReplyBase & { type: "pattern" })
-  | (ReplyBase & Window & { type: "tile"; tile_rows: number; tile_cols: number })
+  | (ReplyBase & Window & { type: "tile"; tile_rows: number; tile_cols: number; undefined?: number })
   | (ReplyBase & { type: "row"; index: number; axis: Axis })
   | { type: "error"; id: number | null; message: string };
 

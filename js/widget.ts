@@ -4,7 +4,7 @@
 import type { RenderProps } from "@anywidget/types";
 import { bytesOf } from "./buffers";
 import { element } from "./canvas";
-import type { ColorScale } from "./colors";
+import type { ColorScale } from "./contract.gen";
 import { PatternClient } from "./patterns";
 import { Store } from "./store";
 import { patternLut, watchTheme } from "./theme";
@@ -87,10 +87,15 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   side.append(grid.root, overview.root);
   const main = element("div", "aw-main");
   main.append(heatmap.root, side);
-  root.append(prompt.root, errorBar, tokens.root, main, scores.root);
+  // Shown over the views when the kernel behind them is gone (restarted, shut down): without it the
+  // views would look alive but answer nothing.
+  const kernelGone = element("div", "aw-kernel-gone", "Kernel gone: this explorer no longer has a kernel behind it. Re-run its cell to explore again.");
+  kernelGone.dataset.role = "kernel-gone";
+  kernelGone.hidden = true;
+  root.append(prompt.root, errorBar, tokens.root, main, scores.root, kernelGone);
   el.append(root);
 
-  const style = () => ({ scale: store.get("color_scale") as ColorScale, lut: patternLut(root) });
+  const style = () => ({ scale: store.get("color_scale"), lut: patternLut(root) });
   const thumbnails = (): Thumbnails => ({
     bytes: bytesOf(store.get("thumbnails")),
     side: store.get("thumbnail_side"),
@@ -143,7 +148,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     overview.update(thumbnails(), layer, head, s);
     const metric = store.get("metric");
     const progress = { scored: scoredLayers(), layers: store.get("n_layers"), heads: store.get("n_heads") };
-    scores.update(store.get("score_table")[metric], metric, layer, head, store.get("head_classes"), store.get("summary_rows"), progress);
+    scores.update(store.get("score_table"), metric, layer, head, store.get("head_classes"), store.get("summary_rows"), progress);
   }
   function drawStyle(): void {
     const { scale, lut } = style();
@@ -188,6 +193,18 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     store.select(store.get("layer") + move[0], store.get("head") + move[1]);
   }
   const onCustom = (message: KernelMessage, buffers: DataView[]) => patterns.receive(message, buffers);
+  /** ipywidgets sets the model's comm_live to false when its kernel restarts or dies, and says so
+   *  with "comm_live_update"; anywidget calls back with the view as `this`, whose model has the flag.
+   *  "destroy" comes when the model is closed for good. */
+  const showKernelGone = (gone: boolean) => {
+    kernelGone.hidden = !gone;
+    root.classList.toggle("aw-gone", gone);
+    prompt.setBusy(false);
+  };
+  const onCommLive = function (this: { model?: { comm_live?: boolean } } | undefined) {
+    showKernelGone(this?.model?.comm_live !== true);
+  };
+  const onDestroy = () => showKernelGone(true);
   const onPrompt = () => prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt"));
 
   // The heatmap takes what the side panel leaves of the cell's width, and follows it.
@@ -215,12 +232,18 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   ];
   for (const [event, handler] of handlers) model.on(event, handler);
   model.on("msg:custom", onCustom);
+  // Not in AnyModel's event types: Backbone events of the widget model, passed through by anywidget.
+  const lifecycle = model as unknown as { on(event: string, cb: () => void): void; off(event: string, cb: () => void): void };
+  lifecycle.on("comm_live_update", onCommLive);
+  lifecycle.on("destroy", onDestroy);
   drawStyle();
   onPromptResult();
 
   return () => {
     for (const [event, handler] of handlers) model.off(event, handler);
     model.off("msg:custom", onCustom);
+    lifecycle.off("comm_live_update", onCommLive);
+    lifecycle.off("destroy", onDestroy);
     resizer.disconnect();
     heatmap.dispose();
     tokens.dispose();

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from attn_widget.analysis import PromptAnalysis, induction_test
+from attn_widget.analysis import PromptAnalysis, repeated_tokens_scores
 from attn_widget.backends import backend_for
 from attn_widget.errors import ModelError, PromptError, SelectionError
 
@@ -71,7 +71,7 @@ def test_a_failing_model_becomes_a_model_error(bridge, monkeypatch):
         PromptAnalysis(backend, PROMPT)
 
 
-def notebook_induction_test(model, half: int, segments: torch.Tensor, bos: int) -> np.ndarray:
+def notebook_repeated_tokens_test(model, half: int, segments: torch.Tensor, bos: int) -> np.ndarray:
     """The reference notebook's loop, one sequence at a time through run_with_cache."""
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     total = np.zeros((n_layers, n_heads))
@@ -86,21 +86,21 @@ def notebook_induction_test(model, half: int, segments: torch.Tensor, bos: int) 
     return total / len(segments)
 
 
-def test_induction_test_matches_the_notebook_loop(bridge):
+def test_repeated_tokens_scores_matches_the_notebook_loop(bridge):
     backend = backend_for(bridge)
-    got = induction_test(backend, seq_len=20, batch=3, seed=5)
+    got = repeated_tokens_scores(backend, seq_len=20, batch=3, seed=5)
     high = min(1000, backend.vocab_size)
     segments = torch.randint(min(100, high // 4), high, (3, 10), generator=torch.Generator().manual_seed(5))
-    expected = notebook_induction_test(bridge, 10, segments, backend.bos_token_id)
+    expected = notebook_repeated_tokens_test(bridge, 10, segments, backend.bos_token_id)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     assert got.shape == (3, 4)
 
 
-def test_induction_test_checks_its_arguments(bridge):
+def test_repeated_tokens_scores_checks_its_arguments(bridge):
     with pytest.raises(ValueError, match="does not fit"):
-        induction_test(backend_for(bridge), seq_len=200)
+        repeated_tokens_scores(backend_for(bridge), seq_len=200)
     with pytest.raises(ValueError, match="seq_len >= 4"):
-        induction_test(backend_for(bridge), seq_len=2)
+        repeated_tokens_scores(backend_for(bridge), seq_len=2)
 
 
 def test_a_prompt_as_long_as_a_4096_position_context(tokenizer):

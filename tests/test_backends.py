@@ -168,7 +168,7 @@ def test_scores_have_one_finite_value_per_head(case):
     assert set(explorer.scores) == set(METRICS)
     for values in explorer.scores.values():
         assert values.shape == (spec.n_layers, spec.n_heads) and np.isfinite(values).all()
-    assert ("induction_test" in explorer.score_table) == spec.runs_model
+    assert ("repeated_tokens" in explorer.score_table) == spec.runs_model
     assert explorer.metric in explorer.score_table
     side = explorer.thumbnail_side
     assert len(explorer.thumbnails) == spec.n_layers * spec.n_heads * side * side
@@ -219,7 +219,7 @@ def test_the_prompt_box_is_read_only_exactly_for_precomputed_attention(case):
     explorer.set_state({"prompt": "the cat sat"})  # from the front end: shown in the widget
     assert "precomputed attention" in explorer.error and explorer.tokens == tokens
     with pytest.raises(ModelError, match="needs a model"):
-        explorer.induction_test()
+        explorer.run_repeated_tokens_test()
     assert explorer.summary().rows  # falls back to the prompt's induction scores
 
 
@@ -240,7 +240,7 @@ def test_hf_gpt2_and_the_bridge_built_from_it_agree(tokenizer, hf_gpt2):
     direct = AttentionExplorer(hf_gpt2, PROMPT, tokenizer=tokenizer)
     wrapped = AttentionExplorer(bridge, PROMPT)
     _assert_same_scores(direct, wrapped)
-    np.testing.assert_allclose(direct.induction_test(), wrapped.induction_test(), atol=1e-4)
+    np.testing.assert_allclose(direct.run_repeated_tokens_test(), wrapped.run_repeated_tokens_test(), atol=1e-4)
     np.testing.assert_allclose(direct.pattern(1, 3), wrapped.pattern(1, 3), atol=2e-3)
 
 

@@ -41,14 +41,14 @@ def test_the_repeated_token_test_can_name_an_induction_head():
     scores = {k: np.zeros((1, 2)) for k in ("previous_token", "induction", "duplicate_token", "first_token")}
     scores["entropy"] = np.zeros((1, 2))
     assert classify_heads(scores, 10) == [["other", "other"]]
-    assert classify_heads(scores, 10, induction_test=np.array([[0.9, 0.1]])) == [["induction", "other"]]
+    assert classify_heads(scores, 10, repeated_tokens=np.array([[0.9, 0.1]])) == [["induction", "other"]]
 
 
 def test_a_mechanism_outranks_resting_on_the_first_token():
     scores = {k: np.zeros((1, 1)) for k in ("previous_token", "induction", "duplicate_token", "entropy")}
     scores["first_token"] = np.array([[0.87]])
     assert classify_heads(scores, 10) == [["first-token sink"]]
-    assert classify_heads(scores, 10, induction_test=np.array([[0.86]])) == [["induction"]]
+    assert classify_heads(scores, 10, repeated_tokens=np.array([[0.86]])) == [["induction"]]
 
 
 def test_uniform_entropy():

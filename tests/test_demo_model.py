@@ -1,6 +1,6 @@
 """The bundled demo model: small, offline, and its heads do what the reference notebook teaches.
 
-Scores are the project's own (`AttentionExplorer.scores`, `induction_test`), the ones users see.
+Scores are the project's own (`AttentionExplorer.scores`, `run_repeated_tokens_test`), the ones users see.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_the_prompt_reads_as_words(explorer):
 
 
 def test_an_induction_head_on_repeated_random_tokens(explorer):
-    assert explorer.induction_test(seq_len=50, batch=8, seed=0).max() >= 0.6
+    assert explorer.run_repeated_tokens_test(seq_len=50, batch=8, seed=0).max() >= 0.6
 
 
 def test_a_previous_token_head_on_ordinary_text(explorer):

@@ -154,16 +154,16 @@ def test_front_end_prompt_reruns_the_model(explorer):
     assert explorer.tokens[0] == "<|endoftext|>" and "".join(explorer.tokens[1:]) == "the cat sat"
 
 
-def test_induction_test_and_its_score_view(explorer):
-    result = explorer.induction_test(seq_len=30, batch=2, seed=1)
+def test_repeated_tokens_test_and_its_score_view(explorer):
+    result = explorer.run_repeated_tokens_test(seq_len=30, batch=2, seed=1)
     assert result.shape == (3, 4)
-    np.testing.assert_allclose(np.array(explorer.score_table["induction_test"]), result, atol=1e-5)
-    np.testing.assert_array_equal(explorer.induction_test(seq_len=30, batch=2, seed=1), result)
+    np.testing.assert_allclose(np.array(explorer.score_table["repeated_tokens"]), result, atol=1e-5)
+    np.testing.assert_array_equal(explorer.run_repeated_tokens_test(seq_len=30, batch=2, seed=1), result)
 
 
-def test_the_score_view_offers_every_metric_and_the_induction_test(explorer):
-    assert set(explorer.score_table) == {*METRICS, "induction_test"}
-    assert explorer.metric == "induction_test"
+def test_the_score_view_offers_every_metric_and_the_repeated_tokens_test(explorer):
+    assert set(explorer.score_table) == {*METRICS, "repeated_tokens"}
+    assert explorer.metric == "repeated_tokens"
     explorer.metric = "entropy"
     np.testing.assert_allclose(np.array(explorer.score_table["entropy"]), explorer.scores["entropy"], atol=1e-5)
     with pytest.raises(AttnWidgetError, match="unknown metric 'vibes'"):
@@ -206,7 +206,7 @@ def test_summary_names_the_notebook_findings(explorer):
     longest = summary.rows[7]
     assert longest.value == pytest.approx(explorer.scores["mean_distance"].max())
     top = summary.rows[0]
-    test = explorer.induction_test()
+    test = explorer.run_repeated_tokens_test()
     assert top.value == pytest.approx(test.max(), abs=1e-6)
     assert "most diffuse" in str(summary) and "<table>" in summary._repr_html_()
 

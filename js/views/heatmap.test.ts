@@ -5,7 +5,12 @@ import { HeatmapView, tileCell } from "./heatmap";
 
 function pixel(canvas: HTMLCanvasElement, x: number, y: number): number[] {
   const ratio = canvas.width / parseFloat(canvas.style.width);
-  return Array.from(canvas.getContext("2d")!.getImageData(Math.floor(x * ratio), Math.floor(y * ratio), 1, 1).data.slice(0, 3));
+  return Array.from(
+    canvas
+      .getContext("2d")!
+      .getImageData(Math.floor(x * ratio), Math.floor(y * ratio), 1, 1)
+      .data.slice(0, 3),
+  );
 }
 
 function mounted(windows: Window[] = []): HeatmapView {
@@ -28,7 +33,10 @@ export const tests: Tests = {
       for (let k = 0; k < 3; k++) {
         const got = pixel(matrixOf(view), (k + 0.5) * 100, (q + 0.5) * 100);
         const want = lutColor(BLUES, PATTERN.values[q * 3 + k]);
-        assert(got.every((c, i) => Math.abs(c - want[i]) <= 1), `cell ${q},${k}: ${got} vs ${want}`);
+        assert(
+          got.every((c, i) => Math.abs(c - want[i]) <= 1),
+          `cell ${q},${k}: ${got} vs ${want}`,
+        );
       }
     }
     assertEqual(view.root.dataset.drawn, "1:0:0");
@@ -50,7 +58,8 @@ export const tests: Tests = {
     view.setData(PATTERN, ["a", "b", "c"]);
     view.setFocusQuery(1);
     const overlay = view.root.querySelector<HTMLCanvasElement>("canvas[data-role=overlay]")!;
-    const alpha = (x: number, y: number) => overlay.getContext("2d")!.getImageData(x, y, 1, 1).data[3];
+    const ratio = window.devicePixelRatio || 1; // CSS pixels to the canvas's device pixels
+    const alpha = (x: number, y: number) => overlay.getContext("2d")!.getImageData(x * ratio, y * ratio, 1, 1).data[3];
     assert(alpha(150, 150) > 0, "row 1 not highlighted");
     assertEqual(alpha(150, 50), 0);
     assertEqual(alpha(150, 250), 0);
@@ -60,7 +69,10 @@ export const tests: Tests = {
     const windows: Window[] = [];
     const view = mounted(windows);
     view.setStyle("linear", BLUES);
-    view.reset(1000, Array.from({ length: 1000 }, (_, i) => `t${i}`));
+    view.reset(
+      1000,
+      Array.from({ length: 1000 }, (_, i) => `t${i}`),
+    );
     view.root.dispatchEvent(new KeyboardEvent("keydown", { key: "+" }));
     await new Promise((r) => setTimeout(r, 80));
     const w = windows[windows.length - 1];

@@ -3,7 +3,8 @@
  *  of the visible window, so no strong weight vanishes at any zoom. */
 
 import { cellAt, drawCells, element, sizeCanvas, viewRoot } from "../canvas";
-import { COLOR_SCALES, applyScale, paintCells, type ColorScale, type Lut } from "../colors";
+import { COLOR_SCALES, UNDEFINED_CSS, applyScale, countUndefined, paintCells, type ColorScale, type Lut } from "../colors";
+import { MAX_TILE_CELLS } from "../contract.gen";
 import { displayToken, labelIndices } from "../labels";
 import type { HeadData, Pattern, Tile, Window } from "../types";
 import { Viewport } from "./viewport";
@@ -35,6 +36,7 @@ export class HeatmapView {
   readonly root = viewRoot("heatmap", "aw-heatmap");
   private readonly title = element("span", "aw-title-text", "Attention pattern");
   private readonly zoomLabel = element("span", "aw-hint");
+  private readonly undefinedLabel = element("span", "aw-undefined");
   private readonly scaleSelect = element("select", "aw-select");
   private readonly matrix = element("canvas", "aw-matrix");
   private readonly overlay = element("canvas", "aw-overlay");
@@ -61,7 +63,10 @@ export class HeatmapView {
     this.scaleSelect.replaceChildren(...Object.entries(COLOR_SCALES).map(([k, label]) => new Option(label, k)));
     this.scaleSelect.addEventListener("change", () => this.callbacks.setScale(this.scaleSelect.value as ColorScale));
     const header = element("div", "aw-title");
-    header.append(this.title, " \u00b7 scale ", this.scaleSelect, " ", this.zoomLabel);
+    header.append(this.title, " \u00b7 scale ", this.scaleSelect, " ", this.zoomLabel, " ", this.undefinedLabel);
+    this.undefinedLabel.dataset.role = "undefined-weights";
+    this.undefinedLabel.style.setProperty("--aw-swatch", UNDEFINED_CSS);
+    this.undefinedLabel.hidden = true;
     const matrixBox = element("div", "aw-matrix-box");
     matrixBox.append(this.matrix, this.overlay);
     this.stage.append(element("div"), this.keyLabels, this.queryLabels, matrixBox);
@@ -76,9 +81,10 @@ export class HeatmapView {
     this.resize(this.size);
   }
 
-  /** Cells a tile of the visible window should have: one per device pixel at most. */
+  /** Cells a tile of the visible window should have: one per device pixel at most, and never more
+   *  than the kernel's largest tile (on a 2x display the matrix has up to 1120 device pixels). */
   get tileCells(): number {
-    return Math.min(this.viewport.span, Math.round(this.size * (window.devicePixelRatio || 1)));
+    return Math.min(this.viewport.span, MAX_TILE_CELLS, Math.round(this.size * (window.devicePixelRatio || 1)));
   }
 
   get window(): Window {
@@ -91,6 +97,7 @@ export class HeatmapView {
     this.tokens = tokens;
     this.data = null;
     this.hovered = null;
+    this.undefinedLabel.hidden = true;
     this.draw();
   }
 
@@ -114,6 +121,12 @@ export class HeatmapView {
     this.title.textContent = `Layer ${data.layer}, head ${data.head}`;
     this.root.dataset.drawn = `${data.revision}:${data.layer}:${data.head}`;
     this.root.dataset.tile = data.kind === "tile" ? `${data.q0}:${data.q1}:${data.k0}:${data.k1}` : "whole";
+    this.root.dataset.tileCells = data.kind === "tile" ? `${data.rows}x${data.cols}` : "";
+    // NaN or infinite weights (the kernel sends both as NaN) are drawn in their own colour, and counted.
+    const undefinedCount = countUndefined(data.values);
+    this.root.dataset.undefined = String(undefinedCount);
+    this.undefinedLabel.hidden = !undefinedCount;
+    this.undefinedLabel.textContent = `${undefinedCount} undefined ${data.kind === "tile" ? "cells" : "weights"} (NaN)`;
     this.draw();
   }
 
@@ -222,13 +235,13 @@ export class HeatmapView {
     const token = (i: number) => JSON.stringify(this.tokens[i] ?? "");
     const data = this.data;
     if (data.kind === "pattern") {
-      this.readout.textContent = `query ${q} ${token(q)} \u2192 key ${k} ${token(k)}: ${data.values[q * data.n + k].toFixed(3)}`;
+      this.readout.textContent = `query ${q} ${token(q)} \u2192 key ${k} ${token(k)}: ${formatWeight(data.values[q * data.n + k])}`;
       return;
     }
     const cell = tileCell(data, q, k);
     if (!cell) return;
     const [r, c, qa, qb, ka, kb] = cell;
-    const weight = data.values[r * data.cols + c].toFixed(3);
+    const weight = formatWeight(data.values[r * data.cols + c]);
     this.readout.textContent =
       qb - qa === 1 && kb - ka === 1
         ? `query ${q} ${token(q)} \u2192 key ${k} ${token(k)}: ${weight}`
@@ -315,6 +328,10 @@ export class HeatmapView {
   }
 }
 
+function formatWeight(value: number): string {
+  return Number.isNaN(value) ? "undefined (NaN)" : value.toFixed(3);
+}
+
 /** The tile cell holding token pair (q, k) and the token ranges it covers, as adaptive pooling bins. */
 export function tileCell(t: Tile, q: number, k: number): [number, number, number, number, number, number] | null {
   const rowsLen = Math.min(t.q1, t.n) - t.q0;
@@ -322,10 +339,7 @@ export function tileCell(t: Tile, q: number, k: number): [number, number, number
   if (q < t.q0 || q >= t.q0 + rowsLen || k < t.k0 || k >= t.k0 + colsLen) return null;
   const r = Math.floor(((q - t.q0) * t.rows) / rowsLen);
   const c = Math.floor(((k - t.k0) * t.cols) / colsLen);
-  const bin = (i: number, len: number, cells: number): [number, number] => [
-    Math.floor((i * len) / cells),
-    Math.ceil(((i + 1) * len) / cells),
-  ];
+  const bin = (i: number, len: number, cells: number): [number, number] => [Math.floor((i * len) / cells), Math.ceil(((i + 1) * len) / cells)];
   const [qa, qb] = bin(r, rowsLen, t.rows);
   const [ka, kb] = bin(c, colsLen, t.cols);
   return [r, c, t.q0 + qa, t.q0 + qb, t.k0 + ka, t.k0 + kb];

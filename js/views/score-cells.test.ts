@@ -19,7 +19,10 @@ export const tests: Tests = {
     assertEqual(scoreAt(PARTIAL, 7, 0), null); // past the table
     assertEqual(scoreAt(undefined, 0, 0), null);
     assertEqual(scoreAt([[Number.NaN]], 0, 0), null);
-    assertEqual(scoredCells(PARTIAL, 3, 3), [[0, 0, 0.5], [0, 2, 0.25]]);
+    assertEqual(scoredCells(PARTIAL, 3, 3), [
+      [0, 0, 0.5],
+      [0, 2, 0.25],
+    ]);
     assertEqual(scoreRange(scoredCells(PARTIAL, 3, 3)), [0.25, 0.5]);
     assertEqual(scoreRange([]), [0, 0]);
   },

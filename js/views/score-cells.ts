@@ -46,3 +46,10 @@ export function scoreProgress(scored: number | undefined | null, layers: number)
   if (typeof scored !== "number" || scored >= layers) return null;
   return `scores: ${Math.max(scored, 0)} / ${layers} layers`;
 }
+
+/** A scored layer's cell with no number: its score is undefined (NaN weights; the kernel sends null,
+ *  as JSON has no NaN). A layer at or past `scoredLayers` is pending instead. */
+export function isUndefinedScore(table: ScoreRows | null | undefined, layer: number, head: number, scoredLayers: number): boolean {
+  const row = table?.[layer];
+  return layer < scoredLayers && Array.isArray(row) && head < row.length && scoreAt(table, layer, head) === null;
+}

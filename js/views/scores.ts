@@ -2,33 +2,22 @@
  *  notebook's summary, and each head named by its strongest pattern. Clicks select heads. */
 
 import { cellAt, drawPending, element, sizeCanvas, viewRoot } from "../canvas";
-import { VIRIDIS, cssColor } from "../colors";
+import { UNDEFINED_CSS, VIRIDIS, cssColor } from "../colors";
+import { HEAD_CLASS_COLORS, METRIC_LABELS, type Metric } from "../contract.gen";
 import type { SummaryRow } from "../types";
-import { formatScore, scoreAt, scoreProgress, scoreRange, scoredCells, type ScoreRows } from "./score-cells";
+import { formatScore, isUndefinedScore, scoreAt, scoreProgress, scoreRange, scoredCells, type ScoreRows } from "./score-cells";
 
 const MAX_WIDTH_PX = 360;
 const AXIS_PX = 28;
 const TOP_K = 8;
 
-export const METRIC_LABELS: Record<string, string> = {
-  induction_test: "induction (repeated random tokens)",
-  induction: "induction (this prompt)",
-  previous_token: "previous token",
-  duplicate_token: "duplicate token",
-  first_token: "first token",
-  entropy: "entropy",
-  max_attention: "max attention",
-  mean_distance: "mean attention distance",
-};
+const CLASS_COLORS: Record<string, string> = HEAD_CLASS_COLORS;
 
-export const CLASS_COLORS: Record<string, string> = {
-  "previous-token": "#1f77b4",
-  induction: "#d62728",
-  "duplicate-token": "#9467bd",
-  "first-token sink": "#7f7f7f",
-  diffuse: "#bcbd22",
-  other: "#17becf",
-};
+/** The metrics this explorer offers (the keys of its score table), in the contract's menu order:
+ *  precomputed attention has no repeated random token test, so its menu does not list it. */
+export function offeredMetrics(table: Partial<Record<Metric, unknown>>): Metric[] {
+  return (Object.keys(METRIC_LABELS) as Metric[]).filter((metric) => metric in table);
+}
 
 /** How far the kernel has got with the scores (the `scored_layers` trait) and the table's shape. */
 export interface ScoreProgress {
@@ -118,19 +107,20 @@ export class ScoreView {
   private readonly legend = element("div", "aw-legend");
   private table: ScoreRows = [];
   private classes: string[][] = [];
-  private metric = "induction";
+  private metric: Metric = "induction";
+  private offered = "";
+  private scoredLayers = 0;
   private ascending = false;
   private redraw: () => void = () => {};
 
   constructor(
-    private readonly onSelectMetric: (metric: string) => void,
+    private readonly onSelectMetric: (metric: Metric) => void,
     private readonly onSelectHead: (layer: number, head: number) => void,
   ) {
     this.map = new HeadMap("score-map", onSelectHead, (hit) => this.describe(hit));
     this.classMap = new HeadMap("class-map", onSelectHead, (hit) => this.describeClass(hit));
     this.metricSelect.setAttribute("aria-label", "metric");
-    this.metricSelect.replaceChildren(...Object.entries(METRIC_LABELS).map(([key, label]) => new Option(label, key)));
-    this.metricSelect.addEventListener("change", () => this.onSelectMetric(this.metricSelect.value));
+    this.metricSelect.addEventListener("change", () => this.onSelectMetric(this.metricSelect.value as Metric));
     this.orderButton.dataset.role = "rank-order";
     this.orderButton.addEventListener("click", () => {
       this.ascending = !this.ascending;
@@ -156,17 +146,24 @@ export class ScoreView {
     this.root.append(header, row);
   }
 
-  /** Redraw for `table` (layers x heads; rows or cells still being scored are null). */
+  /** Redraw for `tables[metric]` (layers x heads; rows still being scored are null, and so are
+   *  cells of scored layers whose score is undefined: NaN weights). */
   update(
-    table: ScoreRows | null | undefined,
-    metric: string,
+    tables: Partial<Record<Metric, ScoreRows>>,
+    metric: Metric,
     layer: number,
     head: number,
     classes: string[][],
     summary: SummaryRow[],
     progress?: ScoreProgress,
   ): void {
-    this.redraw = () => this.update(table, metric, layer, head, classes, summary, progress);
+    this.redraw = () => this.update(tables, metric, layer, head, classes, summary, progress);
+    const offered = offeredMetrics(tables);
+    if (offered.join() !== this.offered) {
+      this.offered = offered.join();
+      this.metricSelect.replaceChildren(...offered.map((key) => new Option(METRIC_LABELS[key], key)));
+    }
+    const table = tables[metric];
     this.metric = metric;
     this.metricSelect.value = metric;
     this.table = table ?? [];
@@ -176,19 +173,29 @@ export class ScoreView {
     const cols = Math.max(this.table.find((r) => r)?.length ?? 0, progress?.heads ?? 0);
     const cells = scoredCells(this.table, rows, cols);
     const [lo, hi] = scoreRange(cells);
+    this.scoredLayers = progress?.scored ?? rows;
     const shade = (l: number, h: number) => {
       const value = scoreAt(this.table, l, h);
-      return value === null ? null : cssColor(VIRIDIS, hi > lo ? (value - lo) / (hi - lo) : 0.5);
+      if (value === null) return isUndefinedScore(this.table, l, h, this.scoredLayers) ? UNDEFINED_CSS : null;
+      return cssColor(VIRIDIS, hi > lo ? (value - lo) / (hi - lo) : 0.5);
     };
     this.map.draw(rows, cols, shade, [layer, head], textColor);
     const status = scoreProgress(progress?.scored, rows);
     this.progress.textContent = status ?? "";
     this.progress.hidden = status === null;
     this.root.dataset.scored = String(progress?.scored ?? rows);
-    this.drawRanked(cells);
+    let undefinedCount = 0;
+    for (let l = 0; l < rows; l++) for (let h = 0; h < cols; h++) undefinedCount += Number(isUndefinedScore(this.table, l, h, this.scoredLayers));
+    this.map.canvas.dataset.undefined = String(undefinedCount);
+    this.drawRanked(cells, undefinedCount);
     this.summary.replaceChildren(
       ...summary.map((row) =>
-        headButton(`${row.finding}: L${row.layer}H${row.head} (${row.metric} ${formatScore(row.value)})`, row.layer, row.head, this.onSelectHead),
+        headButton(
+          `${row.finding}: L${row.layer}H${row.head} (${row.metric} ${row.value === null ? "undefined" : formatScore(row.value)})`,
+          row.layer,
+          row.head,
+          this.onSelectHead,
+        ),
       ),
     );
     const classColor = (l: number, h: number) => CLASS_COLORS[classes[l]?.[h]] ?? "#ccc";
@@ -204,22 +211,29 @@ export class ScoreView {
     );
   }
 
-  /** The top heads among those scored so far. */
-  private drawRanked(cells: [number, number, number][]): void {
+  /** The top heads among those scored so far; heads whose score is undefined are counted, not ranked. */
+  private drawRanked(cells: [number, number, number][], undefinedCount: number): void {
     this.orderButton.textContent = this.ascending ? "lowest first \u2195" : "highest first \u2195";
     const order = [...cells].sort((a, b) => (this.ascending ? a[2] - b[2] : b[2] - a[2]));
-    this.ranked.replaceChildren(
-      ...order.slice(0, TOP_K).map(([l, h, value]) => {
-        const item = element("li");
-        item.append(headButton(`L${l}H${h}  ${formatScore(value)}`, l, h, this.onSelectHead));
-        return item;
-      }),
-    );
+    const items = order.slice(0, TOP_K).map(([l, h, value]) => {
+      const item = element("li");
+      item.append(headButton(`L${l}H${h}  ${formatScore(value)}`, l, h, this.onSelectHead));
+      return item;
+    });
+    if (undefinedCount) {
+      const note = element("li", "aw-undefined", `${undefinedCount} head${undefinedCount > 1 ? "s" : ""} undefined (NaN weights)`);
+      note.style.setProperty("--aw-swatch", UNDEFINED_CSS);
+      note.dataset.role = "undefined-scores";
+      items.push(note);
+    }
+    this.ranked.replaceChildren(...items);
   }
 
   private describe(hit: [number, number] | null): void {
     this.readout.textContent = hit
-      ? `L${hit[0]} H${hit[1]} ${METRIC_LABELS[this.metric] ?? this.metric}: ${formatScore(this.table[hit[0]]?.[hit[1]], 4)}`
+      ? `L${hit[0]} H${hit[1]} ${METRIC_LABELS[this.metric] ?? this.metric}: ${
+          isUndefinedScore(this.table, hit[0], hit[1], this.scoredLayers) ? "undefined" : formatScore(this.table[hit[0]]?.[hit[1]], 4)
+        }`
       : "\u00a0";
   }
 

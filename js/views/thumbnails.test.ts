@@ -15,14 +15,20 @@ export const tests: Tests = {
     assertEqual(thumbBytes(thumbs(false, new Uint8Array(10)), 1, 1), null); // missing bytes
   },
   "the grid and the overview draw pending thumbnails and say how many"() {
-    const grid = new HeadGridView(() => {}, () => {});
+    const grid = new HeadGridView(
+      () => {},
+      () => {},
+    );
     const overview = new OverviewView(() => {});
     document.body.append(grid.root, overview.root);
     const style = { scale: "linear" as const, lut: BLUES };
     grid.update(thumbs(true), 1, 0, [], style);
     overview.update(thumbs(true), 1, 0, style);
     assertEqual(grid.root.dataset.pending, "2");
-    assertEqual(Array.from(grid.root.querySelectorAll<HTMLElement>(".aw-thumb"), (c) => c.dataset.pending), ["true", "true"]);
+    assertEqual(
+      Array.from(grid.root.querySelectorAll<HTMLElement>(".aw-thumb"), (c) => c.dataset.pending),
+      ["true", "true"],
+    );
     assertEqual(overview.root.dataset.pending, "2");
     grid.update(thumbs(false), 1, 0, [], style);
     overview.update(thumbs(false), 1, 0, style);

@@ -71,7 +71,9 @@ export class HeadGridView {
       this.painted = content;
       this.paint(t, layer, classes, style);
     }
-    this.cells.querySelectorAll<HTMLElement>(".aw-thumb").forEach((cell, h) => cell.classList.toggle("aw-selected", h === head));
+    this.cells.querySelectorAll<HTMLElement>(".aw-thumb").forEach((cell, h) => {
+      cell.classList.toggle("aw-selected", h === head);
+    });
   }
 
   private paint(t: Thumbnails, layer: number, classes: string[][], style: ThumbStyle): void {

@@ -27,7 +27,10 @@ const shown = (view: TokenStripView) => Array.from(view.root.querySelectorAll<HT
 export const tests: Tests = {
   "a short prompt shows every token and no navigation"() {
     const [view] = mounted(20);
-    assertEqual(shown(view), Array.from({ length: 20 }, (_, i) => i));
+    assertEqual(
+      shown(view),
+      Array.from({ length: 20 }, (_, i) => i),
+    );
     assert(view.root.querySelector<HTMLElement>("[data-role=token-jump]")!.closest<HTMLElement>("[hidden]"), "navigation is hidden");
     view.root.remove();
   },

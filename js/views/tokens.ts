@@ -55,9 +55,7 @@ export class TokenStripView {
 
   constructor(private readonly callbacks: TokenCallbacks) {
     this.modeButton.dataset.role = "shade-mode";
-    this.modeButton.addEventListener("click", () =>
-      this.callbacks.setShadeBy(this.mode === "received" ? "given" : "received"),
-    );
+    this.modeButton.addEventListener("click", () => this.callbacks.setShadeBy(this.mode === "received" ? "given" : "received"));
     this.jumpBox.type = "number";
     this.jumpBox.min = "0";
     this.jumpBox.placeholder = "token #";
@@ -154,9 +152,7 @@ export class TokenStripView {
     this.modeButton.textContent = SHADE_LABELS[mode];
     this.root.dataset.focus = String(focus);
     this.root.dataset.locked = String(locked);
-    this.hint.textContent = locked
-      ? `locked on token ${focus}: click a token or press Escape to unlock`
-      : "hover a token to focus it, click to lock";
+    this.hint.textContent = locked ? `locked on token ${focus}: click a token or press Escape to unlock` : "hover a token to focus it, click to lock";
     const n = this.tokens.length;
     const shades = focus >= 0 && weights && weights.length === n ? applyScale(weights, n, s.scale) : null;
     this.spans.forEach((span, j) => {

@@ -157,7 +157,7 @@ class PromptAnalysis:
         return reductions.head_pattern(self.capture(layer), head)
 
 
-def induction_test(backend: Backend, seq_len: int = 50, batch: int = 8, seed: int = 0) -> np.ndarray:
+def repeated_tokens_scores(backend: Backend, seq_len: int = 50, batch: int = 8, seed: int = 0) -> np.ndarray:
     """The reference notebook's repeated random token test, batched and in one forward pass.
 
     Each sequence is `seq_len // 2` random tokens repeated once (after a BOS token when the
@@ -167,7 +167,7 @@ def induction_test(backend: Backend, seq_len: int = 50, batch: int = 8, seed: in
         raise ModelError("The repeated random token test needs a model to run: precomputed attention cannot.")
     half = seq_len // 2
     if half < 2 or batch < 1:
-        raise ValueError("induction_test needs seq_len >= 4 and batch >= 1")
+        raise ValueError("the repeated random token test needs seq_len >= 4 and batch >= 1")
     offset = 0 if backend.bos_token_id is None else 1
     if backend.n_ctx is not None and offset + 2 * half > backend.n_ctx:
         raise ValueError(f"seq_len {seq_len} does not fit the model's context of {backend.n_ctx} tokens")

@@ -37,11 +37,15 @@ class RowBlock:
 class LayerAttention(Protocol):
     """One layer's attention weights, read a block of query rows at a time."""
 
-    batch: int
-    n_heads: int
-    n: int
-    causal: bool
-
+    # Read-only properties: plain attributes satisfy them too.
+    @property
+    def batch(self) -> int: ...
+    @property
+    def n_heads(self) -> int: ...
+    @property
+    def n(self) -> int: ...
+    @property
+    def causal(self) -> bool: ...
     @property
     def device(self) -> torch.device: ...
 
@@ -181,7 +185,8 @@ class LayerCapture:
             return (logits + block.float()).clamp_min(MASKED)
         allowed = self._structural_mask(q0, q1, k0, k1, logits.device)
         if mask is not None:  # [batch, key] padding
-            allowed = allowed[None, None] & mask[:, None, None, k0:k1].to(device=logits.device, dtype=torch.bool)
+            padding = mask[:, None, None, k0:k1].to(device=logits.device, dtype=torch.bool)
+            allowed = padding if allowed is None else allowed[None, None] & padding
         return logits.masked_fill(~allowed, MASKED) if allowed is not None else logits
 
     def _structural_mask(self, q0: int, q1: int, k0: int, k1: int, device: torch.device) -> torch.Tensor | None:

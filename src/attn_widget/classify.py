@@ -35,7 +35,7 @@ def uniform_entropy(n_tokens: int) -> float:
 
 
 def classify_heads(
-    scores: dict[str, np.ndarray], n_tokens: int, induction_test: np.ndarray | None = None
+    scores: dict[str, np.ndarray], n_tokens: int, repeated_tokens: np.ndarray | None = None
 ) -> list[list[str]]:
     """`[layer][head]` class names: the strongest of previous-token, induction and duplicate-token
     when it reaches PATTERN_THRESHOLD, else a first-token sink, else diffuse or other.
@@ -44,8 +44,8 @@ def classify_heads(
     their pattern finds nothing to attend to; an induction head on a prompt without repeats is
     still an induction head. Induction uses the repeated random token test when given."""
     mechanisms = {name: scores[metric] for name, metric in _PATTERN_SCORES.items() if name != "first-token sink"}
-    if induction_test is not None:
-        mechanisms["induction"] = np.maximum(scores["induction"], induction_test)
+    if repeated_tokens is not None:
+        mechanisms["induction"] = np.maximum(scores["induction"], repeated_tokens)
     names = list(mechanisms)
     stacked = np.stack([mechanisms[n] for n in names])  # [mechanism, layer, head]
     strongest = stacked.argmax(axis=0)

@@ -17,3 +17,8 @@ class SelectionError(AttnWidgetError, TraitError):
 
 class ModelError(AttnWidgetError):
     """The model is of a kind no backend supports, or it failed while running."""
+
+
+class AttnWidgetWarning(UserWarning):
+    """Input the explorer can show but that is probably not what was meant (e.g. rows of precomputed
+    attention that do not sum to 1)."""

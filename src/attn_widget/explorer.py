@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import math
 import pathlib
 import time
 from collections.abc import Sequence
@@ -10,13 +12,15 @@ from typing import Any
 
 import anywidget
 import numpy as np
+import torch
 import traitlets
-from traitlets import Bool, Bytes, Dict, Enum, Int, List, TraitError, Unicode
+from traitlets import Bool, Bytes, Dict, Enum, Int, List, Unicode
 
 from . import circuits_vis, protocol, reductions, wire
-from .analysis import PromptAnalysis, check_head, check_layer, induction_test
+from .analysis import PromptAnalysis, check_head, check_layer, repeated_tokens_scores
 from .backends import backend_for
 from .classify import classify_heads
+from .contract import COLOR_SCALES, REPEATED_TOKENS, SHADE_BY
 from .errors import AttnWidgetError, SelectionError
 from .loading import resolve_model
 from .summary import HeadSummary, summarize
@@ -28,8 +32,7 @@ DEFAULT_PROMPT = (
 )
 PROGRESS_INTERVAL_S = 0.5
 """How often the score views hear of layers finished while a long prompt is reduced."""
-INDUCTION_TEST = "induction_test"
-"""The score view's name for the repeated random token test (run once, when the explorer starts)."""
+INTERRUPTED = "Interrupted while running the model: the previous prompt is still shown."
 
 
 class AttentionExplorer(anywidget.AnyWidget):
@@ -45,7 +48,7 @@ class AttentionExplorer(anywidget.AnyWidget):
     prompt = Unicode("").tag(sync=True)
     layer = Int(0).tag(sync=True)
     head = Int(0).tag(sync=True)
-    metric = Unicode(INDUCTION_TEST).tag(sync=True)
+    metric = Unicode(REPEATED_TOKENS).tag(sync=True)
 
     tokens = List(Unicode(), read_only=True).tag(sync=True)
     n_layers = Int(0, read_only=True).tag(sync=True)
@@ -62,11 +65,11 @@ class AttentionExplorer(anywidget.AnyWidget):
     head_classes = List(List(Unicode()), read_only=True).tag(sync=True)
     summary_rows = List(Dict(), read_only=True).tag(sync=True)
 
-    color_scale = Enum(("linear", "log", "row"), "linear").tag(sync=True)
+    color_scale = Enum(COLOR_SCALES, "linear").tag(sync=True)
     focus_token = Int(-1).tag(sync=True)
     """The token the views focus on (hovered or locked in the token strip), -1 for none."""
     focus_locked = Bool(False).tag(sync=True)
-    shade_by = Enum(("received", "given"), "received").tag(sync=True)
+    shade_by = Enum(SHADE_BY, "received").tag(sync=True)
     """Token strip shading: attention each token receives from the focused one, or gives to it."""
 
     def __init__(
@@ -81,13 +84,22 @@ class AttentionExplorer(anywidget.AnyWidget):
         **kwargs: Any,
     ) -> None:
         """`model`: a TransformerLens model, a Hugging Face model (with `tokenizer`), or precomputed
-        attention `[layers, heads, query, key]` / an ActivationCache (with its `tokens`)."""
+        attention `[layers, heads, query, key]` / an ActivationCache (with its `tokens`).
+
+        Other keyword arguments set widget traits (`metric=`, `color_scale=`, `layout=`...); any
+        other name raises a TypeError rather than being dropped in silence."""
+        _reject_unknown_arguments(type(self), kwargs)
+        self._keep_analysis = False  # set while a rejected front-end update is rolled back
         self.model = resolve_model(model)
         self._backend = backend_for(self.model, tokenizer=tokenizer, tokens=tokens)
         self._analysis: PromptAnalysis | None = None
         # A property of the model, not of the prompt: one batched pass, kept for every prompt.
         # Precomputed attention has no model to run it on; its score views go without.
-        self._induction_test: np.ndarray | None = induction_test(self._backend) if self._backend.runs_tokens else None
+        self._repeated_tokens_result: np.ndarray | None = (
+            repeated_tokens_scores(self._backend) if self._backend.runs_tokens else None
+        )
+        # Traits whose validity depends on the prompt's results are set once it has run.
+        after_prompt = {name: kwargs.pop(name) for name in ("metric", "focus_token", "focus_locked") if name in kwargs}
         super().__init__(**kwargs)
         self.set_trait("n_layers", self._backend.n_layers)
         self.set_trait("n_heads", self._backend.n_heads)
@@ -97,6 +109,8 @@ class AttentionExplorer(anywidget.AnyWidget):
         self.prompt = prompt if prompt is not None else self._backend.fixed_prompt or DEFAULT_PROMPT
         if self.metric not in self.score_table:  # no repeated random token test without a model
             self.metric = "induction"
+        for name, value in after_prompt.items():
+            setattr(self, name, value)
         self.on_msg(self._on_front_end_message)
 
     # ---- Python API -------------------------------------------------------------------
@@ -116,27 +130,60 @@ class AttentionExplorer(anywidget.AnyWidget):
         patterns = self._current().layer_pattern(layer).float().cpu().numpy()
         return circuits_vis.attention_heads(self.tokens, patterns)
 
-    def induction_test(self, seq_len: int = 50, batch: int = 8, seed: int = 0) -> np.ndarray:
-        """Repeated random token test: `(n_layers, n_heads)` induction scores (see analysis.py)."""
-        result = induction_test(self._backend, seq_len=seq_len, batch=batch, seed=seed)
-        self._induction_test = result
+    def run_repeated_tokens_test(self, seq_len: int = 50, batch: int = 8, seed: int = 0) -> np.ndarray:
+        """Runs the repeated random token test again with these settings and shows its result as the
+        "repeated_tokens" metric: `(n_layers, n_heads)` induction scores (see analysis.py)."""
+        result = repeated_tokens_scores(self._backend, seq_len=seq_len, batch=batch, seed=seed)
+        self._repeated_tokens_result = result
         self._publish_scores()
-        return result.copy()
+        return np.array(result, copy=True)
 
     def summary(self, top_k: int = 5) -> HeadSummary:
         """The reference notebook's summary: top induction heads (repeated random token test),
         most focused, most diffuse and longest-range heads on the current prompt."""
         scores = self._current().scores
-        induction = scores["induction"] if self._induction_test is None else self._induction_test
+        induction = scores["induction"] if self._repeated_tokens_result is None else self._repeated_tokens_result
         return summarize(scores, induction, top_k=top_k)
 
     # ---- trait validation: bad values raise from Python, show in the widget -----------
 
     @traitlets.validate("prompt")
-    def _run_prompt(self, proposal: dict[str, Any]) -> str:
-        prompt = proposal["value"]
-        self._run_model(prompt)
+    def _validate_prompt(self, proposal: dict[str, Any]) -> str:
+        """A prompt is valid when the model runs on it: run it, and refuse it if that fails."""
+        prompt = str(proposal["value"])  # a Unicode trait: already a str
+        if not self._keep_analysis:
+            self._run_model(prompt)
         return prompt
+
+    def _run_model(self, prompt: str) -> None:
+        """`prompt` through the model, its results published. On any failure (bad prompt, the model
+        raising or running out of memory, the stop button), even once the new prompt's first results
+        are out, the previous prompt's analysis is shown again and `error` says what happened; the
+        backend has already put the model back as it was. KeyboardInterrupt is the notebook's stop
+        button: it goes on to the user once that is done."""
+        previous = self._analysis
+        try:
+            self._analyse_and_publish(prompt)
+        except KeyboardInterrupt:
+            self._after_failure(previous, INTERRUPTED)
+            raise
+        except Exception as err:
+            self._after_failure(previous, protocol.describe(err))
+            raise
+
+    def _after_failure(self, previous: PromptAnalysis | None, message: str) -> None:
+        self._show_again(previous)
+        # A failed pass may leave large intermediate tensors behind (out of memory above all).
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # a no-op until CUDA is in use
+        self.error = message
+
+    def _show_again(self, previous: PromptAnalysis | None) -> None:
+        """Publishes `previous` again if a newer analysis replaced it."""
+        if previous is not None and self._analysis is not previous:
+            self._analysis = previous
+            self._publish_analysis(previous)
 
     @traitlets.validate("layer")
     def _check_layer(self, proposal: dict[str, Any]) -> int:
@@ -155,19 +202,46 @@ class AttentionExplorer(anywidget.AnyWidget):
 
     @traitlets.validate("metric")
     def _check_metric(self, proposal: dict[str, Any]) -> str:
-        metric = proposal["value"]
+        metric = str(proposal["value"])
         if metric not in self.score_table:
             raise SelectionError(f"unknown metric {metric!r}: choose one of {', '.join(self.score_table)}")
         return metric
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
-        """Front-end updates: a rejected value shows in the widget instead of a kernel traceback."""
+        """Front-end updates: a rejected value shows in the widget instead of a kernel traceback, and
+        every trait of the update goes back to its previous value, here and in every view."""
+        if not isinstance(sync_data, dict):
+            self.error = str(protocol.malformed(f"a state update must be an object, got {sync_data!r:.200}"))
+            return
+        synced = [name for name in sync_data if name in self.keys]
+        before = {name: getattr(self, name) for name in synced}
+        analysis_before = self._analysis
         try:
+            read_only = [name for name in synced if self.traits()[name].read_only]
+            if read_only:
+                raise protocol.malformed(f"the front end cannot set {', '.join(read_only)}: the kernel computes them")
             super().set_state(sync_data)
             self.error = ""
-        except (TraitError, AttnWidgetError) as err:
-            self.error = str(err)
-            self.send_state([k for k in sync_data if k in ("layer", "head", "metric", "focus_token")])
+        except KeyboardInterrupt:
+            self._roll_back(before, analysis_before, INTERRUPTED)
+            raise
+        except Exception as err:  # never let an update kill the comm: show the reason instead
+            self._roll_back(before, analysis_before, protocol.describe(err))
+
+    def _roll_back(self, before: dict[str, Any], analysis: PromptAnalysis | None, message: str) -> None:
+        """Puts the traits of a rejected update back (without re-running the model) and re-sends them:
+        traitlets rolls back a TraitError only, and the front end already shows the rejected values.
+        A new prompt that ran before another value of the same update failed is undone too."""
+        self._show_again(analysis)
+        self._keep_analysis = True
+        try:
+            with self.hold_sync():
+                for name, value in before.items():
+                    self.set_trait(name, value)
+        finally:
+            self._keep_analysis = False
+        self.error = message
+        self.send_state(list(before))
 
     # ---- internals --------------------------------------------------------------------
 
@@ -176,7 +250,7 @@ class AttentionExplorer(anywidget.AnyWidget):
             raise AttnWidgetError("No prompt has been run yet: set `prompt` first.")
         return self._analysis
 
-    def _run_model(self, prompt: str) -> None:
+    def _analyse_and_publish(self, prompt: str) -> None:
         """One forward pass; the selected head goes out at once, the scores as layers finish."""
         analysis = PromptAnalysis(self._backend, prompt, defer_scores=True)  # raises PromptError / ModelError
         self._analysis = analysis
@@ -234,15 +308,15 @@ class AttentionExplorer(anywidget.AnyWidget):
         with self.hold_sync():
             self.set_trait("score_table", self._score_table(analysis))
             self.set_trait("scored_layers", self.n_layers)
-            classes = classify_heads(analysis.scores, analysis.n_tokens, self._induction_test)
+            classes = classify_heads(analysis.scores, analysis.n_tokens, self._repeated_tokens_result)
             self.set_trait("head_classes", classes)
-            self.set_trait("summary_rows", [asdict(row) for row in self.summary().rows])
+            self.set_trait("summary_rows", [_json_row(asdict(row)) for row in self.summary().rows])
 
     def _score_table(self, analysis: PromptAnalysis) -> dict[str, list[list[float | None]]]:
         """Scores as JSON: layers not yet scored (and undefined scores) travel as null."""
         table = {name: _rounded(values) for name, values in analysis.scores.items()}
-        if self._induction_test is not None:
-            table[INDUCTION_TEST] = _rounded(self._induction_test)
+        if self._repeated_tokens_result is not None:
+            table[REPEATED_TOKENS] = _rounded(self._repeated_tokens_result)
         return table
 
     def _on_front_end_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -252,6 +326,10 @@ class AttentionExplorer(anywidget.AnyWidget):
         except Exception as err:  # never let a message kill the comm: answer with the reason
             request_id = content.get("id") if isinstance(content, dict) else None
             reply, buffers = protocol.error_reply(request_id, err), []
+        except KeyboardInterrupt:  # the stop button while a layer was recomputed: answer, then stop
+            request_id = content.get("id") if isinstance(content, dict) else None
+            self.send(protocol.error_reply(request_id, protocol.malformed(INTERRUPTED)), [])
+            raise
         self.send(reply, buffers)
 
     def _answer(self, request: protocol.Request) -> tuple[dict[str, Any], list[bytes]]:
@@ -261,9 +339,14 @@ class AttentionExplorer(anywidget.AnyWidget):
         n = analysis.n_tokens
         if isinstance(request, protocol.TileRequest):
             r = request
-            cells = wire.to_uint8(reductions.pooled_window(attention, r.head, r.q0, r.q1, r.k0, r.k1, r.rows, r.cols))
-            meta = {"tile_rows": cells.shape[0], "tile_cols": cells.shape[1]}
-            return protocol.reply(r, self.revision, n, "uint8", **meta), [wire.to_bytes(cells)]
+            window = reductions.pooled_window(attention, r.head, r.q0, r.q1, r.k0, r.k1, r.rows, r.cols)
+            undefined = wire.undefined_mask(window)
+            n_undefined = int(undefined.sum())
+            meta = {"tile_rows": window.shape[0], "tile_cols": window.shape[1], "undefined": n_undefined}
+            buffers = [wire.to_bytes(reductions.to_uint8(window))]
+            if n_undefined:  # a byte has no room for "undefined": say which cells are, in a second buffer
+                buffers.append(wire.to_bytes(undefined))
+            return protocol.reply(r, self.revision, n, "uint8", **meta), buffers
         if isinstance(request, protocol.RowRequest):
             if not 0 <= request.index < n:
                 raise SelectionError(f"token {request.index} is out of range: the prompt has tokens 0 to {n - 1}")
@@ -278,5 +361,26 @@ class AttentionExplorer(anywidget.AnyWidget):
 
 
 def _rounded(values: np.ndarray) -> list[list[float | None]]:
-    rounded = values.astype(np.float64).round(5)
-    return [[float(v) if np.isfinite(v) else None for v in row] for row in rounded]
+    """Scores for JSON: NaN and infinity (from NaN weights, or a float16 model overflowing) are not
+    JSON numbers, so an undefined score travels as null and the views say it is undefined."""
+    return [[_json_number(v) for v in row] for row in values.astype(np.float64).round(5).tolist()]
+
+
+def _json_number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _json_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _json_number(v) if isinstance(v, float) else v for k, v in row.items()}
+
+
+def _reject_unknown_arguments(cls: type[AttentionExplorer], kwargs: dict[str, Any]) -> None:
+    """Keyword arguments beyond the named ones must be widget traits the user may set."""
+    settable = {name for name, trait in cls.class_traits().items() if not trait.read_only}
+    unknown = sorted(name for name in kwargs if name not in settable and name not in ("_esm", "_css"))
+    if unknown:
+        raise TypeError(
+            f"AttentionExplorer() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}. It takes model, prompt, layer, head, tokenizer=, tokens=, "
+            "and widget traits such as metric=, color_scale= or layout=."
+        )

@@ -55,27 +55,28 @@ Request = PatternRequest | TileRequest | RowRequest
 _KINDS: dict[str, type[Request]] = {"pattern": PatternRequest, "tile": TileRequest, "row": RowRequest}
 
 
-def _malformed(detail: str) -> AttnWidgetError:
+def malformed(detail: str) -> AttnWidgetError:
     return AttnWidgetError(f"malformed message from the front end: {detail}")
 
 
 def _int_field(content: dict[str, Any], name: str) -> int:
     value = content.get(name)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise _malformed(f"{name!r} must be an integer, got {value!r}")
+        raise malformed(f"{name!r} must be an integer, got {value!r}")
     return value
 
 
 def parse_request(content: Any) -> Request:
-    kind = _KINDS.get(content.get("type")) if isinstance(content, dict) else None
+    kind_name = content.get("type") if isinstance(content, dict) else None
+    kind = _KINDS.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
-        raise _malformed(f"{content!r:.200}")
+        raise malformed(f"{content!r:.200}")
     fields: dict[str, Any] = {}
     for name in kind.__dataclass_fields__:
         if name == "axis":
             fields[name] = content.get("axis")
             if fields[name] not in ("query", "key"):
-                raise _malformed(f"'axis' must be 'query' or 'key', got {fields[name]!r}")
+                raise malformed(f"'axis' must be 'query' or 'key', got {fields[name]!r}")
         else:
             fields[name] = _int_field(content, name)
     request = kind(**fields)
@@ -86,9 +87,9 @@ def parse_request(content: Any) -> Request:
 
 def _check_tile(tile: TileRequest) -> None:
     if not (0 <= tile.q0 < tile.q1 and 0 <= tile.k0 < tile.k1):
-        raise _malformed(f"empty or negative tile window {tile}")
+        raise malformed(f"empty or negative tile window {tile}")
     if not (0 < tile.rows <= MAX_TILE_CELLS and 0 < tile.cols <= MAX_TILE_CELLS):
-        raise _malformed(f"tile size {tile.rows} x {tile.cols} is outside 1..{MAX_TILE_CELLS}")
+        raise malformed(f"tile size {tile.rows} x {tile.cols} is outside 1..{MAX_TILE_CELLS}")
 
 
 def reply(request: Request, revision: int, n_tokens: int, dtype: str, **extra: Any) -> dict[str, Any]:
@@ -96,6 +97,11 @@ def reply(request: Request, revision: int, n_tokens: int, dtype: str, **extra: A
     return {"type": kind, **asdict(request), "revision": revision, "n": n_tokens, "dtype": dtype, **extra}
 
 
-def error_reply(request_id: Any, err: Exception) -> dict[str, Any]:
-    message = str(err) if isinstance(err, AttnWidgetError) else f"{type(err).__name__}: {err}"
-    return {"type": "error", "id": request_id if isinstance(request_id, int) else None, "message": message}
+def describe(err: BaseException) -> str:
+    """What went wrong, for the widget: our own errors say it already; others get their type's name."""
+    return str(err) if isinstance(err, AttnWidgetError) else f"{type(err).__name__}: {err}"
+
+
+def error_reply(request_id: Any, err: BaseException) -> dict[str, Any]:
+    valid_id = isinstance(request_id, int) and not isinstance(request_id, bool)
+    return {"type": "error", "id": request_id if valid_id else None, "message": describe(err)}

@@ -23,8 +23,9 @@ def thumbnail_side(n_tokens: int) -> int:
 
 
 def to_uint8(values: torch.Tensor) -> torch.Tensor:
-    """Weights in [0, 1] to bytes 0..255 (rounded, clamped)."""
-    return (values.float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+    """Weights in [0, 1] to bytes 0..255 (rounded, clamped); NaN and infinite ones to 0 (see wire.undefined_mask)."""
+    finite = values.float().nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
+    return (finite.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
 
 
 @dataclass

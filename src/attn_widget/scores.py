@@ -93,7 +93,8 @@ def entropy(pattern: torch.Tensor) -> torch.Tensor:
             for q0 in range(0, n, ENTROPY_BLOCK_ROWS)
         ]
         per_query = torch.cat(blocks, dim=-1)
-    return per_query.mean(dim=(0, -1))
+    mean: torch.Tensor = per_query.mean(dim=(0, -1))
+    return mean
 
 
 def max_attention(pattern: torch.Tensor) -> torch.Tensor:
@@ -108,7 +109,8 @@ def mean_distance(pattern: torch.Tensor) -> torch.Tensor:
         per_query = pos * pattern.sum(dim=-1) - pattern @ pos
     else:
         per_query = (pattern * (pos[None, :] - pos[:, None]).abs()).sum(dim=-1)
-    return per_query.mean(dim=(0, -1))
+    mean: torch.Tensor = per_query.mean(dim=(0, -1))
+    return mean
 
 
 def layer_scores(pattern: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:

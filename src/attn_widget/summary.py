@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .contract import REPEATED_TOKENS
+
 
 @dataclass(frozen=True)
 class SummaryRow:
@@ -41,6 +43,12 @@ class HeadSummary:
         )
 
 
+def _nan_last(values: np.ndarray, lowest_first: bool) -> np.ndarray:
+    """Flat indices in order of value; undefined (NaN) scores last, whatever the order."""
+    key = np.where(np.isnan(values), np.inf, values if lowest_first else -values)
+    return np.argsort(key, axis=None, kind="stable")
+
+
 def _at(scores: np.ndarray, flat_index: int) -> tuple[int, int, float]:
     layer, head = np.unravel_index(flat_index, scores.shape)
     return int(layer), int(head), float(scores[layer, head])
@@ -50,13 +58,13 @@ def summarize(scores: dict[str, np.ndarray], induction: np.ndarray, top_k: int =
     """Top induction heads (repeated random token test), most focused and most diffuse head
     (lowest and highest entropy) and longest-range head (highest mean distance)."""
     rows = []
-    for rank, flat in enumerate(np.argsort(-induction, axis=None, kind="stable")[:top_k], start=1):
+    for rank, flat in enumerate(_nan_last(induction, lowest_first=False)[:top_k], start=1):
         layer, head, value = _at(induction, int(flat))
-        rows.append(SummaryRow(f"induction head #{rank}", layer, head, "induction_test", value))
+        rows.append(SummaryRow(f"induction head #{rank}", layer, head, REPEATED_TOKENS, value))
     picks = [
-        ("most focused", "entropy", int(np.argmin(scores["entropy"]))),
-        ("most diffuse", "entropy", int(np.argmax(scores["entropy"]))),
-        ("longest-range", "mean_distance", int(np.argmax(scores["mean_distance"]))),
+        ("most focused", "entropy", int(_nan_last(scores["entropy"], lowest_first=True)[0])),
+        ("most diffuse", "entropy", int(_nan_last(scores["entropy"], lowest_first=False)[0])),
+        ("longest-range", "mean_distance", int(_nan_last(scores["mean_distance"], lowest_first=False)[0])),
     ]
     for finding, metric, flat in picks:
         layer, head, value = _at(scores[metric], flat)

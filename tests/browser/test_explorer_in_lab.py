@@ -427,7 +427,9 @@ def test_scores_and_thumbnails_of_layers_still_pending(page, lab):
             [x, y],
         )
 
-    assert score_pixel(2, 3) == [200, 200, 200] and score_pixel(0, 1) == [200, 200, 200]  # hatched grey
+    assert score_pixel(2, 3) == [200, 200, 200]  # a pending layer: hatched grey
+    # a null in a scored layer is an undefined score (NaN weights), in the undefined colour
+    assert score_pixel(0, 1) == [255, 0, 200]
     ranked = page.locator("[data-view=scores] [data-role=ranked] button")
     assert ranked.count() == 1 and ranked.first.get_attribute("data-layer") == "0"
     page.wait_for_function("document.querySelector('[data-view=overview]').dataset.pending === '8'")
@@ -450,3 +452,83 @@ def test_scores_and_thumbnails_of_layers_still_pending(page, lab):
     assert score_pixel(2, 3) != [200, 200, 200]
     assert ranked.count() == 8
     assert not errors, errors
+
+
+def test_hidpi_wide_heatmap_of_a_long_prompt_shows_the_kernels_largest_tile(browser, lab):
+    """At devicePixelRatio 2 a 560-pixel heatmap has 1120 device pixels a side: the front end must ask
+    for no more than the kernel's largest tile (MAX_TILE_CELLS), and draw what the kernel sends."""
+    import torch
+    import torch.nn.functional as F
+
+    from attn_widget.protocol import MAX_TILE_CELLS
+    from attn_widget.reductions import to_uint8
+
+    long_prompt = " ".join(["When mary and john went to the store mary gave a drink to john"] * 90)
+    setup = SETUP_CELL.replace(
+        "native_model(make_tokenizer(Path('tok')))", "native_model(make_tokenizer(Path('tok')), n_ctx=2048)"
+    )
+    context = browser.new_context(viewport={"width": 1800, "height": 1100}, device_scale_factor=2)
+    page = context.new_page()
+    try:
+        notebook = lab.write_notebook("hidpi.ipynb", [setup, explorer_cell(lab, "hidpi", prompt=long_prompt)])
+        open_and_run(page, lab, notebook)
+        log = lab.root / "hidpi.state.jsonl"
+        n = len(wait_for_state(log, lambda s: s["revision"] >= 1, timeout_s=120)["tokens"])
+        assert n > MAX_TILE_CELLS  # longer than the largest tile, and than the whole-head limit
+        page.wait_for_function(
+            "document.querySelector('[data-view=heatmap]').dataset.drawn?.endsWith(':0:1')", timeout=60_000
+        )
+        heatmap = page.locator("[data-view=heatmap]")
+        side = page.evaluate("document.querySelector('[data-view=heatmap] canvas[data-role=matrix]').width")
+        assert side > MAX_TILE_CELLS  # a wide cell on a 2x screen: more device pixels than the largest tile
+        assert heatmap.get_attribute("data-tile") == f"0:{n}:0:{n}"
+        assert heatmap.get_attribute("data-tile-cells") == f"{MAX_TILE_CELLS}x{MAX_TILE_CELLS}"
+        assert page.locator("[data-role=error]").is_hidden()
+
+        pattern = torch.from_numpy(np.load(lab.root / "hidpi.pattern.npy"))
+        # the kernel's tile: adaptive max-pooling of the whole head (reductions.pooled_window), as bytes
+        tile = to_uint8(F.adaptive_max_pool2d(pattern[None], MAX_TILE_CELLS)[0]).numpy() / 255
+        step = 8  # every 8th cell each way: 128 x 128 samples
+        colours = np.array(
+            page.evaluate(
+                """([cells, step]) => {
+                    const c = document.querySelector('[data-view=heatmap] canvas[data-role=matrix]');
+                    const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                    const out = [];
+                    for (let r = 0; r < cells; r += step) for (let k = 0; k < cells; k += step) {
+                        const x = Math.floor((k + 0.5) * c.width / cells), y = Math.floor((r + 0.5) * c.height / cells);
+                        const i = 4 * (y * c.width + x);
+                        out.push([px[i], px[i + 1], px[i + 2]]);
+                    }
+                    return out;
+                }""",
+                [MAX_TILE_CELLS, step],
+            ),
+            float,
+        ).reshape(MAX_TILE_CELLS // step, MAX_TILE_CELLS // step, 3)
+        expected = np.array([[blues(v) for v in row[::step]] for row in tile[::step]])
+        assert np.abs(colours - expected).max() <= 4
+    finally:
+        context.close()
+
+
+def test_every_display_of_one_explorer_works_and_a_restart_shows_the_kernel_gone(page, lab):
+    cell = explorer_cell(lab, "twice").rsplit("\n", 1)[0] + "\ndisplay(twice)\ndisplay(twice)"
+    notebook = lab.write_notebook("twice.ipynb", [SETUP_CELL, cell])
+    open_and_run(page, lab, notebook)
+    log = lab.root / "twice.state.jsonl"
+    wait_for_state(log, lambda s: s["revision"] >= 1, timeout_s=90)
+    drawn = "[...document.querySelectorAll('[data-view=heatmap]')].filter(h => h.dataset.drawn?.endsWith('{}')).length"
+    page.wait_for_function(f"{drawn.format(':0:1')} === 2", timeout=60_000)
+    # a click in the second display moves both: they share the model, each asks for its own head
+    click_cell(page.locator("[data-view=scores] canvas[data-role=score-map]").nth(1), 2, 3)
+    wait_for_state(log, lambda s: (s["layer"], s["head"]) == (2, 3))
+    page.wait_for_function(f"{drawn.format(':2:3')} === 2", timeout=30_000)
+    assert page.locator("[data-role=kernel-gone]").nth(0).is_hidden()
+
+    page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+    page.wait_for_function(
+        "[...document.querySelectorAll('[data-role=kernel-gone]')].filter(e => !e.hidden).length === 2",
+        timeout=30_000,
+    )
+    assert "Kernel gone" in page.locator("[data-role=kernel-gone]").nth(0).inner_text()

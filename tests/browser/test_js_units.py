@@ -25,8 +25,9 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> str:
     return out.read_text()
 
 
-def test_js_unit_tests_pass_in_chromium(browser, harness):
-    page = browser.new_page()
+@pytest.mark.parametrize("device_scale_factor", [1, 2])  # 2: a HiDPI screen, where canvases have more pixels
+def test_js_unit_tests_pass_in_chromium(browser, harness, device_scale_factor):
+    page = browser.new_page(device_scale_factor=device_scale_factor)
     page.set_content("<!doctype html><html><body></body></html>")
     page.add_script_tag(content=harness)
     results = page.evaluate("window.runAttnWidgetTests()")

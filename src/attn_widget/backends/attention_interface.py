@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -55,12 +55,12 @@ def _delegate_for(implementation: str, module: torch.nn.Module) -> Callable[...,
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     if implementation in ALL_ATTENTION_FUNCTIONS:
-        return ALL_ATTENTION_FUNCTIONS[implementation]
+        return cast(Callable[..., Any], ALL_ATTENTION_FUNCTIONS[implementation])
     # eager lives in the model's own modeling file (some families change it: sinks, soft-cap)
     eager = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
     if eager is None:
         raise ModelError(f"Could not find the eager attention of {type(module).__name__}.")
-    return eager
+    return cast(Callable[..., Any], eager)
 
 
 def _make_capture(implementation: str) -> Callable[..., Any]:
@@ -113,7 +113,8 @@ def _register(implementation: str) -> str:
     if name not in AttentionInterface._global_mapping:
         AttentionInterface.register(name, _make_capture(implementation))
         masks = ALL_MASK_ATTENTION_FUNCTIONS._global_mapping
-        AttentionMaskInterface.register(name, masks.get(implementation.split("|")[-1], masks["sdpa"]))
+        mask_function = masks.get(implementation.split("|")[-1], masks["sdpa"])
+        AttentionMaskInterface.register(name, mask_function)  # type: ignore[arg-type]  # typed as a bare function
     return name
 
 

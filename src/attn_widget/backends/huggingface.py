@@ -37,6 +37,8 @@ def _attention_specs(model: Any) -> list[tuple[type, str, int]]:
     specs = (getattr(model, "_can_record_outputs", None) or {}).get("attentions")
     result = []
     for spec in specs if isinstance(specs, list) else [specs]:
+        if spec is None:
+            continue
         if isinstance(spec, type):
             result.append((spec, ".", 1))
         elif isinstance(getattr(spec, "target_class", None), type):  # an OutputRecorder
@@ -64,7 +66,7 @@ def attention_modules(model: Any) -> list[tuple[torch.nn.Module, int]]:
 
 class HuggingFaceBackend:
     runs_tokens = True
-    fixed_prompt = None
+    fixed_prompt: str | None = None
 
     def __init__(self, model: Any, tokenizer: Any) -> None:
         if tokenizer is None:

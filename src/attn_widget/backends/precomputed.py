@@ -8,6 +8,7 @@ The patterns are read where they are, one layer at a time, never copied whole.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from ..capture import DenseAttention
-from ..errors import ModelError, PromptError
+from ..errors import AttnWidgetWarning, ModelError, PromptError
 from . import LayerCallback, PatternCallback
 
 _PATTERN_KEY = re.compile(r"blocks\.(\d+)\.attn\.hook_pattern")
@@ -67,16 +68,17 @@ class PrecomputedBackend:
             raise ModelError("tokens must be a list of the token strings, one per query position.")
         layers = _layers_of_cache(data) if _is_cache(data) else _layers_of_array(data)
         _check_shapes(layers, len(tokens))
+        _warn_if_not_normalised(layers)
         self._layers = layers
         self.tokens = list(tokens)
-        self.fixed_prompt = "".join(self.tokens)
+        self.fixed_prompt: str | None = "".join(self.tokens)
         # Scores only compare tokens for equality: equal strings get equal ids.
         vocabulary: dict[str, int] = {}
         ids = [vocabulary.setdefault(t, len(vocabulary)) for t in self.tokens]
         self.n_layers, self.n_heads = len(layers), int(layers[0].shape[0])
-        self.n_ctx = len(self.tokens)
+        self.n_ctx: int | None = len(self.tokens)
         self.vocab_size = len(vocabulary)
-        self.bos_token_id = None
+        self.bos_token_id: int | None = None
         self.device = layers[0].device
         self._ids = torch.tensor([ids], device=self.device)
         self.name = "precomputed attention"
@@ -124,3 +126,29 @@ def _check_shapes(layers: list[torch.Tensor], n_tokens: int) -> None:
         raise ModelError(f"The patterns cover {queries} positions but {n_tokens} tokens were given: they must match.")
     if heads == 0 or queries == 0:
         raise ModelError("Precomputed attention has no heads or no positions.")
+
+
+ROW_SUM_TOLERANCE = 1e-3
+"""A query's weights sum to 1 within this (float16 weights sum to 1 within about 1e-3 x 2**-11 x n)."""
+
+
+def _warn_if_not_normalised(layers: list[torch.Tensor]) -> None:
+    """Attention rows sum to 1: rows that do not (NaN included) are shown, with a warning that names
+    the layer and head, as they may be logits, or unnormalised weights, or a float16 overflow."""
+    off: list[str] = []
+    for layer, pattern in enumerate(layers):
+        sums = pattern.float().sum(-1)  # [heads, queries]
+        bad = ~((sums - 1.0).abs() <= ROW_SUM_TOLERANCE)  # NaN compares False: bad too
+        for head in bad.any(-1).nonzero().flatten().tolist():
+            rows = bad[head].nonzero().flatten()
+            first = int(rows[0])
+            total = float(sums[head, first])
+            off.append(f"layer {layer} head {head} ({len(rows)} rows; row {first} sums to {total:.4g})")
+    if off:
+        shown = "; ".join(off[:8]) + (f"; and {len(off) - 8} more heads" if len(off) > 8 else "")
+        warnings.warn(
+            f"Precomputed attention rows should each sum to 1 (softmax weights); these do not: {shown}. "
+            "They are shown as given; NaN and infinite weights are drawn in the 'undefined' colour.",
+            AttnWidgetWarning,
+            stacklevel=4,
+        )

@@ -28,7 +28,7 @@ K_HOOKS = ("attn.hook_rot_k", "attn.hook_k")
 
 class TransformerLensBackend:
     runs_tokens = True
-    fixed_prompt = None
+    fixed_prompt: str | None = None
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -106,7 +106,7 @@ class TransformerLensBackend:
         cfg = self.model.cfg
         attn = self.model.blocks[layer].attn
         softcap = float(getattr(cfg, "attn_scores_soft_cap", -1.0) or -1.0)
-        attn_types = getattr(cfg, "attn_types", None)
+        attn_types: list[str] = list(getattr(cfg, "attn_types", None) or [])
         local = bool(attn_types) and attn_types[layer % len(attn_types)] == "local"
         return LayerCapture(
             query=parts["q"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -57,7 +57,7 @@ def _shared_copy(original: Any) -> torch.nn.Module | None:
         fresh.get_submodule(module_name)._buffers[leaf] = tensor
     if any(t.is_meta for t in [*fresh.parameters(), *fresh.buffers()]):
         return None
-    return fresh.eval()
+    return cast(torch.nn.Module, fresh.eval())
 
 
 def unwrapped_hf_backend(

@@ -1,0 +1,38 @@
+"""One contract between kernel and browser: js/contract.gen.ts is generated from contract.py and up
+to date, and js/types.ts's ExplorerState names exactly the synced traits."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from attn_widget import AttentionExplorer, contract
+from attn_widget.classify import HEAD_CLASSES
+from attn_widget.scores import METRICS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_generated_typescript_module_is_up_to_date():
+    assert (REPO / contract.GENERATED_PATH).read_text() == contract.typescript(), "run `make contract`"
+
+
+def test_every_metric_and_head_class_has_its_label_and_colour():
+    assert set(contract.METRIC_LABELS) == {contract.REPEATED_TOKENS, *METRICS}
+    assert tuple(contract.HEAD_CLASS_COLORS) == HEAD_CLASSES
+    generated = contract.typescript()
+    for value in (*contract.METRIC_LABELS.values(), *contract.HEAD_CLASS_COLORS.values()):
+        assert f'"{value}"' in generated
+
+
+def explorer_state_fields() -> set[str]:
+    source = (REPO / "js" / "types.ts").read_text()
+    body = re.search(r"export interface ExplorerState \{(.*?)\n\}", source, re.S)
+    assert body, "ExplorerState not found in js/types.ts"
+    return set(re.findall(r"^  (\w+)\??:", body.group(1), re.M))
+
+
+def test_explorer_state_lists_exactly_the_synced_traits():
+    own = {name for name, trait in AttentionExplorer.class_traits(sync=True).items() if not name.startswith("_")}
+    inherited = set(AttentionExplorer.__mro__[1].class_traits(sync=True))  # anywidget's and ipywidgets' own
+    assert explorer_state_fields() == own - inherited
