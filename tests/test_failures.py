@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import pytest
 import torch
 
@@ -185,3 +186,35 @@ def test_unknown_keyword_arguments_raise_a_type_error_naming_them(bridge):
 def test_widget_traits_are_keyword_arguments_too(bridge):
     widget = AttentionExplorer(bridge, prompt=PROMPT, color_scale="log", metric="entropy", layout={"width": "600px"})
     assert (widget.color_scale, widget.metric, widget.layout.width) == ("log", "entropy", "600px")
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), torch.cuda.OutOfMemoryError("CUDA out of memory")])
+def test_a_failure_after_the_first_results_are_out_shows_the_previous_prompt_again(bridge, monkeypatch, error):
+    """The tokens and the selected head go out before the scores are reduced: a failure while they
+    are reduced must still leave the previous prompt shown, in full."""
+    from attn_widget import analysis
+
+    widget = AttentionExplorer(bridge, prompt=PROMPT)
+    shown_before = shown_state(widget)
+    published: list[list[str]] = []
+    widget.observe(lambda change: published.append(change["new"]), names=["tokens"])
+    reduce_layer = analysis.reduce_layer
+    calls = []
+
+    def failing_second_layer(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise error
+        return reduce_layer(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "reduce_layer", failing_second_layer)
+    with pytest.raises(type(error)):
+        widget.prompt = NEXT
+    assert any("".join(tokens).endswith(NEXT) for tokens in published)  # the new prompt was out...
+    after = shown_state(widget)
+    assert after.pop("revision") > shown_before.pop("revision")  # ...and the previous one drawn again
+    assert after == shown_before and widget.error
+    assert not np.isnan(np.array(widget.score_table["entropy"], dtype=float)).any()
+    monkeypatch.setattr(analysis, "reduce_layer", reduce_layer)
+    widget.prompt = NEXT
+    assert "".join(widget.tokens).endswith(NEXT) and widget.error == ""
