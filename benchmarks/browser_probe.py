@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from attn_widget.testing.lab import Lab, open_and_run
+
 BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "browser"))
-from lab import Lab, open_and_run  # noqa: E402
 
 SWITCHES = 40
 CIRCUITSVIS_SWITCHES = 5

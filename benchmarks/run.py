@@ -21,12 +21,12 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
-sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "browser"))
 
 import torch  # noqa: E402
 from browser_probe import Paint, measure_circuitsvis, measure_explorer, summary  # noqa: E402
-from lab import chromium, running_lab  # noqa: E402
 from models import gpt2_small_shaped, prompt_of  # noqa: E402
+
+from attn_widget.testing.lab import chromium, running_lab  # noqa: E402
 
 N_HEADS = 12
 MB = 1e6
@@ -56,7 +56,7 @@ def browser_table(sizes: list[int], bound_s: float) -> dict[int, tuple[Paint, Pa
     results = {}
     with (
         tempfile.TemporaryDirectory(prefix="attn-bench-") as root,
-        running_lab(Path(root)) as lab,
+        running_lab(Path(root), kernel_path=[BENCH_DIR.parent / "tests"]) as lab,
         chromium() as browser,
     ):
         for n in sizes:

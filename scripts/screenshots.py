@@ -5,13 +5,12 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
+from attn_widget.testing.lab import chromium, open_and_run, running_lab
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "browser"))
-from lab import chromium, open_and_run, running_lab  # noqa: E402
 
 PROMPT = (
     "The attention pattern of a head shows which tokens it reads. The attention pattern of a head "
@@ -25,7 +24,11 @@ THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as root, running_lab(Path(root)) as lab, chromium() as browser:
+    with (
+        tempfile.TemporaryDirectory() as root,
+        running_lab(Path(root), kernel_path=[REPO / "tests"]) as lab,
+        chromium() as browser,
+    ):
         notebook = lab.write_notebook("screenshots.ipynb", CELLS)
         page = browser.new_page(viewport={"width": 1300, "height": 2000})
         open_and_run(page, lab, notebook)

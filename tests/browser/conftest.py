@@ -1,4 +1,4 @@
-"""Fixtures: a real JupyterLab and a real Chromium (see lab.py)."""
+"""Fixtures: a real JupyterLab and a real Chromium (see attn_widget/testing/lab.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .lab import CHROMIUM, Lab, chromium, running_lab
+from attn_widget.testing.lab import CHROMIUM, Lab, chromium, running_lab
 
 
 def _require(ok: bool, what: str) -> None:
@@ -24,7 +24,8 @@ def _require(ok: bool, what: str) -> None:
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     _require(shutil.which("jupyter", path=str(Path(sys.executable).parent)) is not None, "jupyterlab")
-    with running_lab(tmp_path_factory.mktemp("lab")) as server:
+    # Kernels import tiny_models from tests/.
+    with running_lab(tmp_path_factory.mktemp("lab"), kernel_path=[Path(__file__).resolve().parent.parent]) as server:
         yield server
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .lab import Lab, open_and_run
+from attn_widget.testing.lab import Lab, open_and_run
 
 pytestmark = pytest.mark.browser
 

@@ -1,6 +1,7 @@
 """A real JupyterLab started on loopback and Debian's Chromium driven by Playwright.
 
-Used by the browser tests (conftest.py) and by the benchmarks (benchmarks/run.py).
+Used by the browser tests (tests/browser/conftest.py), the benchmarks (benchmarks/run.py) and
+scripts/screenshots.py; it lives in the package so they import it without putting tests/ on the path.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 
-TESTS_DIR = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
 CHROMIUM = os.environ.get("ATTN_WIDGET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -33,7 +37,7 @@ STARTUP_TIMEOUT_S = 90
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 class Lab:
@@ -42,16 +46,17 @@ class Lab:
         self.url = url
 
     def write_notebook(self, name: str, cells: list[str]) -> Path:
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        code = [nbformat.v4.new_code_cell(c) for c in cells]  # type: ignore[no-untyped-call]
+        nb = nbformat.v4.new_notebook(cells=code)  # type: ignore[no-untyped-call]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         path = self.root / name
-        nbformat.write(nb, path)
+        nbformat.write(nb, path)  # type: ignore[no-untyped-call]
         return path
 
 
 @contextmanager
-def running_lab(root: Path) -> Iterator[Lab]:
-    """JupyterLab serving `root`, with tests/ importable by its kernels (tiny_models)."""
+def running_lab(root: Path, kernel_path: Sequence[Path] = ()) -> Iterator[Lab]:
+    """JupyterLab serving `root`; `kernel_path` folders are importable by its kernels (tests/: tiny_models)."""
     port = _free_port()
     settings = root / ".lab-settings"
     # No "get Jupyter news?" toast over the widget.
@@ -61,7 +66,7 @@ def running_lab(root: Path) -> Iterator[Lab]:
     )
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([*map(str, kernel_path), os.environ.get("PYTHONPATH", "")]),
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
     }
     with open(root / ".jupyter.log", "w") as log:
@@ -85,7 +90,7 @@ def running_lab(root: Path) -> Iterator[Lab]:
                 server.kill()
 
 
-def _wait_until_up(server: subprocess.Popen, url: str, root: Path) -> None:
+def _wait_until_up(server: subprocess.Popen[bytes], url: str, root: Path) -> None:
     deadline = time.time() + STARTUP_TIMEOUT_S
     while True:
         try:
@@ -98,7 +103,7 @@ def _wait_until_up(server: subprocess.Popen, url: str, root: Path) -> None:
 
 
 @contextmanager
-def chromium() -> Iterator:
+def chromium() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -109,7 +114,7 @@ def chromium() -> Iterator:
             browser.close()
 
 
-def open_and_run(page, lab: Lab, notebook: Path) -> None:
+def open_and_run(page: Page, lab: Lab, notebook: Path) -> None:
     """Open a notebook in JupyterLab, wait for its kernel, run every cell."""
     # A workspace of its own, so JupyterLab does not restore the notebooks of earlier runs.
     page.goto(f"{lab.url}/lab/workspaces/{notebook.stem}/tree/{notebook.name}")
