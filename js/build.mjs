@@ -1,4 +1,4 @@
-// Bundles js/widget.ts (and its CSS) into src/attn_widget/static/, where the Python package reads them.
+// Bundles js/widget.ts (and its CSS) and js/standalone/main.ts into src/attn_widget/static/, where the Python package reads them.
 import * as esbuild from "esbuild";
 import { copyFileSync, mkdirSync } from "node:fs";
 
@@ -14,9 +14,11 @@ const options = {
   sourcemap: process.argv.includes("--watch") ? "inline" : false,
   outfile: `${outdir}/widget.js`,
 };
+// The standalone page (attn_widget.standalone) inlines this one: the same front end over embedded data.
+const standalone = { ...options, entryPoints: ["js/standalone/main.ts"], format: "iife", outfile: `${outdir}/standalone.js` };
 if (process.argv.includes("--watch")) {
-  await (await esbuild.context(options)).watch();
+  await Promise.all([options, standalone].map(async (o) => (await esbuild.context(o)).watch()));
   console.log("watching js/ ...");
 } else {
-  await esbuild.build(options);
+  await Promise.all([esbuild.build(options), esbuild.build(standalone)]);
 }

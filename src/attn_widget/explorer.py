@@ -6,7 +6,8 @@ import gc
 import math
 import pathlib
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 import traitlets
 from traitlets import Bool, Bytes, Dict, Enum, Int, List, Unicode
 
-from . import circuits_vis, protocol, reductions, wire
+from . import circuits_vis, protocol, reductions, saving, snapshot, wire
 from .analysis import PromptAnalysis, check_head, check_layer, repeated_tokens_scores
 from .backends import backend_for
 from .classify import classify_heads
@@ -71,6 +72,8 @@ class AttentionExplorer(anywidget.AnyWidget):
     focus_locked = Bool(False).tag(sync=True)
     shade_by = Enum(SHADE_BY, "received").tag(sync=True)
     """Token strip shading: attention each token receives from the focused one, or gives to it."""
+    snapshot_key = Unicode(read_only=True).tag(sync=True)
+    """Names this explorer's static snapshot output (snapshot.py), which the live view hides."""
 
     def __init__(
         self,
@@ -101,6 +104,7 @@ class AttentionExplorer(anywidget.AnyWidget):
         # Traits whose validity depends on the prompt's results are set once it has run.
         after_prompt = {name: kwargs.pop(name) for name in ("metric", "focus_token", "focus_locked") if name in kwargs}
         super().__init__(**kwargs)
+        self.set_trait("snapshot_key", f"attn-widget-{uuid.uuid4().hex}")
         self.set_trait("n_layers", self._backend.n_layers)
         self.set_trait("n_heads", self._backend.n_heads)
         self.set_trait("model_name", self._backend.name)
@@ -144,6 +148,22 @@ class AttentionExplorer(anywidget.AnyWidget):
         scores = self._current().scores
         induction = scores["induction"] if self._repeated_tokens_result is None else self._repeated_tokens_result
         return summarize(scores, induction, top_k=top_k)
+
+    def save(
+        self,
+        path: str | pathlib.Path,
+        view: str = "heatmap",
+        scale: float = 2,
+        theme: str = "light",
+        layers: Iterable[int] | None = None,
+    ) -> pathlib.Path:
+        """Save what the explorer shows: `.png` / `.svg` a figure of `view` ("heatmap", "grid",
+        "scores" or "all") in the current colour scale and `theme` ("light" or "dark"), `scale`
+        pixels per unit; `.html` a standalone offline page with `layers` (default: the selected one)."""
+        return saving.save(self, path, view, scale, theme, layers)  # type: ignore[arg-type]
+
+    def _ipython_display_(self) -> None:
+        snapshot.show(self)  # the live widget, and a snapshot that saved notebooks keep
 
     # ---- trait validation: bad values raise from Python, show in the widget -----------
 

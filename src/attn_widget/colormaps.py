@@ -1,0 +1,71 @@
+"""Colour lookup tables and scales, exactly as the front end's js/colors.ts computes them, so saved
+figures and snapshots show the colours the canvas shows (tests/test_colormaps.py checks it against
+the JS). Kept on its own so a shared contract module can later send these stops to the front end."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+ColorScale = Literal["linear", "log", "row"]
+Theme = Literal["light", "dark"]
+
+STOPS: dict[str, list[tuple[int, int, int]]] = {
+    # light themes: white (no attention) to deep blue, the reference notebook's "Blues"
+    "blues": [(247, 251, 255), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 48, 107)],
+    # dark themes: near-black to pale blue, so strong weights stand out on dark
+    "blues_dark": [(17, 20, 28), (18, 56, 102), (33, 113, 181), (107, 174, 214), (222, 235, 247)],
+    # score views, where both ends carry meaning
+    "viridis": [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)],
+}
+
+LOG_FLOOR = 1e-4
+
+
+def ramp(stops: list[tuple[int, int, int]]) -> np.ndarray:
+    """`(256, 3)` uint8: js/colors.ts `ramp` (float64 maths, Uint8ClampedArray's round-half-even)."""
+    s = np.asarray(stops, dtype=np.float64)
+    t = np.arange(256, dtype=np.float64) / 255 * (len(s) - 1)
+    lo = np.minimum(np.floor(t), len(s) - 2).astype(int)
+    f = (t - lo)[:, None]
+    return np.clip(np.rint(s[lo] + (s[lo + 1] - s[lo]) * f), 0, 255).astype(np.uint8)
+
+
+LUTS: dict[str, np.ndarray] = {name: ramp(stops) for name, stops in STOPS.items()}
+
+
+def pattern_lut(theme: Theme) -> np.ndarray:
+    return LUTS["blues_dark" if theme == "dark" else "blues"]
+
+
+def apply_scale(values: np.ndarray, scale: ColorScale) -> np.ndarray:
+    """`(rows, cols)` weights to [0, 1] as float32, as js/colors.ts `applyScale` does."""
+    v = np.asarray(values, dtype=np.float32)
+    if scale == "linear":
+        return v.copy()
+    x = v.astype(np.float64)
+    if scale == "log":
+        span = -np.log10(LOG_FLOOR)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(x <= LOG_FLOOR, 0.0, 1 + np.log10(np.where(x > 0, x, 1.0)) / span)
+        return out.astype(np.float32)
+    if scale == "row":
+        peak = np.max(np.maximum(v, 0), axis=-1, keepdims=True).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(peak > 0, x / np.where(peak > 0, peak, 1.0), 0.0)
+        return out.astype(np.float32)
+    raise ValueError(f"unknown colour scale {scale!r}: choose linear, log or row")
+
+
+def lut_index(values: np.ndarray) -> np.ndarray:
+    """[0, 1] to 0..255 as js/colors.ts `lutIndex`: NaN and <= 0 to 0, >= 1 to 255, else round half up."""
+    x = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        out = np.floor(np.where(x > 0, np.minimum(x, 1.0), 0.0) * 255 + 0.5)
+    return out.astype(np.uint8)
+
+
+def colorize(values: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """`(rows, cols)` values in [0, 1] to `(rows, cols, 3)` uint8 RGB."""
+    return lut[lut_index(values)]

@@ -1,0 +1,89 @@
+"""A static snapshot beside the live explorer, so a saved notebook still shows what it showed.
+
+In IPython the explorer displays two outputs: the widget (its view mimetype, and a one-line
+text/plain) and the snapshot (text/html: the heatmap, head grid and score map as one inline SVG with
+embedded PNG cells), the latter under a display id and updated when the selection or prompt
+changes. Two outputs rather than one bundle because a front end that re-renders an updated output
+would rebuild the live widget on every click, and JupyterLab without a kernel renders a widget
+bundle as "model not found" rather than falling back to its other mimetypes.
+
+Where the widget renders (a live kernel), the front end hides its own snapshot (same key); an
+exported or kernel-less notebook shows the snapshot alone. Nothing in it needs JavaScript or a CDN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from typing import TYPE_CHECKING, Any
+
+from .errors import AttnWidgetError
+from .figure import figure
+from .figure_svg import to_svg
+from .saving import view_data
+
+if TYPE_CHECKING:
+    from .explorer import AttentionExplorer
+
+SNAPSHOT_CELLS = 384
+"""The snapshot's heatmap is max-pooled to at most this many cells a side: under 300 KB at 1024 tokens."""
+UPDATE_DELAY_S = 0.3
+"""Selection changes are gathered this long before the snapshot is redrawn (off the click's path)."""
+WATCHED = ["layer", "head", "revision", "color_scale", "metric"]
+
+
+def snapshot_html(explorer: AttentionExplorer) -> str:
+    data = view_data(explorer)
+    svg = to_svg(figure(data, "all", SNAPSHOT_CELLS), 1.0, f"{data.model_name}: layer {data.layer}, head {data.head}")
+    note = "Snapshot of the attention explorer (interactive with a running kernel)"
+    return (
+        f'<div class="aw-snapshot" data-aw-snapshot="{html.escape(explorer.snapshot_key)}"'
+        f' style="overflow-x:auto;max-width:100%"><div style="font-size:11px;opacity:.7">{note}</div>{svg}</div>'
+    )
+
+
+def text_line(explorer: AttentionExplorer) -> str:
+    w = explorer
+    return f"AttentionExplorer({w.model_name}, layer {w.layer}, head {w.head}, {len(w.tokens)} tokens)"
+
+
+def _bundle(explorer: AttentionExplorer) -> dict[str, str]:
+    try:
+        return {"text/html": snapshot_html(explorer), "text/plain": text_line(explorer)}
+    except AttnWidgetError:  # no prompt run yet: nothing to show
+        return {"text/plain": text_line(explorer)}
+
+
+def show(explorer: AttentionExplorer) -> None:
+    """Display the live widget, then its snapshot under a display id kept current."""
+    from IPython.display import display
+
+    widget_bundle: Any = explorer._repr_mimebundle_()
+    data = widget_bundle[0] if isinstance(widget_bundle, tuple) else widget_bundle
+    display({**data, "text/plain": text_line(explorer)}, raw=True)
+    display(_bundle(explorer), raw=True, display_id=explorer.snapshot_key)
+    if not getattr(explorer, "_snapshot_watched", False):
+        explorer._snapshot_watched = True
+        explorer.observe(lambda _change: _schedule(explorer), names=WATCHED)
+
+
+def _schedule(explorer: AttentionExplorer) -> None:
+    """Redraw the snapshot once changes settle; synchronously where no event loop runs."""
+    pending = getattr(explorer, "_snapshot_timer", None)
+    if pending is not None:
+        pending.cancel()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None:
+        update(explorer)
+    else:
+        explorer._snapshot_timer = loop.call_later(UPDATE_DELAY_S, update, explorer)
+
+
+def update(explorer: AttentionExplorer) -> None:
+    from IPython.display import update_display
+
+    explorer._snapshot_timer = None
+    update_display(_bundle(explorer), raw=True, display_id=explorer.snapshot_key)
