@@ -28,6 +28,8 @@ export interface ExplorerState {
   summary_rows: SummaryRow[];
   /** Layers whose scores are in; the rest of score_table's rows are null (pending). */
   scored_layers: number;
+  /** Names the kernel's static snapshot output, which a live view hides (attn_widget.snapshot). */
+  snapshot_key?: string;
 }
 
 /** One line of the reference notebook's summary (attn_widget.summary.SummaryRow). */

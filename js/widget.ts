@@ -10,6 +10,7 @@ import { Store } from "./store";
 import { patternLut, watchTheme } from "./theme";
 import type { ExplorerState, HeadData, KernelMessage, Line } from "./types";
 import { HeatmapView } from "./views/heatmap";
+import { hideSnapshot } from "./snapshot";
 import { PromptView } from "./views/prompt";
 import { ScoreView } from "./views/scores";
 import { HeadGridView, OverviewView, type Thumbnails } from "./views/thumbnails";
@@ -211,6 +212,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   const resizer = new ResizeObserver(() => heatmap.resize(root.clientWidth - SIDE_PANEL_PX));
   resizer.observe(root);
   const unwatchTheme = watchTheme(drawStyle);
+  const showSnapshot = hideSnapshot(store.get("snapshot_key") ?? "");
   root.addEventListener("keydown", onKey);
 
   const handlers: [string, () => void][] = [
@@ -248,6 +250,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     heatmap.dispose();
     tokens.dispose();
     unwatchTheme();
+    showSnapshot();
     store.dispose();
   };
 }

@@ -187,12 +187,17 @@ def grid(data: ViewData) -> Figure:
     top = 22 + axis
     for h in range(n_heads):
         fig.items.append(Text(axis + h * pitch + pitch / 2, top - 8, f"H{h}", anchor="middle"))
+    # One mosaic image (gaps in the background colour): one PNG, not one per head.
+    mosaic = np.empty((n_layers * pitch, n_heads * pitch, 3), np.uint8)
+    mosaic[:] = THEMES[data.theme]["background"]
     for layer in range(n_layers):
         fig.items.append(Text(axis - 6, top + layer * pitch + pitch / 2 + 4, f"L{layer}", anchor="end"))
         for h in range(n_heads):
             values = apply_scale(data.thumbnails[layer, h].astype(np.float32) / 255, data.scale)
-            indices = lut_index(values)
-            fig.items.append(Cells(axis + h * pitch + 2, top + layer * pitch + 2, lut[indices], zoom, indices, lut))
+            cells = np.repeat(np.repeat(colorize(values, lut), zoom, axis=0), zoom, axis=1)
+            y, x = layer * pitch + 2, h * pitch + 2
+            mosaic[y : y + thumb, x : x + thumb] = cells
+    fig.items.append(Cells(axis, top, mosaic, 1, role="grid"))
     fig.items.append(Box(axis + data.head * pitch + 1, top + data.layer * pitch + 1, thumb + 2, thumb + 2))
     return fig
 

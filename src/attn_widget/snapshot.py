@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from .errors import AttnWidgetError
@@ -33,12 +34,17 @@ WATCHED = ["layer", "head", "revision", "color_scale", "metric"]
 
 
 def snapshot_html(explorer: AttentionExplorer) -> str:
+    """One <img>: the SVG figure as a data URI (its cells embedded PNGs, its labels vector text).
+    An <img> rather than inline SVG: HTML sanitizers keep it, and tokens stay inside the image."""
     data = view_data(explorer)
-    svg = to_svg(figure(data, "all", SNAPSHOT_CELLS), 1.0, f"{data.model_name}: layer {data.layer}, head {data.head}")
-    note = "Snapshot of the attention explorer (interactive with a running kernel)"
+    title = f"{data.model_name}: layer {data.layer}, head {data.head}"
+    svg = to_svg(figure(data, "all", SNAPSHOT_CELLS), 1.0, title)
+    src = "data:image/svg+xml," + urllib.parse.quote(svg, safe=" /=:;,+'()!*-._~")
+    note = "Snapshot of the attention explorer (interactive when its kernel runs)"
     return (
-        f'<div class="aw-snapshot" data-aw-snapshot="{html.escape(explorer.snapshot_key)}"'
-        f' style="overflow-x:auto;max-width:100%"><div style="font-size:11px;opacity:.7">{note}</div>{svg}</div>'
+        f'<div class="aw-snapshot" data-aw-snapshot="{html.escape(explorer.snapshot_key)}" style="max-width:100%">'
+        f'<div style="font-size:11px;opacity:.7">{note}</div>'
+        f'<img alt="{html.escape(title)}" src="{src}" style="max-width:100%;height:auto"></div>'
     )
 
 
