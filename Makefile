@@ -11,7 +11,7 @@ CONTRACT   := $(PY) -W ignore::RuntimeWarning -m attn_widget.contract
 VENV_TL3   ?= .venv-tl3
 TL3_SPEC   ?= transformer-lens==3.9.0 transformers>=5.9,<6
 
-.PHONY: setup demo test test-python test-tl3 lint contract js js-watch chromium clean bench bench-gpu
+.PHONY: setup demo test test-python test-tl3 test-wheel lint contract js js-watch chromium clean bench bench-gpu
 
 setup: $(VENV)/.installed $(BUNDLE)
 
@@ -60,8 +60,21 @@ contract: $(VENV)/.installed
 test-python: setup
 	$(PY) -m pytest -m "not browser"
 
-test: setup chromium lint test-tl3
+test: setup chromium lint test-tl3 test-wheel
 	ATTN_WIDGET_REQUIRE_BROWSER=1 $(PY) -m pytest
+
+# A wheel that installs anywhere: the sdist, a wheel built from the sdist alone (python -m build
+# does both), installed into a clean venv; it imports, runs the demo model and saves a standalone
+# page that Chromium then draws. torch is pinned first: unpinned, pip pulls a multi-GB CUDA build.
+WHEEL_DIR  ?= build/wheel-check
+test-wheel: setup chromium
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	$(PY) -m build --outdir $(WHEEL_DIR)/dist .
+	python3 -m venv $(WHEEL_DIR)/venv
+	$(WHEEL_DIR)/venv/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(WHEEL_DIR)/venv/bin/python -m pip install -q $(WHEEL_DIR)/dist/*.whl
+	cd $(WHEEL_DIR) && env -u PYTHONPATH venv/bin/python $(CURDIR)/scripts/check_wheel.py installed page.html
+	$(PY) scripts/check_wheel.py browser $(WHEEL_DIR)/page.html
 
 # The project asks for TransformerLens 4: here it is installed over 3.x, its dependencies listed by hand.
 $(VENV_TL3)/.installed: pyproject.toml
