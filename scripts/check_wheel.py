@@ -40,7 +40,9 @@ def browser(page: Path) -> None:
         tab = b.new_page()
         tab.route("http*://**", lambda route: route.abort())  # offline: no CDN could help
         tab.goto(page.resolve().as_uri())
-        tab.wait_for_function("document.querySelector('[data-view=heatmap]')?.dataset.drawn === '1:1:1'", timeout=30_000)
+        tab.wait_for_function(
+            "document.querySelector('[data-view=heatmap]')?.dataset.drawn === '1:1:1'", timeout=30_000
+        )
         print("the wheel's standalone page draws its heatmap in Chromium")
 
 

@@ -37,7 +37,7 @@ def naive_blues(value: float) -> tuple[int, int, int]:
     t = index / 255 * 4
     lo = min(int(t), 3)
     a, b = np.array(BLUES_STOPS[lo], float), np.array(BLUES_STOPS[lo + 1], float)
-    return tuple(int(round(c)) for c in a + (b - a) * (t - lo))
+    return tuple(round(c) for c in a + (b - a) * (t - lo))
 
 
 def test_colour_tables_and_scales_equal_the_front_ends():
@@ -48,8 +48,8 @@ def test_colour_tables_and_scales_equal_the_front_ends():
     script = (
         "import { BLUES, BLUES_DARK, VIRIDIS, applyScale, lutIndex } from './js/colors';\n"
         f"const v = Float32Array.from({json.dumps(values)});\n"
-        "console.log(JSON.stringify({ blues: [...BLUES], blues_dark: [...BLUES_DARK], viridis: [...VIRIDIS],"
-        " scaled: Object.fromEntries(['linear', 'log', 'row'].map(s => [s, [...applyScale(v, v.length, s)].map(lutIndex)])) }));"
+        "console.log(JSON.stringify({ blues: [...BLUES], blues_dark: [...BLUES_DARK],"
+        " viridis: [...VIRIDIS], scaled: Object.fromEntries(['linear', 'log', 'row'].map(s => [s, [...applyScale(v, v.length, s)].map(lutIndex)])) }));"
     )
     bundled = subprocess.run(
         [str(esbuild), "--bundle", "--format=cjs", "--platform=node", "--loader=ts"],

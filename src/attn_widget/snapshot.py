@@ -30,7 +30,7 @@ SNAPSHOT_CELLS = 384
 """The snapshot's heatmap is max-pooled to at most this many cells a side: under 300 KB at 1024 tokens."""
 UPDATE_DELAY_S = 0.3
 """Selection changes are gathered this long before the snapshot is redrawn (off the click's path)."""
-WATCHED = ["layer", "head", "revision", "color_scale", "metric"]
+WATCHED = ["layer", "head", "prompt", "color_scale", "metric"]  # prompt, not revision: set before it
 
 
 def snapshot_html(explorer: AttentionExplorer) -> str:
