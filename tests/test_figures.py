@@ -49,7 +49,8 @@ def test_colour_tables_and_scales_equal_the_front_ends():
         "import { BLUES, BLUES_DARK, VIRIDIS, applyScale, lutIndex } from './js/colors';\n"
         f"const v = Float32Array.from({json.dumps(values)});\n"
         "console.log(JSON.stringify({ blues: [...BLUES], blues_dark: [...BLUES_DARK],"
-        " viridis: [...VIRIDIS], scaled: Object.fromEntries(['linear', 'log', 'row'].map(s => [s, [...applyScale(v, v.length, s)].map(lutIndex)])) }));"
+        " viridis: [...VIRIDIS], scaled: Object.fromEntries(['linear', 'log', 'row']"
+        ".map(s => [s, [...applyScale(v, v.length, s)].map(lutIndex)])) }));"
     )
     bundled = subprocess.run(
         [str(esbuild), "--bundle", "--format=cjs", "--platform=node", "--loader=ts"],
