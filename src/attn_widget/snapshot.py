@@ -74,15 +74,18 @@ def show(explorer: AttentionExplorer) -> None:
 
 
 def _schedule(explorer: AttentionExplorer) -> None:
-    """Redraw the snapshot once changes settle; synchronously where no event loop runs."""
+    """Redraw the snapshot: at once for a change made in Python (the cell's outputs are final when
+    it ends), once clicks settle for a change from the front end (off the path of the reply)."""
     pending = getattr(explorer, "_snapshot_timer", None)
     if pending is not None:
         pending.cancel()
+        explorer._snapshot_timer = None
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
-    if loop is None:
+    from_front_end = bool(getattr(explorer, "_property_lock", None))  # ipywidgets holds it in set_state
+    if loop is None or not from_front_end:
         update(explorer)
     else:
         explorer._snapshot_timer = loop.call_later(UPDATE_DELAY_S, update, explorer)
