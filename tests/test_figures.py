@@ -135,6 +135,6 @@ def test_standalone_page_is_script_safe_and_embeds_the_chosen_layers(bridge, tmp
     dtype, expected = wire.encode_pattern(w._current().layer_pattern(2))
     assert embedded["dtype"] == dtype
     assert zlib.decompress(base64.b64decode(embedded["deflate"])) == expected
-    assert base64.b64decode(data["buffers"]["thumbnails"]) == w.thumbnails
+    assert zlib.decompress(base64.b64decode(data["buffers"]["thumbnails"])) == w.thumbnails
     both = page_json(w.save(tmp_path / "both.html", layers=[0, 2]).read_text())
     assert set(both["layers"]) == {"0", "2"}

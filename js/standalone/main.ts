@@ -8,7 +8,7 @@ import { type EmbeddedLayer, fromBase64, OfflineModel } from "./offline-model";
 
 interface PageData {
   state: ExplorerState;
-  buffers: Record<string, string>;
+  buffers: Record<string, string>; // deflated, base64
   layers: Record<string, { dtype: "float16" | "uint8"; deflate: string }>;
 }
 
@@ -24,7 +24,7 @@ async function start(script: HTMLScriptElement): Promise<void> {
     layers.set(Number(layer), { dtype, bytes: await inflate(fromBase64(deflate)) });
   }
   const state = { ...data.state };
-  for (const [name, b64] of Object.entries(data.buffers)) state[name] = fromBase64(b64);
+  for (const [name, b64] of Object.entries(data.buffers)) state[name] = await inflate(fromBase64(b64));
   const model = new OfflineModel(state, layers) as unknown as AnyModel<ExplorerState>;
   const el = document.createElement("div");
   script.after(el);

@@ -39,7 +39,7 @@ def _b64(data: bytes) -> str:
 
 
 def page_data(explorer: AttentionExplorer, layers: Iterable[int]) -> dict[str, Any]:
-    """The synced state (buffers apart, as base64) and each layer's heads as the kernel sends them."""
+    """The synced state (buffers apart, compressed) and each layer's heads as the kernel sends them."""
     state: dict[str, Any] = {}
     buffers: dict[str, str] = {}
     import anywidget
@@ -50,7 +50,7 @@ def page_data(explorer: AttentionExplorer, layers: Iterable[int]) -> dict[str, A
             continue
         value = getattr(explorer, name)
         if isinstance(value, bytes | bytearray | memoryview):
-            buffers[name] = _b64(bytes(value))
+            buffers[name] = _b64(zlib.compress(bytes(value), 6))
         else:
             state[name] = value
     state.update(read_only_prompt=True, error="", focus_token=-1, focus_locked=False)
