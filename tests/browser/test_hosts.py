@@ -4,6 +4,7 @@ prompt re-runs the model. VS Code cannot run here: its theme path is tested on a
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from .test_explorer_in_lab import SETUP_CELL, explorer_cell, last_state, wait_fo
 pytestmark = pytest.mark.browser
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-MARIMO_APP = '''import marimo
+MARIMO_APP = """import marimo
 
 app = marimo.App()
 
@@ -36,7 +37,7 @@ def _(explorer):
 
 if __name__ == "__main__":
     app.run()
-'''
+"""
 
 
 def write_host_files(host: str, root: Path) -> tuple[str, Path]:
@@ -94,3 +95,34 @@ def test_explorer_renders_selects_and_reruns_in_host(host, browser, tmp_path, mo
             assert not page.locator("[data-aw-snapshot]").first.is_visible()
     assert last_state(log)["head"] == 3
     assert not [e for e in errors if "attn" in e.lower() or "widget" in e.lower()], errors
+
+
+def test_vscode_theme_path_on_a_plain_page(bridge, browser, tmp_path):
+    """VS Code cannot run here. Its notebook webview marks the body `vscode-light` / `vscode-dark` /
+    `vscode-high-contrast` and sets --vscode-* colours; the front end (js/theme.ts) must follow."""
+    from attn_widget import AttentionExplorer
+    from attn_widget.colormaps import LUTS
+
+    w = AttentionExplorer(bridge, prompt="When mary and john went to the store", layer=0, head=1)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(w.save(tmp_path / "page.html").as_uri())
+    page.locator("[data-view=heatmap][data-drawn='1:0:1']").wait_for(timeout=30_000)
+    corner = (  # the top-right cell: a key after the query, no attention in a causal head
+        "(() => { const c = document.querySelector('[data-role=matrix]');"
+        " return Array.from(c.getContext('2d').getImageData(c.width - 2, 1, 1, 1).data.slice(0, 3)); })()"
+    )
+    themes = {"vscode-dark": "blues_dark", "vscode-light": "blues", "vscode-high-contrast": "blues_dark"}
+    for body_class, lut in themes.items():
+        background = "#1e1e1e" if "light" not in body_class else "#ffffff"
+        page.evaluate(
+            "([cls, bg]) => { document.body.className = cls;"
+            " document.body.style.setProperty('--vscode-editor-background', bg);"
+            " const fg = cls.includes('light') ? '#333' : '#ddd';"
+            " document.body.style.setProperty('--vscode-editor-foreground', fg); }",
+            [body_class, background],
+        )
+        expected = json.dumps([int(c) for c in LUTS[lut][0]], separators=(",", ":"))
+        page.wait_for_function(f"JSON.stringify({corner}) === '{expected}'", timeout=10_000)
+        colour = page.evaluate("getComputedStyle(document.querySelector('.attn-widget')).color")
+        assert colour == ("rgb(51, 51, 51)" if "light" in body_class else "rgb(221, 221, 221)"), colour
+    page.close()
