@@ -30,6 +30,7 @@ export interface ExplorerState {
   scored_layers: number;
   /** Names the kernel's static snapshot output, which a live view hides (attn_widget.snapshot). */
   snapshot_key?: string;
+  standalone?: boolean; // a standalone page (no kernel): attn_widget.standalone
 }
 
 /** One line of the reference notebook's summary (attn_widget.summary.SummaryRow). */

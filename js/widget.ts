@@ -5,9 +5,10 @@ import type { RenderProps } from "@anywidget/types";
 import { bytesOf } from "./buffers";
 import { element } from "./canvas";
 import type { ColorScale } from "./contract.gen";
+import { ExportBar } from "./export";
 import { PatternClient } from "./patterns";
 import { Store } from "./store";
-import { patternLut, watchTheme } from "./theme";
+import { isDark, patternLut, watchTheme } from "./theme";
 import type { ExplorerState, HeadData, KernelMessage, Line } from "./types";
 import { HeatmapView } from "./views/heatmap";
 import { hideSnapshot } from "./snapshot";
@@ -84,6 +85,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     },
   });
 
+  const exportBar = new ExportBar(model, () => heatmap.root.querySelector("canvas[data-role=matrix]"), () => isDark(root));
   const side = element("div", "aw-side");
   side.append(grid.root, overview.root);
   const main = element("div", "aw-main");
@@ -93,7 +95,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   const kernelGone = element("div", "aw-kernel-gone", "Kernel gone: this explorer no longer has a kernel behind it. Re-run its cell to explore again.");
   kernelGone.dataset.role = "kernel-gone";
   kernelGone.hidden = true;
-  root.append(prompt.root, errorBar, tokens.root, main, scores.root, kernelGone);
+  root.append(prompt.root, errorBar, tokens.root, main, exportBar.root, scores.root, kernelGone);
   el.append(root);
 
   const style = () => ({ scale: store.get("color_scale"), lut: patternLut(root) });
@@ -193,7 +195,9 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     event.preventDefault();
     store.select(store.get("layer") + move[0], store.get("head") + move[1]);
   }
-  const onCustom = (message: KernelMessage, buffers: DataView[]) => patterns.receive(message, buffers);
+  const onCustom = (message: KernelMessage, buffers: DataView[]) => {
+    if (!exportBar.receive(message as Parameters<ExportBar["receive"]>[0], buffers)) patterns.receive(message, buffers);
+  };
   /** ipywidgets sets the model's comm_live to false when its kernel restarts or dies, and says so
    *  with "comm_live_update"; anywidget calls back with the view as `this`, whose model has the flag.
    *  "destroy" comes when the model is closed for good. */

@@ -19,7 +19,7 @@ from PIL import Image
 from attn_widget import AttentionExplorer, colormaps, png, wire
 from attn_widget.errors import AttnWidgetError
 from attn_widget.figure import heatmap
-from attn_widget.saving import view_data
+from attn_widget.saving import figure_bytes, view_data
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = "mary </script><script>window.pwned=1</script> & <b>john</b>\u2028 gave"
@@ -138,3 +138,18 @@ def test_standalone_page_is_script_safe_and_embeds_the_chosen_layers(bridge, tmp
     assert zlib.decompress(base64.b64decode(data["buffers"]["thumbnails"])) == w.thumbnails
     both = page_json(w.save(tmp_path / "both.html", layers=[0, 2]).read_text())
     assert set(both["layers"]) == {"0", "2"}
+
+
+def test_save_buttons_get_the_figure_from_the_kernel(explorer, monkeypatch):
+    sent: list[tuple[dict, list]] = []
+    monkeypatch.setattr(explorer, "send", lambda content, buffers=None: sent.append((content, buffers)))
+    request = {"type": "export", "id": 7, "format": "svg", "view": "all", "theme": "dark"}
+    explorer._on_front_end_message(explorer, request, [])
+    reply, buffers = sent[-1]
+    assert reply["type"] == "export" and reply["id"] == 7 and reply["filename"].endswith(".svg")
+    assert buffers == [figure_bytes(explorer, "svg", "all", 2, "dark")]
+    assert buffers[0].startswith(b"<svg") and b"rgb(17,17,17)" in buffers[0]
+    explorer._on_front_end_message(explorer, {**request, "format": "gif"}, [])
+    assert sent[-1][0]["type"] == "error" and "malformed export" in sent[-1][0]["message"]
+    explorer._on_front_end_message(explorer, {**request, "view": "nope"}, [])
+    assert sent[-1][0]["type"] == "error" and sent[-1][0]["id"] == 7 and "unknown view" in sent[-1][0]["message"]

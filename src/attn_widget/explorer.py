@@ -341,6 +341,10 @@ class AttentionExplorer(anywidget.AnyWidget):
 
     def _on_front_end_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
         try:
+            if isinstance(content, dict) and content.get("type") == "export":  # the save buttons
+                reply, buffers = saving.export_reply(self, content)
+                self.send(reply, buffers)
+                return
             request = protocol.parse_request(content)
             reply, buffers = self._answer(request)
         except Exception as err:  # never let a message kill the comm: answer with the reason

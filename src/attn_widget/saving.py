@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -80,3 +80,13 @@ def save(
             raise AttnWidgetError(f"scale must be positive, got {scale}")
         path.write_bytes(figure_bytes(explorer, suffix[1:], view, scale, theme))
     return path
+
+
+def export_reply(explorer: AttentionExplorer, content: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+    """The front end's save buttons: {"type": "export", "id", "format", "view", "theme"} -> the file."""
+    request_id, fmt, view, theme = (content.get(k) for k in ("id", "format", "view", "theme"))
+    if not isinstance(request_id, int) or fmt not in ("png", "svg"):
+        raise AttnWidgetError(f"malformed export request: {content!r:.200}")
+    data = figure_bytes(explorer, fmt, view, 2, theme if theme in ("light", "dark") else "light")
+    filename = f"attention-L{explorer.layer}H{explorer.head}-{view}.{fmt}"
+    return {"type": "export", "id": request_id, "format": fmt, "view": view, "filename": filename}, [data]

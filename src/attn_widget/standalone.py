@@ -53,7 +53,7 @@ def page_data(explorer: AttentionExplorer, layers: Iterable[int]) -> dict[str, A
             buffers[name] = _b64(zlib.compress(bytes(value), 6))
         else:
             state[name] = value
-    state.update(read_only_prompt=True, error="", focus_token=-1, focus_locked=False)
+    state.update(read_only_prompt=True, error="", focus_token=-1, focus_locked=False, standalone=True)
     analysis = explorer._current()
     embedded = {}
     for layer in layers:

@@ -52,6 +52,14 @@ def test_standalone_page_runs_offline_keeps_tokens_text_and_answers_from_embedde
     strip = page.evaluate("[...document.querySelectorAll('[data-view=tokens] button, [data-view=tokens] span')]"
                           ".map(b => b.textContent).join('')")  # fmt: skip
     assert "</script>" in strip.replace(" ", "") or "script" in strip
+    with page.expect_download() as saved:  # no kernel: the save button downloads the heatmap canvas
+        page.locator("[data-role=export] button[data-format=png]").click()
+    image = Image.open(saved.value.path())
+    canvas_size = page.evaluate(
+        "(() => { const c = document.querySelector('[data-role=matrix]'); return [c.width, c.height]; })()"
+    )
+    assert image.format == "PNG" and list(image.size) == canvas_size
+    assert not page.locator("[data-role=export] button[data-format=svg]").is_visible()
     page.keyboard.press("Tab")
     page.evaluate("document.querySelector('[data-view=heatmap]').focus()")
     page.keyboard.press("ArrowDown")  # layer 2 is embedded: drawn from the page's own data

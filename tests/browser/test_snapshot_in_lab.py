@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,12 @@ def test_live_lab_shows_the_explorer_and_a_reopened_notebook_its_snapshot(page, 
     wait_for_state(log, lambda s: s["head"] == 3)
     page.wait_for_function("document.querySelector('[data-aw-snapshot] img')?.alt.endsWith('head 3')")
     assert not page.locator("[data-aw-snapshot]").is_visible()  # still hidden once updated
+
+    with page.expect_download() as saved:  # the save button: the kernel draws the figure
+        page.locator("[data-role=export] button[data-format=svg]").click()
+    assert saved.value.suggested_filename == "attention-L0H3-heatmap.svg"
+    svg = Path(saved.value.path()).read_text()
+    assert svg.startswith("<svg") and "Layer 0, head 3" in svg
 
     page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
     path = lab.root / "snapshot.ipynb"
