@@ -207,7 +207,8 @@ def scores(data: ViewData) -> Figure:
     table = np.asarray(data.scores, dtype=np.float64)
     n_layers, n_heads = table.shape
     cell, axis = max(10, min(28, 480 // max(n_heads, 1))), 28
-    lo, hi = float(np.nanmin(table)), float(np.nanmax(table))
+    known = table[np.isfinite(table)]
+    lo, hi = (float(known.min()), float(known.max())) if known.size else (0.0, 1.0)
     normalised = (table - lo) / (hi - lo) if hi > lo else np.full_like(table, 0.5)
     lut = LUTS["viridis"]
     indices = lut_index(normalised)

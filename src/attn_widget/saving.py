@@ -22,7 +22,12 @@ def view_data(explorer: AttentionExplorer, theme: Theme = "light") -> ViewData:
     """What the explorer shows now: its prompt, selection, colour scale and metric."""
     analysis = explorer._current()
     table = explorer.score_table.get(explorer.metric)
-    scores = np.asarray(table if table is not None else analysis.scores["induction"], dtype=np.float64)
+    if table is None:
+        scores = np.asarray(analysis.scores["induction"], dtype=np.float64)
+    else:  # rows or cells not scored yet (or undefined) travel as null: NaN here, drawn as the lowest
+        n_heads = explorer.n_heads
+        rows = [[np.nan] * n_heads if row is None else [np.nan if v is None else v for v in row] for row in table]
+        scores = np.asarray(rows, dtype=np.float64)
     return ViewData(
         model_name=explorer.model_name,
         prompt=explorer.prompt,
