@@ -13,7 +13,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def encode_rgb(pixels: np.ndarray, level: int = 9) -> bytes:
+def encode_rgb(pixels: np.ndarray, level: int = 6) -> bytes:
     """`(h, w, 3)` uint8 to PNG bytes (8-bit RGB, no filter: matrices of flat cells compress well)."""
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     h, w, channels = pixels.shape
@@ -29,7 +29,7 @@ def encode_rgb(pixels: np.ndarray, level: int = 9) -> bytes:
     )
 
 
-def encode_indexed(indices: np.ndarray, palette: np.ndarray, level: int = 9) -> bytes:
+def encode_indexed(indices: np.ndarray, palette: np.ndarray, level: int = 6) -> bytes:
     """`(h, w)` uint8 indices into a `(256, 3)` palette: a quarter of RGB before compression."""
     indices = np.ascontiguousarray(indices, dtype=np.uint8)
     h, w = indices.shape

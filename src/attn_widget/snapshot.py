@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 SNAPSHOT_CELLS = 384
 """The snapshot's heatmap is max-pooled to at most this many cells a side: under 300 KB at 1024 tokens."""
-UPDATE_DELAY_S = 0.3
+UPDATE_DELAY_S = 1.0
 """Selection changes are gathered this long before the snapshot is redrawn (off the click's path)."""
 WATCHED = ["layer", "head", "prompt", "color_scale", "metric"]  # prompt, not revision: set before it
 
