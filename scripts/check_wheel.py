@@ -33,8 +33,7 @@ def installed(page: Path) -> None:
 
 
 def browser(page: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from browser.lab import chromium
+    from attn_widget.testing.lab import chromium
 
     with chromium() as b:
         tab = b.new_page()

@@ -23,9 +23,9 @@ async function start(script: HTMLScriptElement): Promise<void> {
   for (const [layer, { dtype, deflate }] of Object.entries(data.layers)) {
     layers.set(Number(layer), { dtype, bytes: await inflate(fromBase64(deflate)) });
   }
-  const state = { ...data.state };
+  const state: Record<string, unknown> = { ...data.state };
   for (const [name, b64] of Object.entries(data.buffers)) state[name] = await inflate(fromBase64(b64));
-  const model = new OfflineModel(state, layers) as unknown as AnyModel<ExplorerState>;
+  const model = new OfflineModel(state as unknown as ExplorerState, layers) as unknown as AnyModel<ExplorerState>;
   const el = document.createElement("div");
   script.after(el);
   widget.render({ model, el } as unknown as RenderProps<ExplorerState>);

@@ -44,8 +44,9 @@ export class OfflineModel {
   }
 
   set(key: string, value: unknown): void {
-    if (this.state[key] === value) return;
-    this.state[key] = value;
+    const state = this.state as unknown as Record<string, unknown>;
+    if (state[key] === value) return;
+    state[key] = value;
     this.emit(`change:${key}`);
   }
 

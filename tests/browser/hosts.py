@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .lab import STARTUP_TIMEOUT_S, TESTS_DIR, _free_port
+from attn_widget.testing.lab import STARTUP_TIMEOUT_S, _free_port
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
 
 JUPYTER_FLAGS = ["--no-browser", "--allow-root", "--ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
                  "--ServerApp.disable_check_xsrf=True"]  # fmt: skip

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from attn_widget.testing.lab import Lab
+
 from .hosts import running_host
-from .lab import Lab
 from .test_explorer_in_lab import SETUP_CELL, explorer_cell, last_state, wait_for_state
 
 pytestmark = pytest.mark.browser
