@@ -29,7 +29,8 @@ def ramp(stops: list[tuple[int, int, int]]) -> np.ndarray:
     t = np.arange(256, dtype=np.float64) / 255 * (len(s) - 1)
     lo = np.minimum(np.floor(t), len(s) - 2).astype(int)
     f = (t - lo)[:, None]
-    return np.clip(np.rint(s[lo] + (s[lo + 1] - s[lo]) * f), 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(np.rint(s[lo] + (s[lo + 1] - s[lo]) * f), 0, 255).astype(np.uint8)
+    return out
 
 
 LUTS: dict[str, np.ndarray] = {name: ramp(stops) for name, stops in STOPS.items()}
@@ -43,7 +44,8 @@ def apply_scale(values: np.ndarray, scale: ColorScale) -> np.ndarray:
     """`(rows, cols)` weights to [0, 1] as float32, as js/colors.ts `applyScale` does."""
     v = np.asarray(values, dtype=np.float32)
     if scale == "linear":
-        return v.copy()
+        copied: np.ndarray = v.copy()
+        return copied
     x = v.astype(np.float64)
     if scale == "log":
         span = -np.log10(LOG_FLOOR)
@@ -68,4 +70,5 @@ def lut_index(values: np.ndarray) -> np.ndarray:
 
 def colorize(values: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """`(rows, cols)` values in [0, 1] to `(rows, cols, 3)` uint8 RGB."""
-    return lut[lut_index(values)]
+    colours: np.ndarray = lut[lut_index(values)]
+    return colours

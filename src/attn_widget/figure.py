@@ -48,11 +48,11 @@ class Cells:
 
     @property
     def width(self) -> int:
-        return self.rgb.shape[1] * self.cell
+        return int(self.rgb.shape[1]) * self.cell
 
     @property
     def height(self) -> int:
-        return self.rgb.shape[0] * self.cell
+        return int(self.rgb.shape[0]) * self.cell
 
 
 @dataclass
@@ -166,10 +166,10 @@ def scale_ticks(scale: ColorScale) -> list[tuple[float, str]]:
     return [(0.0, "0"), (0.5, "0.5"), (1.0, "1")]
 
 
-def colorbar(x: float, y: float, height: int, lut: np.ndarray, ticks: list[tuple[float, str]]) -> list:
+def colorbar(x: float, y: float, height: int, lut: np.ndarray, ticks: list[tuple[float, str]]) -> list[Cells | Text]:
     """A vertical bar, 1 at the top; its ticks are (position in [0, 1], label)."""
     indices = np.rint(np.linspace(255, 0, max(height, 2))).astype(np.uint8)[:, None].repeat(COLORBAR_PX, axis=1)
-    items: list = [Cells(x, y, lut[indices], 1, indices, lut, role="colorbar")]
+    items: list[Cells | Text] = [Cells(x, y, lut[indices], 1, indices, lut, role="colorbar")]
     for where, label in ticks:
         items.append(Text(x + COLORBAR_PX + 4, y + (1 - where) * (height - 1) + FONT_PX * 0.35, label))
     return items

@@ -28,6 +28,7 @@ def _cells(image: Image.Image, item: Cells, scale: int) -> None:
 def _vertical_text(image: Image.Image, item: Text, scale: int, color: tuple[int, int, int]) -> None:
     font = _font(item.size * scale)
     left, top, right, bottom = font.getbbox(item.text, anchor="ls")
+    left, top, right, bottom = (round(v) for v in (left, top, right, bottom))
     strip = Image.new("RGBA", (max(1, right - left), max(1, bottom - top)), (0, 0, 0, 0))
     ImageDraw.Draw(strip).text((-left, -top), item.text, font=font, fill=(*color, 255), anchor="ls")
     turned = strip.rotate(90, expand=True)  # reads bottom to top; its baseline is now at the right

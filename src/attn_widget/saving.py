@@ -38,7 +38,7 @@ def view_data(explorer: AttentionExplorer, theme: Theme = "light") -> ViewData:
         thumbnails=analysis.thumbnails,
         scores=scores,
         metric=explorer.metric,
-        scale=explorer.color_scale,
+        scale=explorer.color_scale,  # type: ignore[arg-type]  # an Enum trait of the same three names
         theme=theme,
     )
 
@@ -92,6 +92,8 @@ def export_reply(explorer: AttentionExplorer, content: dict[str, Any]) -> tuple[
     request_id, fmt, view, theme = (content.get(k) for k in ("id", "format", "view", "theme"))
     if not isinstance(request_id, int) or fmt not in ("png", "svg"):
         raise AttnWidgetError(f"malformed export request: {content!r:.200}")
-    data = figure_bytes(explorer, fmt, view, 2, theme if theme in ("light", "dark") else "light")
+    if view not in VIEWS:
+        raise AttnWidgetError(f"unknown view {view!r}: choose one of {', '.join(VIEWS)}")
+    data = figure_bytes(explorer, fmt, view, 2, "dark" if theme == "dark" else "light")
     filename = f"attention-L{explorer.layer}H{explorer.head}-{view}.{fmt}"
     return {"type": "export", "id": request_id, "format": fmt, "view": view, "filename": filename}, [data]

@@ -66,8 +66,8 @@ def show(explorer: AttentionExplorer) -> None:
 
     widget_bundle: Any = explorer._repr_mimebundle_()
     data = widget_bundle[0] if isinstance(widget_bundle, tuple) else widget_bundle
-    display({**data, "text/plain": text_line(explorer)}, raw=True)
-    display(_bundle(explorer), raw=True, display_id=explorer.snapshot_key)
+    display({**data, "text/plain": text_line(explorer)}, raw=True)  # type: ignore[no-untyped-call]
+    display(_bundle(explorer), raw=True, display_id=explorer.snapshot_key)  # type: ignore[no-untyped-call]
     if not getattr(explorer, "_snapshot_watched", False):
         explorer._snapshot_watched = True
         explorer.observe(lambda _change: _schedule(explorer), names=WATCHED)
@@ -95,4 +95,4 @@ def update(explorer: AttentionExplorer) -> None:
     from IPython.display import update_display
 
     explorer._snapshot_timer = None
-    update_display(_bundle(explorer), raw=True, display_id=explorer.snapshot_key)
+    update_display(_bundle(explorer), raw=True, display_id=explorer.snapshot_key)  # type: ignore[no-untyped-call]
