@@ -85,7 +85,11 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     },
   });
 
-  const exportBar = new ExportBar(model, () => heatmap.root.querySelector("canvas[data-role=matrix]"), () => isDark(root));
+  const exportBar = new ExportBar(
+    model,
+    () => heatmap.root.querySelector("canvas[data-role=matrix]"),
+    () => isDark(root),
+  );
   const side = element("div", "aw-side");
   side.append(grid.root, overview.root);
   const main = element("div", "aw-main");
