@@ -25,7 +25,7 @@ def test_public_state_after_construction(explorer, bridge):
     assert explorer.layer == 1 and explorer.head == 2
     assert explorer.tokens == [str(t) for t in bridge.to_str_tokens(PROMPT)]
     assert explorer.tokens[0] == "<|endoftext|>"
-    assert set(explorer.scores) == set(METRICS)
+    assert set(explorer.scores) == set(METRICS) | {"sink_share", "same_token", "successor"}
     for values in explorer.scores.values():
         assert values.shape == (3, 4) and np.isfinite(values).all()
     assert explorer.n_layers == 3 and explorer.n_heads == 4
@@ -162,7 +162,7 @@ def test_repeated_tokens_test_and_its_score_view(explorer):
 
 
 def test_the_score_view_offers_every_metric_and_the_repeated_tokens_test(explorer):
-    assert set(explorer.score_table) == {*METRICS, "repeated_tokens"}
+    assert set(explorer.score_table) == {*METRICS, "repeated_tokens", "sink_share", "same_token", "successor"}
     assert explorer.metric == "repeated_tokens"
     explorer.metric = "entropy"
     np.testing.assert_allclose(np.array(explorer.score_table["entropy"]), explorer.scores["entropy"], atol=1e-5)

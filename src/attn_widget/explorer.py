@@ -23,6 +23,7 @@ from .backends import backend_for
 from .classify import classify_heads
 from .contract import COLOR_SCALES, REPEATED_TOKENS, SHADE_BY
 from .errors import AttnWidgetError, SelectionError
+from .explorer_extras import ExplorerExtras
 from .loading import resolve_model
 from .summary import HeadSummary, summarize
 
@@ -36,7 +37,7 @@ PROGRESS_INTERVAL_S = 0.5
 INTERRUPTED = "Interrupted while running the model: the previous prompt is still shown."
 
 
-class AttentionExplorer(anywidget.AnyWidget):
+class AttentionExplorer(ExplorerExtras, anywidget.AnyWidget):
     """Interactive attention explorer for a model's heads on a prompt.
 
     `prompt`, `layer`, `head` and `metric` are synced with the front end both ways; the rest
@@ -122,7 +123,7 @@ class AttentionExplorer(anywidget.AnyWidget):
     @property
     def scores(self) -> dict[str, np.ndarray]:
         """Per-head scores for the current prompt: metric -> `(n_layers, n_heads)` array."""
-        return {name: values.copy() for name, values in self._current().scores.items()}
+        return {name: values.copy() for name, values in self._current().scores.items()} | self._extra_scores()
 
     def pattern(self, layer: int, head: int) -> np.ndarray:
         """The `(n_tokens, n_tokens)` float32 attention pattern of one head on the current prompt."""
@@ -274,6 +275,7 @@ class AttentionExplorer(anywidget.AnyWidget):
         """One forward pass; the selected head goes out at once, the scores as layers finish."""
         analysis = PromptAnalysis(self._backend, prompt, defer_scores=True)  # raises PromptError / ModelError
         self._analysis = analysis
+        self._forget_extras()  # the last prompt's detectors and sinks
         self._publish_analysis(analysis)
         if not analysis.scored.all():
             self._push_selected_head(analysis)
@@ -289,6 +291,7 @@ class AttentionExplorer(anywidget.AnyWidget):
             with self.hold_sync():
                 self.set_trait("thumbnails", analysis.thumbnails.tobytes())
                 self._publish_scores(analysis)
+        self._refresh_extras()  # detectors and sinks: one more (dense) pass, for prompts up to 1,024 tokens
 
     def _push_selected_head(self, analysis: PromptAnalysis) -> None:
         """The selected head, unasked (id None), so it is drawn before the scores are all in."""
@@ -328,6 +331,7 @@ class AttentionExplorer(anywidget.AnyWidget):
         with self.hold_sync():
             self.set_trait("score_table", self._score_table(analysis))
             self.set_trait("scored_layers", self.n_layers)
+            self._publish_spread()
             classes = classify_heads(analysis.scores, analysis.n_tokens, self._repeated_tokens_result)
             self.set_trait("head_classes", classes)
             self.set_trait("summary_rows", [_json_row(asdict(row)) for row in self.summary().rows])
@@ -337,6 +341,7 @@ class AttentionExplorer(anywidget.AnyWidget):
         table = {name: _rounded(values) for name, values in analysis.scores.items()}
         if self._repeated_tokens_result is not None:
             table[REPEATED_TOKENS] = _rounded(self._repeated_tokens_result)
+        table.update(self._extra_table())
         return table
 
     def _on_front_end_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -380,7 +385,8 @@ class AttentionExplorer(anywidget.AnyWidget):
             else:
                 line = reductions.head_column(attention, request.head, i)
             return protocol.reply(request, self.revision, n, "float16"), [wire.encode_line(line)]
-        dtype, data = wire.encode_pattern(reductions.head_pattern(attention, request.head))
+        shown = self._without_sinks(reductions.head_pattern(attention, request.head), request.layer, request.head)
+        dtype, data = wire.encode_pattern(shown)
         return protocol.reply(request, self.revision, n, dtype), [data]
 
 

@@ -1,0 +1,51 @@
+"""Attention sinks (Gu et al., ICLR 2025): key positions that soak up attention, wherever they are.
+
+A key k's received attention is the mean weight it gets from the queries that can see it
+(q >= k in a causal model, every query otherwise); k is a sink of a head when that mean passes a
+threshold (0.3, as in the paper). A head's sink share is the mean over queries of the weight it
+puts on its sink positions.
+"""
+
+from __future__ import annotations
+
+import torch
+
+SINK_THRESHOLD = 0.3
+
+
+def _causal(pattern: torch.Tensor) -> bool:
+    # Row 0 of a causal pattern puts all its weight on key 0.
+    return bool((pattern[..., 0, 0] > 0.999).all())
+
+
+def received_attention(pattern: torch.Tensor) -> torch.Tensor:
+    """`[..., k]`: the mean attention each key position receives, from `[..., q, k]` patterns."""
+    pattern = pattern.float()
+    n = pattern.shape[-1]
+    total = pattern.sum(dim=-2)
+    if not _causal(pattern):
+        return total / n
+    seen_by = torch.arange(n, 0, -1, device=pattern.device, dtype=pattern.dtype)  # key k: n - k queries
+    return total / seen_by
+
+
+def sink_mask(pattern: torch.Tensor, threshold: float = SINK_THRESHOLD) -> torch.Tensor:
+    """`[..., k]` bool: the sink positions of each head."""
+    return received_attention(pattern) > threshold
+
+
+def sink_share(pattern: torch.Tensor, threshold: float = SINK_THRESHOLD) -> torch.Tensor:
+    """`[...]`: mean over queries of the weight on the head's sink positions (pattern `[..., q, k]`)."""
+    pattern = pattern.float()
+    mask = sink_mask(pattern, threshold).to(pattern.dtype)
+    return (pattern @ mask.unsqueeze(-1)).squeeze(-1).mean(dim=-1)
+
+
+def without_sinks(pattern: torch.Tensor, sinks: torch.Tensor) -> torch.Tensor:
+    """One head's `[q, k]` pattern with sink columns zeroed and each row renormalised to one.
+
+    A row whose whole weight sat on sinks is left at zero rather than divided by zero.
+    """
+    kept = pattern.float() * (~sinks).to(torch.float32)
+    rows = kept.sum(dim=-1, keepdim=True)
+    return torch.where(rows > 0, kept / rows.clamp_min(1e-30), torch.zeros_like(kept)).to(pattern.dtype)
