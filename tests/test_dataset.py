@@ -16,7 +16,7 @@ from transformer_lens.head_detector import (
 
 from attn_widget.analysis import PromptAnalysis
 from attn_widget.backends import backend_for
-from attn_widget.dataset import run_dataset
+from attn_widget.dataset import DATASET_METRICS, run_dataset
 from attn_widget.detectors import Detector
 from attn_widget.errors import PromptError
 from attn_widget.scores import METRICS
@@ -39,7 +39,7 @@ def naive_scores(model, prompt: str) -> dict[str, np.ndarray]:
     tokens = model.to_tokens(prompt)
     _, cache = model.run_with_cache(tokens)
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    out = {m: np.zeros((n_layers, n_heads)) for m in (*TL_DETECTORS, "first_token", "entropy")}
+    out = {m: np.zeros((n_layers, n_heads)) for m in (*TL_DETECTORS, "first_token", "entropy", "sink_share")}
     for layer in range(n_layers):
         attn = cache[f"blocks.{layer}.attn.hook_pattern"][0].double()
         for head in range(n_heads):
@@ -50,6 +50,9 @@ def naive_scores(model, prompt: str) -> dict[str, np.ndarray]:
                 )
             out["first_token"][layer, head] = a[:, 0].mean().item()
             out["entropy"][layer, head] = -(a * torch.log(a + 1e-30)).sum(-1).mean().item()
+            n = a.shape[-1]
+            sinks = [k for k in range(n) if a[k:, k].mean() > 0.3 + 1e-6]  # queries that see k; past rounding
+            out["sink_share"][layer, head] = np.mean([sum(a[q, k].item() for k in sinks) for q in range(n)])
     return out
 
 
@@ -149,7 +152,7 @@ def test_a_non_causal_model_falls_back_to_one_prompt_per_pass(bridge):
 def test_table_and_bad_input(bridge):
     result = run_dataset(backend_for(bridge), _prompts(3), batch_size=2)
     table = result.table()
-    assert len(table) == len(METRICS) * 3 * 4
+    assert len(table) == len(DATASET_METRICS) * 3 * 4
     row = table[(table["metric"] == "induction") & (table["layer"] == 2) & (table["head"] == 1)].iloc[0]
     assert row["mean"] == pytest.approx(result.mean["induction"][2, 1])
     assert set(result.as_dict()["entropy"]) == {"mean", "std"}

@@ -81,3 +81,38 @@ def test_forward_pass_gives_finite_logits():
     logits = model(tokens)
     assert logits.shape == (1, tokens.shape[1], model.cfg.d_vocab)
     assert logits.isfinite().all()
+
+
+def _induction_by_hand(tokens):
+    """The induction pattern written out: query q looks at k when the token before k is q's token."""
+    ids = tokens.tolist()
+    n = len(ids)
+    return np.array([[float(0 < k <= q and ids[k - 1] == ids[q]) for k in range(n)] for q in range(n)])
+
+
+def _top_heads(scores: np.ndarray, k: int = 3) -> list[int]:
+    return [int(i) for i in np.argsort(-scores.ravel(), kind="stable")[:k]]
+
+
+REPEATED = [text + " " + text for text in ORDINARY_TEXT]  # second copies give induction heads work
+
+
+def test_a_custom_induction_detector_ranks_heads_like_the_induction_score(explorer):
+    explorer.prompt = REPEATED[0]
+    custom = explorer.add_detector("my_induction", _induction_by_hand)
+    try:
+        assert _top_heads(custom) == _top_heads(explorer.scores["induction"])
+        test_heads = set(_top_heads(explorer.induction_test(), k=2))  # repeated random tokens
+        assert set(_top_heads(custom, k=2)) == test_heads
+        result = explorer.run_dataset(REPEATED, batch_size=2, progress=False)
+        assert _top_heads(result.mean["my_induction"]) == _top_heads(result.mean["induction"])
+        assert set(_top_heads(result.mean["my_induction"], k=2)) == test_heads
+    finally:
+        explorer.remove_detector("my_induction")
+
+
+def test_retrieval_heads_are_the_induction_heads(explorer):
+    retrieval = explorer.retrieval_test(haystack_len=60, needle_len=10, samples=8, seed=0)
+    induction = explorer.induction_test(seq_len=50, batch=8, seed=0)
+    assert set(_top_heads(retrieval, k=2)) == set(_top_heads(induction, k=2))
+    assert retrieval.max() >= 0.8

@@ -132,7 +132,7 @@ def test_sinks_match_the_patterns(explorer, bridge):
             for k in range(n):
                 alpha[layer, head, k] = patterns[layer, head, k:, k].mean().item()
     np.testing.assert_allclose(sinks.received, alpha, atol=1e-5)
-    clear = np.abs(alpha - 0.3) > 1e-5  # float32 against float64 may split a near-tie
+    clear = np.abs(alpha - 0.3) > 1e-5  # a float32 sum may split a near-tie
     np.testing.assert_array_equal(sinks.sink_mask[clear], (alpha > 0.3)[clear])
     assert explorer.sink_positions[1][2] == [int(k) for k in np.flatnonzero(sinks.sink_mask[1, 2])]
     share = (patterns * torch.as_tensor(sinks.sink_mask)[:, :, None, :]).sum(-1).mean(-1)

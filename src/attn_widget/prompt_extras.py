@@ -68,7 +68,7 @@ def compute_extras(
     return PromptExtras(
         {k: v.numpy().astype(np.float64) for k, v in out.items()},
         received.numpy(),
-        (received > threshold).numpy(),
+        sinks.passes(received, threshold).numpy(),
         threshold,
         errors,
     )
