@@ -13,6 +13,7 @@ import { tests as thumbnails } from "./views/thumbnails.test";
 import { tests as tokenWindow } from "./views/token-window.test";
 import { tests as tokens } from "./views/tokens.test";
 import { tests as viewport } from "./views/viewport.test";
+import { tests as research } from "./views/research.test";
 
 const SUITES: Record<string, Tests> = {
   buffers,
@@ -27,6 +28,7 @@ const SUITES: Record<string, Tests> = {
   scores,
   thumbnails,
   undefinedValues,
+  research,
 };
 
 async function runAttnWidgetTests(): Promise<{ name: string; error: string | null }[]> {

@@ -13,6 +13,7 @@ import type { ExplorerState, HeadData, KernelMessage, Line } from "./types";
 import { HeatmapView } from "./views/heatmap";
 import { hideSnapshot } from "./snapshot";
 import { PromptView } from "./views/prompt";
+import { mountResearch } from "./views/research";
 import { ScoreView } from "./views/scores";
 import { HeadGridView, OverviewView, type Thumbnails } from "./views/thumbnails";
 import { TokenStripView } from "./views/tokens";
@@ -101,6 +102,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   kernelGone.hidden = true;
   root.append(prompt.root, errorBar, tokens.root, main, exportBar.root, scores.root, kernelGone);
   el.append(root);
+  const unmountResearch = mountResearch({ store, model, prompt: prompt.root, heatmap: heatmap.root, scores: scores.root, scoreView: scores });
 
   const style = () => ({ scale: store.get("color_scale"), lut: patternLut(root) });
   const thumbnails = (): Thumbnails => ({
@@ -254,6 +256,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     model.off("msg:custom", onCustom);
     lifecycle.off("comm_live_update", onCommLive);
     lifecycle.off("destroy", onDestroy);
+    unmountResearch();
     resizer.disconnect();
     heatmap.dispose();
     tokens.dispose();

@@ -5,6 +5,7 @@ import { cellAt, drawPending, element, sizeCanvas, viewRoot } from "../canvas";
 import { UNDEFINED_CSS, VIRIDIS, cssColor } from "../colors";
 import { HEAD_CLASS_COLORS, METRIC_LABELS, type Metric } from "../contract.gen";
 import type { SummaryRow } from "../types";
+import { metricLabel } from "./research";
 import { formatScore, isUndefinedScore, scoreAt, scoreProgress, scoreRange, scoredCells, type ScoreRows } from "./score-cells";
 
 const MAX_WIDTH_PX = 360;
@@ -14,9 +15,12 @@ const TOP_K = 8;
 const CLASS_COLORS: Record<string, string> = HEAD_CLASS_COLORS;
 
 /** The metrics this explorer offers (the keys of its score table), in the contract's menu order:
- *  precomputed attention has no repeated random token test, so its menu does not list it. */
+ *  precomputed attention has no repeated random token test, so its menu does not list it. Metrics
+ *  beyond the contract's (custom detectors, sinks, retrieval, dataset means) follow in the table's order. */
 export function offeredMetrics(table: Partial<Record<Metric, unknown>>): Metric[] {
-  return (Object.keys(METRIC_LABELS) as Metric[]).filter((metric) => metric in table);
+  const known = (Object.keys(METRIC_LABELS) as Metric[]).filter((metric) => metric in table);
+  const extra = Object.keys(table).filter((key) => !(key in METRIC_LABELS)) as Metric[];
+  return [...known, ...extra];
 }
 
 /** How far the kernel has got with the scores (the `scored_layers` trait) and the table's shape. */
@@ -112,6 +116,7 @@ export class ScoreView {
   private scoredLayers = 0;
   private ascending = false;
   private redraw: () => void = () => {};
+  private spread: Record<string, (number | null)[][]> = {};
 
   constructor(
     private readonly onSelectMetric: (metric: Metric) => void,
@@ -161,7 +166,7 @@ export class ScoreView {
     const offered = offeredMetrics(tables);
     if (offered.join() !== this.offered) {
       this.offered = offered.join();
-      this.metricSelect.replaceChildren(...offered.map((key) => new Option(METRIC_LABELS[key], key)));
+      this.metricSelect.replaceChildren(...offered.map((key) => new Option(metricLabel(key, METRIC_LABELS), key)));
     }
     const table = tables[metric];
     this.metric = metric;
@@ -229,11 +234,18 @@ export class ScoreView {
     this.ranked.replaceChildren(...items);
   }
 
+  /** Standard deviations over a dataset's prompts (`dataset:<metric>` -> layers x heads), shown on hover. */
+  setSpread(spread: Record<string, (number | null)[][]>): void {
+    this.spread = spread;
+  }
+
   private describe(hit: [number, number] | null): void {
+    const std = hit ? this.spread[this.metric]?.[hit[0]]?.[hit[1]] : undefined;
+    const spread = typeof std === "number" ? ` \u00b1 ${formatScore(std, 4)} (std over prompts)` : "";
     this.readout.textContent = hit
-      ? `L${hit[0]} H${hit[1]} ${METRIC_LABELS[this.metric] ?? this.metric}: ${
+      ? `L${hit[0]} H${hit[1]} ${metricLabel(this.metric, METRIC_LABELS)}: ${
           isUndefinedScore(this.table, hit[0], hit[1], this.scoredLayers) ? "undefined" : formatScore(this.table[hit[0]]?.[hit[1]], 4)
-        }`
+        }${spread}`
       : "\u00a0";
   }
 

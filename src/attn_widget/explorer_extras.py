@@ -276,5 +276,7 @@ def _positions(extras: prompt_extras.PromptExtras) -> list[list[list[int]]]:
     return [[extras.sink_positions(layer, head) for head in range(heads)] for layer in range(layers)]
 
 
-def _rounded(values: np.ndarray) -> list[list[float]]:
-    return np.asarray(values, dtype=np.float64).round(5).tolist()
+def _rounded(values: np.ndarray) -> list[list[float | None]]:
+    """JSON has no NaN: an undefined score (an empty dataset's mean) travels as null."""
+    rounded = np.asarray(values, dtype=np.float64).round(5)
+    return [[float(v) if np.isfinite(v) else None for v in row] for row in rounded]

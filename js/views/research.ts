@@ -1,0 +1,262 @@
+/** Research views: progress of long work, stepping through a dataset's prompts, excluding attention
+ *  sinks from the heatmap, and the head similarity matrix (clustered; a click selects a head). */
+
+import type { AnyModel } from "@anywidget/types";
+import { cellAt, element, sizeCanvas, viewRoot } from "../canvas";
+import { VIRIDIS, cssColor } from "../colors";
+import type { Store } from "../store";
+import type { ExplorerState } from "../types";
+
+/** Labels for the metrics these features add to the score views (custom detectors keep their names). */
+export const EXTRA_METRIC_LABELS: Record<string, string> = {
+  sink_share: "attention on sinks",
+  same_token: "same token (detector)",
+  successor: "successor (detector)",
+  retrieval_test: "retrieval (needle in a haystack)",
+};
+
+export const DATASET_PREFIX = "dataset:";
+
+/** A score-table key as the metric menu shows it: dataset means say so. */
+export function metricLabel(key: string, labels: Record<string, string>): string {
+  if (key.startsWith(DATASET_PREFIX)) return `${metricLabel(key.slice(DATASET_PREFIX.length), labels)} \u2014 dataset mean`;
+  return labels[key] ?? EXTRA_METRIC_LABELS[key] ?? key.replaceAll("_", " ");
+}
+
+export interface Progress {
+  label?: string;
+  done?: number;
+  total?: number;
+}
+
+/** A bar for long work in the kernel (dataset runs); hidden when idle. */
+export class ProgressView {
+  readonly root = element("div", "aw-progress");
+  private readonly bar = element("progress");
+  private readonly text = element("span", "aw-status");
+
+  constructor() {
+    this.root.dataset.role = "progress";
+    this.root.append(this.bar, this.text);
+    this.root.hidden = true;
+  }
+
+  update(progress: Progress | undefined): void {
+    const total = progress?.total ?? 0;
+    this.root.hidden = !progress || total <= 0;
+    if (this.root.hidden) return;
+    this.bar.max = total;
+    this.bar.value = progress!.done ?? 0;
+    this.text.textContent = `${progress!.label ?? "working"}: ${progress!.done ?? 0} / ${total}`;
+  }
+}
+
+/** Previous / next through the last dataset's prompts; the kernel re-runs each one on demand. */
+export class DatasetStepper {
+  readonly root = element("div", "aw-dataset");
+  private readonly prev = element("button", "aw-mode", "\u25c0");
+  private readonly next = element("button", "aw-mode", "\u25b6");
+  private readonly text = element("span", "aw-status");
+  private index = -1;
+  private size = 0;
+
+  constructor(step: (index: number) => void) {
+    this.root.dataset.role = "dataset-stepper";
+    this.prev.dataset.role = "dataset-prev";
+    this.next.dataset.role = "dataset-next";
+    this.prev.setAttribute("aria-label", "previous dataset prompt");
+    this.next.setAttribute("aria-label", "next dataset prompt");
+    this.prev.addEventListener("click", () => step(this.index <= 0 ? this.size - 1 : this.index - 1));
+    this.next.addEventListener("click", () => step(this.index < 0 || this.index >= this.size - 1 ? 0 : this.index + 1));
+    this.root.append("Dataset prompt ", this.prev, this.text, this.next);
+    this.root.hidden = true;
+  }
+
+  update(index: number, size: number): void {
+    this.index = index;
+    this.size = size;
+    this.root.hidden = size <= 0;
+    this.text.textContent = index >= 0 ? ` ${index + 1} / ${size} ` : ` \u2013 / ${size} `;
+  }
+}
+
+/** The toggle that drops each head's sink positions from the heatmap, and the note saying so. */
+export class SinkToggle {
+  readonly root = element("div", "aw-sinks");
+  private readonly box = element("input");
+  private readonly note = element("span", "aw-status");
+
+  constructor(toggle: (exclude: boolean) => void) {
+    this.root.dataset.role = "sinks";
+    this.box.type = "checkbox";
+    this.box.dataset.role = "exclude-sinks";
+    this.box.addEventListener("change", () => toggle(this.box.checked));
+    const label = element("label");
+    label.append(this.box, " exclude attention sinks");
+    this.note.dataset.role = "sink-note";
+    this.root.append(label, this.note);
+  }
+
+  update(exclude: boolean, positions: number[] | undefined, layer: number, head: number, tokens: string[]): void {
+    this.box.checked = exclude;
+    const named = (positions ?? []).map((k) => `${k} (${JSON.stringify(tokens[k] ?? "")})`);
+    if (positions === undefined) this.note.textContent = exclude ? " sinks are found on prompts up to 1,024 tokens" : "";
+    else if (!named.length) this.note.textContent = ` L${layer}H${head} has no sink positions`;
+    else if (exclude) this.note.textContent = ` Sinks excluded from L${layer}H${head}: keys ${named.join(", ")}; rows renormalised`;
+    else this.note.textContent = ` L${layer}H${head} sinks: keys ${named.join(", ")}`;
+  }
+}
+
+export interface Similarity {
+  order?: number[][];
+  distance?: number[][];
+}
+
+const SIM_MAX_PX = 360;
+const SIM_AXIS_PX = 4;
+
+/** Every two heads' pattern distance (mean Jensen-Shannon), in clustered order. */
+export class SimilarityView {
+  readonly root = viewRoot("similarity", "aw-similarity");
+  private readonly button = element("button", "aw-mode");
+  readonly canvas = element("canvas", "aw-head-map");
+  private readonly readout = element("div", "aw-readout", "\u00a0");
+  private data: Similarity = {};
+  private cell = 4;
+  private shown = false;
+
+  constructor(
+    show: (on: boolean) => void,
+    private readonly onSelect: (layer: number, head: number) => void,
+  ) {
+    this.button.dataset.role = "similarity-toggle";
+    this.button.addEventListener("click", () => show(!this.shown));
+    this.canvas.dataset.role = "similarity-map";
+    this.canvas.addEventListener("click", (e) => {
+      const hit = this.hit(e);
+      if (hit) this.onSelect(hit[0][0], hit[0][1]);
+    });
+    this.canvas.addEventListener("mousemove", (e) => this.describe(this.hit(e)));
+    this.canvas.addEventListener("mouseleave", () => this.describe(null));
+    const header = element("div", "aw-title");
+    header.append("Head similarity ", this.button);
+    this.root.append(header, this.canvas, this.readout);
+  }
+
+  update(shown: boolean, data: Similarity, layer: number, head: number): void {
+    this.shown = shown;
+    this.data = data;
+    this.button.textContent = shown ? "hide" : "show (Jensen-Shannon, clustered)";
+    const order = data.order ?? [];
+    const size = order.length;
+    this.canvas.hidden = !shown || size === 0;
+    if (this.canvas.hidden) return;
+    this.cell = Math.max(2, Math.min(16, Math.floor(SIM_MAX_PX / size)));
+    const ctx = sizeCanvas(this.canvas, SIM_AXIS_PX + size * this.cell, SIM_AXIS_PX + size * this.cell);
+    Object.assign(this.canvas.dataset, { left: SIM_AXIS_PX, top: SIM_AXIS_PX, cell: this.cell, rows: size, cols: size });
+    const flat = (data.distance ?? []).flat();
+    const hi = Math.max(...flat, 1e-12);
+    for (let i = 0; i < size; i++) {
+      for (let j = 0; j < size; j++) {
+        // Alike heads are bright: 1 - distance / largest distance.
+        ctx.fillStyle = cssColor(VIRIDIS, 1 - (data.distance?.[i]?.[j] ?? 0) / hi);
+        ctx.fillRect(SIM_AXIS_PX + j * this.cell, SIM_AXIS_PX + i * this.cell, this.cell, this.cell);
+      }
+    }
+    const at = order.findIndex(([l, h]) => l === layer && h === head);
+    if (at >= 0) {
+      ctx.strokeStyle = "#ff3b30";
+      ctx.lineWidth = 1;
+      ctx.strokeRect(SIM_AXIS_PX + 0.5, SIM_AXIS_PX + at * this.cell + 0.5, size * this.cell - 1, this.cell - 1);
+    }
+  }
+
+  /** The heads of the row and column under the pointer: [row head, column head, distance]. */
+  private hit(event: MouseEvent): [number[], number[], number] | null {
+    const order = this.data.order ?? [];
+    const extent = order.length * this.cell;
+    const i = cellAt(event.offsetY - SIM_AXIS_PX, extent, order.length);
+    const j = cellAt(event.offsetX - SIM_AXIS_PX, extent, order.length);
+    if (i === null || j === null) return null;
+    return [order[i], order[j], this.data.distance?.[i]?.[j] ?? NaN];
+  }
+
+  private describe(hit: [number[], number[], number] | null): void {
+    this.readout.textContent = hit
+      ? `L${hit[0][0]}H${hit[0][1]} vs L${hit[1][0]}H${hit[1][1]}: ${hit[2].toFixed(4)} bits (click selects L${hit[0][0]}H${hit[0][1]})`
+      : "\u00a0";
+  }
+}
+
+/** The traits these views read and write (src/attn_widget/explorer_extras.py). */
+export interface ResearchState {
+  progress: Progress;
+  dataset_size: number;
+  dataset_index: number;
+  score_spread: Record<string, (number | null)[][]>;
+  exclude_sinks: boolean;
+  sink_threshold: number;
+  sink_positions: number[][][];
+  show_similarity: boolean;
+  similarity: Similarity;
+}
+
+/** What `mountResearch` needs from the widget: its store, and the views it adds to. */
+export interface ResearchHost {
+  store: Store;
+  model: AnyModel<ExplorerState>;
+  prompt: HTMLElement;
+  heatmap: HTMLElement;
+  scores: HTMLElement;
+  scoreView: { setSpread(spread: Record<string, (number | null)[][]>): void };
+}
+
+/** Adds the research views next to the widget's own and keeps them in step with their traits.
+ *  Returns the function that detaches them. */
+export function mountResearch(host: ResearchHost): () => void {
+  const { store } = host;
+  // The same model, seen through the traits these views add (kept out of the core's ExplorerState).
+  const model = host.model as unknown as AnyModel<ResearchState>;
+  const save = (values: Partial<ResearchState>) => {
+    for (const [key, value] of Object.entries(values)) model.set(key as keyof ResearchState, value);
+    model.save_changes();
+  };
+  const progress = new ProgressView();
+  const stepper = new DatasetStepper((index) => save({ dataset_index: index }));
+  const sinks = new SinkToggle((exclude) => save({ exclude_sinks: exclude }));
+  const similarity = new SimilarityView(
+    (on) => save({ show_similarity: on }),
+    (layer, head) => store.select(layer, head),
+  );
+  host.prompt.append(stepper.root, progress.root);
+  host.heatmap.append(sinks.root);
+  host.scores.after(similarity.root);
+
+  const draw = () => {
+    const [layer, head] = [store.get("layer"), store.get("head")];
+    progress.update(model.get("progress") ?? {});
+    stepper.update(model.get("dataset_index") ?? -1, model.get("dataset_size") ?? 0);
+    const positions = (model.get("sink_positions") ?? [])[layer]?.[head];
+    sinks.update(model.get("exclude_sinks") ?? false, positions, layer, head, store.get("tokens"));
+    similarity.update(model.get("show_similarity") ?? false, model.get("similarity") ?? {}, layer, head);
+    host.scoreView.setSpread(model.get("score_spread") ?? {});
+  };
+  const events = [
+    "progress",
+    "dataset_index",
+    "dataset_size",
+    "sink_positions",
+    "exclude_sinks",
+    "show_similarity",
+    "similarity",
+    "score_spread",
+    "layer",
+    "head",
+    "tokens",
+  ].map((name) => `change:${name}`);
+  for (const event of events) model.on(event, draw);
+  draw();
+  return () => {
+    for (const event of events) model.off(event, draw);
+  };
+}
