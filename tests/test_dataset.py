@@ -162,3 +162,18 @@ def test_table_and_bad_input(bridge):
         run_dataset(backend_for(bridge), "the cat")
     with pytest.raises(PromptError, match=r"Prompt 0 is .* tokens long"):
         run_dataset(backend_for(bridge), ["mary " * 200])
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_hugging_face_models_batch_like_each_prompt_alone(tokenizer, kind):
+    """Learned positions (GPT-2) and rotary ones with grouped-query attention (Llama), right-padded."""
+    from test_backends import hf_model
+
+    backend = backend_for(hf_model(kind, tokenizer), tokenizer=tokenizer)
+    prompts = _prompts(5, seed=4)
+    result = run_dataset(backend, prompts, batch_size=5)
+    alone = [PromptAnalysis(backend, p) for p in prompts]
+    assert len({a.n_tokens for a in alone}) > 2
+    for metric in METRICS:
+        each = np.stack([a.scores[metric] for a in alone])
+        np.testing.assert_allclose(result.per_prompt[metric], each, rtol=1e-4, atol=1e-5, err_msg=metric)

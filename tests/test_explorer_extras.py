@@ -188,3 +188,16 @@ def test_retrieval_test_is_a_score_view(explorer):
     assert scores.shape == (3, 4)
     np.testing.assert_allclose(explorer.score_table["retrieval_test"], scores, atol=1e-5)
     explorer.metric = "retrieval_test"
+
+
+def test_precomputed_attention_gets_detectors_sinks_and_similarity(tokenizer):
+    from test_backends import hf_model, precomputed_from_hf
+
+    widget = precomputed_from_hf(hf_model("gpt2", tokenizer), tokenizer, numpy=True)
+    patterns = torch.stack([torch.from_numpy(widget.pattern(layer, 0)) for layer in range(2)])  # head 0 of each layer
+    scores = widget.add_detector("diagonal", lambda t: np.eye(len(t)))
+    np.testing.assert_allclose(scores[:, 0], patterns.diagonal(dim1=-2, dim2=-1).mean(-1).numpy(), atol=2e-3)
+    assert widget.sinks().received.shape == (2, 4, len(widget.tokens))
+    assert widget.head_similarity().distance.shape == (8, 8)
+    with pytest.raises(AttnWidgetError, match="precomputed attention cannot"):
+        widget.run_dataset(["the cat"])

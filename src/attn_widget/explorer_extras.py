@@ -20,7 +20,7 @@ from . import prompt_extras, retrieval, similarity, sinks
 from .contract import REPEATED_TOKENS
 from .detectors import BUILT_IN, Detector, DetectorError
 from .errors import AttnWidgetError, SelectionError
-from .passes import needs_a_model, prompt_patterns
+from .passes import prompt_patterns
 
 DATASET_PREFIX = "dataset:"
 """Score-table name of a metric's mean over the last dataset run (its spread is in `score_spread`)."""
@@ -127,14 +127,13 @@ class ExplorerExtras(traitlets.HasTraits):
         """The current prompt's received attention per key, sink positions and sink share per head."""
         if self._extras is None:
             raise AttnWidgetError(
-                f"Sinks are computed for prompts up to {prompt_extras.MAX_TOKENS} tokens (and need a model to re-run)."
+                f"Sinks are computed for prompts up to {prompt_extras.MAX_TOKENS} tokens: use a shorter prompt."
             )
         return self._extras
 
     def head_similarity(self, metric: str = "js") -> similarity.HeadSimilarity:
         """Mean Jensen-Shannon divergence between every two heads' patterns, in clustered order; also drawn
         in the head similarity view (click a cell to select a head)."""
-        needs_a_model(self._backend, "Head similarity")
         result = similarity.head_similarity(prompt_patterns(self._backend, self._current().token_ids), metric)
         self.set_trait("similarity", {"order": [list(o) for o in result.order], "distance": _rounded(result.ordered())})
         return result
@@ -161,13 +160,12 @@ class ExplorerExtras(traitlets.HasTraits):
     def _compute_extras(self) -> None:
         """Detectors and sinks for the current prompt, in one more pass (before its scores are published)."""
         extras = None
-        if self._backend.runs_tokens:
-            try:
-                extras = prompt_extras.compute_extras(
-                    self._backend, self._current().token_ids, list(self._detectors.values()), self.sink_threshold
-                )
-            except AttnWidgetError as err:  # the prompt itself ran: show it without the extras
-                self.__dict__["_extras_failure"] = str(err)
+        try:  # precomputed attention too: it re-runs its own tokens
+            extras = prompt_extras.compute_extras(
+                self._backend, self._current().token_ids, list(self._detectors.values()), self.sink_threshold
+            )
+        except AttnWidgetError as err:  # the prompt itself ran: show it without the extras
+            self.__dict__["_extras_failure"] = str(err)
         self.__dict__["_prompt_extras"] = extras
         self.set_trait("sink_positions", [] if extras is None else _positions(extras))
 
