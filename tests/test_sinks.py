@@ -56,5 +56,8 @@ def test_excluding_sinks_renormalises_the_rest():
     out = without_sinks(pattern, sinks)
     assert (out[:, 0] == 0).all()
     assert out[0].sum() == 0  # row 0 only ever saw the sink
+    almost = pattern.clone()
+    almost[4] = torch.tensor([1 - 1e-9, 1e-9, 0, 0, 0, 0, 0])
+    assert without_sinks(almost, sinks)[4].sum() == 0  # rounding noise is not scaled up to a row
     np.testing.assert_allclose(out[1:].sum(-1).numpy(), 1.0, rtol=1e-5)
     np.testing.assert_allclose((out[3, 1:] / out[3, 1]).numpy(), (pattern[3, 1:] / pattern[3, 1]).numpy(), rtol=1e-5)

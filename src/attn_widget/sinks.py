@@ -12,6 +12,7 @@ import torch
 
 SINK_THRESHOLD = 0.3
 ROUNDING = 1e-6
+EMPTY_ROW = 1e-6
 
 
 def _causal(pattern: torch.Tensor) -> bool:
@@ -51,8 +52,9 @@ def sink_share(pattern: torch.Tensor, threshold: float = SINK_THRESHOLD) -> torc
 def without_sinks(pattern: torch.Tensor, sinks: torch.Tensor) -> torch.Tensor:
     """One head's `[q, k]` pattern with sink columns zeroed and each row renormalised to one.
 
-    A row whose whole weight sat on sinks is left at zero rather than divided by zero.
+    A row with (almost) all its weight on sinks, less than EMPTY_ROW left, stays at zero: scaling
+    rounding noise up to a whole row would show a pattern that is not there.
     """
     kept = pattern.float() * (~sinks).to(torch.float32)
     rows = kept.sum(dim=-1, keepdim=True)
-    return torch.where(rows > 0, kept / rows.clamp_min(1e-30), torch.zeros_like(kept)).to(pattern.dtype)
+    return torch.where(rows > EMPTY_ROW, kept / rows.clamp_min(EMPTY_ROW), torch.zeros_like(kept)).to(pattern.dtype)
