@@ -201,3 +201,24 @@ def test_precomputed_attention_gets_detectors_sinks_and_similarity(tokenizer):
     assert widget.head_similarity().distance.shape == (8, 8)
     with pytest.raises(AttnWidgetError, match="precomputed attention cannot"):
         widget.run_dataset(["the cat"])
+
+
+def test_an_interrupted_dataset_run_keeps_what_finished(explorer, capsys):
+    original, calls = explorer._backend.run, []
+
+    def interrupted_on_second(tokens, on_pattern, last_layer=None):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(tokens, on_pattern, last_layer)
+
+    explorer._backend.run = interrupted_on_second
+    try:
+        result = explorer.run_dataset(_prompts(6), batch_size=2, progress=False)
+    finally:
+        explorer._backend.run = original
+    assert result.interrupted and result.n_prompts == 2 and explorer.dataset_size == 2
+    assert "kept the 2 of 6 prompts" in capsys.readouterr().out
+    assert explorer.progress == {} and "dataset:induction" in explorer.score_table
+    explorer.dataset_index = 1  # the finished prompts can still be stepped through
+    assert explorer.prompt == _prompts(6)[1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,11 +16,17 @@ import traitlets
 from traitlets import Bool, Dict, Float, Int, List
 
 from . import dataset as dataset_mode
-from . import prompt_extras, retrieval, similarity, sinks
+from . import prompt_extras, retrieval
+from . import similarity as _similarity
+from . import sinks as _sinks
 from .contract import REPEATED_TOKENS
 from .detectors import BUILT_IN, Detector, DetectorError
 from .errors import AttnWidgetError, SelectionError
 from .passes import prompt_patterns
+
+if TYPE_CHECKING:
+    from .analysis import PromptAnalysis
+    from .backends import Backend
 
 DATASET_PREFIX = "dataset:"
 """Score-table name of a metric's mean over the last dataset run (its spread is in `score_spread`)."""
@@ -29,6 +35,15 @@ RESERVED = {REPEATED_TOKENS, RETRIEVAL_TEST, prompt_extras.SINK_SHARE}
 
 
 class ExplorerExtras(traitlets.HasTraits):
+    if TYPE_CHECKING:  # what the explorer provides
+        _backend: Backend
+        revision: int
+
+        def _current(self) -> PromptAnalysis: ...
+        def _publish_scores(self, analysis: PromptAnalysis | None = None) -> None: ...
+        @property
+        def scores(self) -> dict[str, np.ndarray]: ...
+
     dataset_size = Int(0, read_only=True).tag(sync=True)
     """Prompts in the last dataset run; the prompt box steps through them with `dataset_index`."""
     dataset_index = Int(-1).tag(sync=True)
@@ -39,8 +54,8 @@ class ExplorerExtras(traitlets.HasTraits):
     """Long work under way: {"label", "done", "total"}; empty when idle."""
     exclude_sinks = Bool(False).tag(sync=True)
     """Heatmap: zero each head's sink positions and renormalise its rows."""
-    sink_threshold = Float(sinks.SINK_THRESHOLD).tag(sync=True)
-    sink_positions = List(read_only=True).tag(sync=True)
+    sink_threshold = Float(_sinks.SINK_THRESHOLD).tag(sync=True)
+    sink_positions: List[list[list[int]]] = List(read_only=True).tag(sync=True)
     """`[layer][head]` -> sink key positions on the current prompt."""
     show_similarity = Bool(False).tag(sync=True)
     """While true, `similarity` follows the prompt (the view's button sets it)."""
@@ -131,10 +146,10 @@ class ExplorerExtras(traitlets.HasTraits):
             )
         return self._extras
 
-    def head_similarity(self, metric: str = "js") -> similarity.HeadSimilarity:
+    def head_similarity(self, metric: str = "js") -> _similarity.HeadSimilarity:
         """Mean Jensen-Shannon divergence between every two heads' patterns, in clustered order; also drawn
         in the head similarity view (click a cell to select a head)."""
-        result = similarity.head_similarity(prompt_patterns(self._backend, self._current().token_ids), metric)
+        result = _similarity.head_similarity(prompt_patterns(self._backend, self._current().token_ids), metric)
         self.set_trait("similarity", {"order": [list(o) for o in result.order], "distance": _rounded(result.ordered())})
         return result
 
@@ -147,7 +162,7 @@ class ExplorerExtras(traitlets.HasTraits):
         extras = self._extras
         return {} if extras is None else {k: v.copy() for k, v in extras.scores.items()}
 
-    def _extra_table(self) -> dict[str, list[list[float]]]:
+    def _extra_table(self) -> dict[str, list[list[float | None]]]:
         """Score-table entries beyond the prompt's built-in metrics."""
         table = {name: _rounded(v) for name, v in self._extra_scores().items()}
         if "_retrieval" in self.__dict__:
@@ -200,7 +215,7 @@ class ExplorerExtras(traitlets.HasTraits):
         if not self.exclude_sinks or extras is None:
             return pattern
         mask = torch.as_tensor(extras.sink_mask[layer, head], device=pattern.device)
-        return sinks.without_sinks(pattern, mask)
+        return _sinks.without_sinks(pattern, mask)
 
     def _try(self, action: Callable[[], Any]) -> None:
         try:
