@@ -222,3 +222,17 @@ def test_an_interrupted_dataset_run_keeps_what_finished(explorer, capsys):
     assert explorer.progress == {} and "dataset:induction" in explorer.score_table
     explorer.dataset_index = 1  # the finished prompts can still be stepped through
     assert explorer.prompt == _prompts(6)[1]
+
+
+def test_past_the_extras_length_the_widget_goes_without_them(explorer, monkeypatch):
+    from attn_widget import prompt_extras
+
+    monkeypatch.setattr(prompt_extras, "MAX_TOKENS", 5)
+    explorer.prompt = "the cat sat on the mat"
+    assert explorer.add_detector("diagonal", lambda t: np.eye(len(t))) is None
+    assert "diagonal" not in explorer.score_table and "sink_share" not in explorer.scores
+    assert explorer.sink_positions == [] and explorer.error == ""
+    with pytest.raises(AttnWidgetError, match="up to 5 tokens"):
+        explorer.sinks()
+    result = explorer.run_dataset(["the cat sat on the mat"], progress=False)  # datasets still score it
+    assert "diagonal" in result.metrics

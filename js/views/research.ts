@@ -100,7 +100,7 @@ export class SinkToggle {
   update(exclude: boolean, positions: number[] | undefined, layer: number, head: number, tokens: string[]): void {
     this.box.checked = exclude;
     const named = (positions ?? []).map((k) => `${k} (${JSON.stringify(tokens[k] ?? "")})`);
-    if (positions === undefined) this.note.textContent = exclude ? " sinks are found on prompts up to 1,024 tokens" : "";
+    if (positions === undefined) this.note.textContent = exclude ? " sinks are found on prompts up to 512 tokens" : "";
     else if (!named.length) this.note.textContent = ` L${layer}H${head} has no sink positions`;
     else if (exclude) this.note.textContent = ` Sinks excluded from L${layer}H${head}: keys ${named.join(", ")}; rows renormalised`;
     else this.note.textContent = ` L${layer}H${head} sinks: keys ${named.join(", ")}`;

@@ -291,7 +291,7 @@ class AttentionExplorer(ExplorerExtras, anywidget.AnyWidget):
             with self.hold_sync():
                 self.set_trait("thumbnails", analysis.thumbnails.tobytes())
                 self._publish_scores(analysis)
-        self._refresh_extras()  # detectors and sinks: one more (dense) pass, for prompts up to 1,024 tokens
+        self._refresh_extras()  # detectors and sinks: one more (dense) pass, for prompts up to 512 tokens
 
     def _push_selected_head(self, analysis: PromptAnalysis) -> None:
         """The selected head, unasked (id None), so it is drawn before the scores are all in."""

@@ -76,17 +76,18 @@ class ExplorerExtras(traitlets.HasTraits):
 
     # ---- Python API -------------------------------------------------------------------
 
-    def add_detector(self, name: str, fn: Callable[[torch.Tensor], Any], measure: str = "mul") -> np.ndarray:
+    def add_detector(self, name: str, fn: Callable[[torch.Tensor], Any], measure: str = "mul") -> np.ndarray | None:
         """Score every head against your expected pattern `fn(token_ids [n]) -> [n, n]`, like TransformerLens
         `detect_head` ("mul": share of attention on it; "abs": 1 - mean |difference| * n). The metric shows
-        in every score view, in `scores` and in later dataset runs. Returns its scores on the current prompt."""
+        in every score view, in `scores` and in later dataset runs. Returns its scores on the current prompt
+        (None past `prompt_extras.MAX_TOKENS` tokens, where only dataset runs score it)."""
         if name in self._builtin_names() or str(name).startswith(DATASET_PREFIX):
             raise DetectorError(f"Detector name {name!r} is already a metric: choose another name.")
         detector = Detector(name, fn, measure)
         detector.expected(self._current().token_ids.reshape(-1).cpu())  # fails now, naming it, if it is bad
         self._detectors[name] = detector
         self._refresh_extras()
-        return self.scores[name]
+        return self.scores.get(name)
 
     def remove_detector(self, name: str) -> None:
         if self._detectors.pop(name, None) is None:

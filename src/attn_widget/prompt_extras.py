@@ -17,7 +17,8 @@ from .backends import Backend
 from .detectors import Detector, DetectorError, detector_score
 from .passes import run_model
 
-MAX_TOKENS = 1024
+MAX_TOKENS = 512
+"""Past this, the dense pass costs about as much as the prompt's own analysis (benchmarks/dataset_probe.py)."""
 SINK_SHARE = "sink_share"
 
 
