@@ -31,6 +31,16 @@ export interface ExplorerState {
   /** Names the kernel's static snapshot output, which a live view hides (attn_widget.snapshot). */
   snapshot_key?: string;
   standalone?: boolean; // a standalone page (no kernel): attn_widget.standalone
+  /** Dataset mode, sinks and head similarity (src/attn_widget/explorer_extras.py). */
+  progress: { label?: string; done?: number; total?: number };
+  dataset_size: number;
+  dataset_index: number;
+  score_spread: Record<string, (number | null)[][]>;
+  exclude_sinks: boolean;
+  sink_threshold: number;
+  sink_positions: number[][][];
+  show_similarity: boolean;
+  similarity: { order?: number[][]; distance?: number[][] };
 }
 
 /** One line of the reference notebook's summary (attn_widget.summary.SummaryRow). */

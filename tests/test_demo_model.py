@@ -102,7 +102,7 @@ def test_a_custom_induction_detector_ranks_heads_like_the_induction_score(explor
     custom = explorer.add_detector("my_induction", _induction_by_hand)
     try:
         assert _top_heads(custom) == _top_heads(explorer.scores["induction"])
-        test_heads = set(_top_heads(explorer.induction_test(), k=2))  # repeated random tokens
+        test_heads = set(_top_heads(explorer.run_repeated_tokens_test(), k=2))  # repeated random tokens
         assert set(_top_heads(custom, k=2)) == test_heads
         result = explorer.run_dataset(REPEATED, batch_size=2, progress=False)
         assert _top_heads(result.mean["my_induction"]) == _top_heads(result.mean["induction"])
@@ -113,6 +113,6 @@ def test_a_custom_induction_detector_ranks_heads_like_the_induction_score(explor
 
 def test_retrieval_heads_are_the_induction_heads(explorer):
     retrieval = explorer.retrieval_test(haystack_len=60, needle_len=10, samples=8, seed=0)
-    induction = explorer.induction_test(seq_len=50, batch=8, seed=0)
+    induction = explorer.run_repeated_tokens_test(seq_len=50, batch=8, seed=0)
     assert set(_top_heads(retrieval, k=2)) == set(_top_heads(induction, k=2))
     assert retrieval.max() >= 0.8

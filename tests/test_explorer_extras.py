@@ -186,8 +186,8 @@ def test_similarity_view_follows_the_prompt_while_shown(explorer):
 def test_retrieval_test_is_a_score_view(explorer):
     scores = explorer.retrieval_test(haystack_len=20, needle_len=4, samples=3, seed=1)
     assert scores.shape == (3, 4)
-    np.testing.assert_allclose(explorer.score_table["retrieval_test"], scores, atol=1e-5)
-    explorer.metric = "retrieval_test"
+    np.testing.assert_allclose(explorer.score_table["retrieval"], scores, atol=1e-5)
+    explorer.metric = "retrieval"
 
 
 def test_precomputed_attention_gets_detectors_sinks_and_similarity(tokenizer):

@@ -12,7 +12,7 @@ export const EXTRA_METRIC_LABELS: Record<string, string> = {
   sink_share: "attention on sinks",
   same_token: "same token (detector)",
   successor: "successor (detector)",
-  retrieval_test: "retrieval (needle in a haystack)",
+  retrieval: "retrieval (needle in a haystack)",
 };
 
 export const DATASET_PREFIX = "dataset:";
@@ -188,19 +188,6 @@ export class SimilarityView {
   }
 }
 
-/** The traits these views read and write (src/attn_widget/explorer_extras.py). */
-export interface ResearchState {
-  progress: Progress;
-  dataset_size: number;
-  dataset_index: number;
-  score_spread: Record<string, (number | null)[][]>;
-  exclude_sinks: boolean;
-  sink_threshold: number;
-  sink_positions: number[][][];
-  show_similarity: boolean;
-  similarity: Similarity;
-}
-
 /** What `mountResearch` needs from the widget: its store, and the views it adds to. */
 export interface ResearchHost {
   store: Store;
@@ -214,13 +201,8 @@ export interface ResearchHost {
 /** Adds the research views next to the widget's own and keeps them in step with their traits.
  *  Returns the function that detaches them. */
 export function mountResearch(host: ResearchHost): () => void {
-  const { store } = host;
-  // The same model, seen through the traits these views add (kept out of the core's ExplorerState).
-  const model = host.model as unknown as AnyModel<ResearchState>;
-  const save = (values: Partial<ResearchState>) => {
-    for (const [key, value] of Object.entries(values)) model.set(key as keyof ResearchState, value);
-    model.save_changes();
-  };
+  const { store, model } = host;
+  const save = (values: Partial<ExplorerState>) => store.save(values);
   const progress = new ProgressView();
   const stepper = new DatasetStepper((index) => save({ dataset_index: index }));
   const sinks = new SinkToggle((exclude) => save({ exclude_sinks: exclude }));
@@ -234,12 +216,12 @@ export function mountResearch(host: ResearchHost): () => void {
 
   const draw = () => {
     const [layer, head] = [store.get("layer"), store.get("head")];
-    progress.update(model.get("progress") ?? {});
-    stepper.update(model.get("dataset_index") ?? -1, model.get("dataset_size") ?? 0);
-    const positions = (model.get("sink_positions") ?? [])[layer]?.[head];
-    sinks.update(model.get("exclude_sinks") ?? false, positions, layer, head, store.get("tokens"));
-    similarity.update(model.get("show_similarity") ?? false, model.get("similarity") ?? {}, layer, head);
-    host.scoreView.setSpread(model.get("score_spread") ?? {});
+    progress.update(store.get("progress") ?? {});
+    stepper.update(store.get("dataset_index") ?? -1, store.get("dataset_size") ?? 0);
+    const positions = (store.get("sink_positions") ?? [])[layer]?.[head];
+    sinks.update(store.get("exclude_sinks") ?? false, positions, layer, head, store.get("tokens"));
+    similarity.update(store.get("show_similarity") ?? false, store.get("similarity") ?? {}, layer, head);
+    host.scoreView.setSpread(store.get("score_spread") ?? {});
   };
   const events = [
     "progress",

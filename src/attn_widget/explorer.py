@@ -37,7 +37,7 @@ PROGRESS_INTERVAL_S = 0.5
 INTERRUPTED = "Interrupted while running the model: the previous prompt is still shown."
 
 
-class AttentionExplorer(ExplorerExtras, anywidget.AnyWidget):
+class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
     """Interactive attention explorer for a model's heads on a prompt.
 
     `prompt`, `layer`, `head` and `metric` are synced with the front end both ways; the rest

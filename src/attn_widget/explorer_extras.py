@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 DATASET_PREFIX = "dataset:"
 """Score-table name of a metric's mean over the last dataset run (its spread is in `score_spread`)."""
-RETRIEVAL_TEST = "retrieval_test"
+RETRIEVAL_TEST = "retrieval"
 RESERVED = {REPEATED_TOKENS, RETRIEVAL_TEST, prompt_extras.SINK_SHARE}
 
 
@@ -68,7 +68,8 @@ class ExplorerExtras(traitlets.HasTraits):
     def _detectors(self) -> dict[str, Detector]:
         if "_detector_registry" not in self.__dict__:
             self.__dict__["_detector_registry"] = {name: Detector(name, fn) for name, fn in BUILT_IN.items()}
-        return self.__dict__["_detector_registry"]
+        registry: dict[str, Detector] = self.__dict__["_detector_registry"]
+        return registry
 
     @property
     def _extras(self) -> prompt_extras.PromptExtras | None:
@@ -133,11 +134,12 @@ class ExplorerExtras(traitlets.HasTraits):
     def retrieval_test(
         self, haystack_len: int = 40, needle_len: int = 8, samples: int = 8, seed: int = 0
     ) -> np.ndarray:
-        """Retrieval score per head (Wu et al. 2024) on a synthetic needle in a haystack (see retrieval.py)."""
+        """Retrieval score per head (Wu et al. 2024) on a synthetic needle in a haystack (see retrieval.py),
+        shown as the "retrieval" metric."""
         result = retrieval.retrieval_test(self._backend, haystack_len, needle_len, samples, seed)
         self.__dict__["_retrieval"] = result
         self._publish_scores()
-        return result.copy()
+        return np.array(result, copy=True)
 
     def sinks(self) -> prompt_extras.PromptExtras:
         """The current prompt's received attention per key, sink positions and sink share per head."""

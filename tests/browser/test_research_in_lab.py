@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from .lab import Lab, open_and_run
+from attn_widget.testing.lab import Lab, open_and_run
+
 from .test_explorer_in_lab import SETUP_CELL, click_cell, last_state, wait_for_state
 
 pytestmark = pytest.mark.browser
