@@ -145,7 +145,8 @@ def run_dataset(
     try:
         for start in range(0, len(prompts), batch_size):
             ids = all_ids[start : start + batch_size]
-            expected = [[d.expected(t.reshape(-1).cpu()) for d in detectors] for t in ids]
+            # on the device once per prompt, not once per layer
+            expected = [[d.expected(t.reshape(-1).cpu()).to(backend.device) for d in detectors] for t in ids]
             result = _run_batch(backend, _Batch(ids, pad_id, backend.device), expected, detectors)
             done.append(result)
             n_tokens += sum(int(t.shape[-1]) for t in ids)

@@ -50,7 +50,7 @@ def compute_extras(
     expected: dict[str, torch.Tensor] = {}
     for detector in detectors:
         try:
-            expected[detector.name] = detector.expected(ids[0].cpu())
+            expected[detector.name] = detector.expected(ids[0].cpu()).to(backend.device)
         except DetectorError as err:
             errors.append(str(err))
     working = [d for d in detectors if d.name in expected]
