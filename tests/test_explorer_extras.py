@@ -236,3 +236,11 @@ def test_past_the_extras_length_the_widget_goes_without_them(explorer, monkeypat
         explorer.sinks()
     result = explorer.run_dataset(["the cat sat on the mat"], progress=False)  # datasets still score it
     assert "diagonal" in result.metrics
+
+
+def test_a_rolled_back_front_end_update_restores_the_prompts_extras(explorer):
+    sinks_before = explorer.sink_positions
+    explorer.set_state({"prompt": "the cat sat on the mat", "layer": 99})  # the layer fails: all rolled back
+    assert explorer.prompt == PROMPT and "layer 99" in explorer.error
+    assert explorer.sink_positions == sinks_before
+    assert len(explorer.sinks().received[0, 0]) == len(explorer.tokens)

@@ -204,7 +204,9 @@ class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
         """Publishes `previous` again if a newer analysis replaced it."""
         if previous is not None and self._analysis is not previous:
             self._analysis = previous
+            self._forget_extras()
             self._publish_analysis(previous)
+            self._refresh_extras()
 
     @traitlets.validate("layer")
     def _check_layer(self, proposal: dict[str, Any]) -> int:
