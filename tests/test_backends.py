@@ -165,7 +165,7 @@ def test_tokens_start_with_bos_and_spell_the_prompt(case):
 def test_scores_have_one_finite_value_per_head(case):
     spec, explorer = case
     assert (explorer.n_layers, explorer.n_heads) == (spec.n_layers, spec.n_heads)
-    assert set(explorer.scores) == set(METRICS)
+    assert set(explorer.scores) == set(METRICS) | {"sink_share", "same_token", "successor"}  # + detectors, sinks
     for values in explorer.scores.values():
         assert values.shape == (spec.n_layers, spec.n_heads) and np.isfinite(values).all()
     assert ("repeated_tokens" in explorer.score_table) == spec.runs_model
