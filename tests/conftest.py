@@ -36,6 +36,18 @@ def gpt2_bridge(tokenizer):
     return build_bridge_from_module(hf, "GPT2LMHeadModel", hf_config=hf.config, tokenizer=tokenizer)
 
 
+@pytest.fixture(scope="session")
+def full_bridge(tokenizer):
+    """A native bridge with MLPs and a final LayerNorm whose gain and bias are random (not all ones),
+    for value weighting and logit attribution."""
+    model = native_model(tokenizer, n_layers=2, attn_only=False)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.ln_final.parameters():
+            p.copy_(torch.randn_like(p))
+    return model
+
+
 @pytest.fixture(params=["bridge", "gpt2_bridge"])
 def any_model(request):
     return request.getfixturevalue(request.param)

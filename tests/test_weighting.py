@@ -20,27 +20,16 @@ PROMPT = "When mary and john went to the store mary gave a drink to john"
 ANSWER, COUNTERFACTUAL = 7, 11  # token ids; any two distinct ones will do
 
 
-@pytest.fixture(scope="module")
-def full_bridge(tokenizer):
-    """A native bridge with MLPs and a final LayerNorm whose gain and bias are random (not all ones)."""
-    from tiny_models import native_model
-
-    model = native_model(tokenizer, n_layers=2, attn_only=False)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.ln_final.parameters():
-            p.copy_(torch.randn_like(p))
-    return model
-
-
 # ---- naive references: one [d_model] vector per (head, source), formed in full ------------------
 
 
+@torch.no_grad()
 def naive_moved(x: torch.Tensor, w_v: torch.Tensor, b_v: torch.Tensor, w_o: torch.Tensor) -> torch.Tensor:
     """`[h, n, d_model]`: f_h(x_j) = (x_j W_V^h + b_V^h) W_O^h, head by head, from the layer's input."""
     return torch.stack([(x @ w_v[h] + b_v[h]) @ w_o[h] for h in range(w_o.shape[0])])
 
 
+@torch.no_grad()
 def naive_weighted_norms(pattern: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
     h, n, _ = pattern.shape
     out = torch.zeros(h, n, n)
@@ -51,6 +40,7 @@ def naive_weighted_norms(pattern: torch.Tensor, moved: torch.Tensor) -> torch.Te
     return out
 
 
+@torch.no_grad()
 def naive_attribution(row: torch.Tensor, moved: torch.Tensor, direction: torch.Tensor, sigma, center: bool):
     """`[h, n]`: each source's vector through the frozen final norm, dotted with the unembedding."""
     h, n, _ = moved.shape

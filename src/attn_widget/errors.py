@@ -22,3 +22,12 @@ class ModelError(AttnWidgetError):
 class AttnWidgetWarning(UserWarning):
     """Input the explorer can show but that is probably not what was meant (e.g. rows of precomputed
     attention that do not sum to 1)."""
+
+
+class AnswerError(AttnWidgetError, TraitError):
+    """An answer or counterfactual that is not one token of the model's vocabulary (a TraitError too)."""
+
+
+class WeightsError(ModelError, TraitError):
+    """What value weighting or logit attribution need is missing: the model's weights (precomputed
+    attention), a tokenizer, or a layout it can read (a TraitError too, so the old value stays)."""

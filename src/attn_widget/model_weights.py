@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .attribution import FinalNorm, NormKind
-from .errors import ModelError
+from .errors import ModelError, WeightsError
 
 _OUTPUT_PROJECTIONS = ("o_proj", "c_proj", "out_proj", "dense", "o")
 _FINAL_NORMS = ("ln_final", "norm", "ln_f", "final_layer_norm", "final_norm", "norm_f", "final_layernorm")
@@ -72,7 +72,7 @@ def readout_weights(backend: Any) -> ReadoutWeights:
     """The weights of the model behind an explorer's backend; a clear error for precomputed attention."""
     model = getattr(backend, "model", None)
     if model is None or not getattr(backend, "runs_tokens", True):
-        raise ModelError(NO_WEIGHTS)
+        raise WeightsError(NO_WEIGHTS)
     return ReadoutWeights(model)
 
 

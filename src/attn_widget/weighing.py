@@ -1,0 +1,197 @@
+"""The explorer's state beyond plain attention: the selected weighting, the compare prompt and the
+logit attribution target. It answers the explorer's questions (what to draw, which scores) and
+keeps what each prompt computed, so switching back and forth costs no second pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import compare
+from .analysis import PromptAnalysis, check_head, check_layer
+from .answers import token_id
+from .errors import AttnWidgetError, PromptError
+from .model_weights import ReadoutWeights, readout_weights
+from .readouts import PromptReadout
+from .weighting import WEIGHTINGS
+
+DLA = "direct_logit_attribution"
+CHANGE = "change_l1"
+"""Score name: mean row L1 distance between the two prompts' patterns of a head (0 to 2)."""
+
+
+def _check_weighting(weighting: str) -> str:
+    if weighting not in WEIGHTINGS:
+        raise AttnWidgetError(f"unknown weighting {weighting!r}: choose one of {', '.join(WEIGHTINGS)}")
+    return weighting
+
+
+class Weighing:
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self._weights: ReadoutWeights | None = None
+        self._readouts: dict[int, PromptReadout] = {}
+        self._compare: PromptAnalysis | None = None
+        self._compare_text = ""
+        self._changes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._target: tuple[str, str, int] | None = None
+        self.problem = ""
+        """Why the compare prompt is not shown (another token count), or empty."""
+
+    # ---- per prompt --------------------------------------------------------------------
+
+    def weights(self) -> ReadoutWeights:
+        if self._weights is None:
+            self._weights = readout_weights(self.backend)  # ModelError for precomputed attention
+        return self._weights
+
+    def readout(self, analysis: PromptAnalysis) -> PromptReadout:
+        key = id(analysis)
+        if key not in self._readouts:
+            self._readouts[key] = PromptReadout(analysis, self.weights())
+        return self._readouts[key]
+
+    def new_prompt(self, analysis: PromptAnalysis) -> None:
+        keep = {id(self._compare)} if self._compare is not None else set()
+        self._readouts = {k: v for k, v in self._readouts.items() if k in keep}
+        self._changes = {}
+        self.problem = ""
+        if self._compare is not None:
+            self.problem = _length_problem(analysis, self._compare) or ""
+
+    def pattern(self, analysis: PromptAnalysis, layer: int, head: int, weighting: str) -> torch.Tensor:
+        if _check_weighting(weighting) == "value":
+            return self.readout(analysis).value_pattern(layer, head)
+        return analysis.head_pattern(layer, head)
+
+    def _shown(self, analysis: PromptAnalysis, layer: int, head: int, weighting: str) -> torch.Tensor:
+        if _check_weighting(weighting) == "value":
+            return self.readout(analysis).shown_pattern(layer, head, weighting)
+        return analysis.head_pattern(layer, head)
+
+    def shown(self, analysis: PromptAnalysis, layer: int, head: int, weighting: str) -> torch.Tensor:
+        """The heatmap's head: the pattern in the weighting, or its change against the compare prompt."""
+        if self.comparing:
+            return self.diff(analysis, layer, head, weighting)
+        return self._shown(analysis, layer, head, weighting)
+
+    def summary(self, analysis: PromptAnalysis, weighting: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        if _check_weighting(weighting) == "value":
+            return self.readout(analysis).value_summary
+        return analysis.scores, analysis.thumbnails
+
+    # ---- two prompts -------------------------------------------------------------------
+
+    @property
+    def comparing(self) -> bool:
+        return self._compare is not None and not self.problem
+
+    def set_compare(self, text: str, analysis: PromptAnalysis | None) -> None:
+        """Runs the compare prompt once; refuses one of another token count than the prompt."""
+        if not text:
+            self._compare, self._compare_text, self.problem = None, "", ""
+        elif text != self._compare_text or self._compare is None:
+            other = PromptAnalysis(self.backend, text)  # raises PromptError
+            if analysis is not None and (problem := _length_problem(analysis, other)):
+                raise PromptError(problem)
+            self._compare, self._compare_text, self.problem = other, text, ""
+        self._changes = {}
+        self._readouts = {k: v for k, v in self._readouts.items() if k != id(self._compare)}
+
+    def _compared(self) -> PromptAnalysis:
+        if self._compare is None:
+            raise AttnWidgetError("No compare prompt: set `compare_prompt` to a prompt of the same token count.")
+        if self.problem:
+            raise PromptError(self.problem)
+        return self._compare
+
+    def diff(self, analysis: PromptAnalysis, layer: int, head: int, weighting: str) -> torch.Tensor:
+        other = self._compared()
+        return (
+            self._shown(analysis, layer, head, weighting).float() - self._shown(other, layer, head, weighting).float()
+        )
+
+    def _change(self, analysis: PromptAnalysis, weighting: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per head mean row L1 change `[layers, heads]` and change thumbnails, layer by layer."""
+        if weighting not in self._changes:
+            other = self._compared()
+            l1, thumbs = [], []
+            for layer in range(self.backend.n_layers):
+                a, b = self._shown_layer(analysis, layer, weighting), self._shown_layer(other, layer, weighting)
+                l1.append(compare.row_l1_change(a, b))
+                thumbs.append(compare.change_thumbnails(a, b))
+            self._changes[weighting] = (torch.stack(l1).cpu().numpy(), torch.stack(thumbs).cpu().numpy())
+        return self._changes[weighting]
+
+    def _shown_layer(self, analysis: PromptAnalysis, layer: int, weighting: str) -> torch.Tensor:
+        if weighting == "value":
+            return self.readout(analysis).shown_layer(layer, weighting)
+        return analysis.layer_pattern(layer)
+
+    def thumbnails(self, analysis: PromptAnalysis, weighting: str) -> np.ndarray:
+        if self.comparing:
+            return self._change(analysis, weighting)[1]
+        return self.summary(analysis, weighting)[1]
+
+    def score_table(self, analysis: PromptAnalysis, weighting: str) -> dict[str, np.ndarray]:
+        """Scores in the weighting; with a compare prompt, the change metrics; with an answer, DLA."""
+        table = dict(self.summary(analysis, weighting)[0])
+        if self.comparing:
+            other = self.summary(self._compared(), weighting)[0]
+            table[CHANGE] = self._change(analysis, weighting)[0]
+            for name in list(other):
+                table[f"{name}_change"] = table[name] - other[name]
+        if self._target is not None:
+            answer, counterfactual, query = self._target
+            table[DLA] = self.direct_logit_attribution(analysis, query, answer, counterfactual)
+        return table
+
+    # ---- logit attribution -------------------------------------------------------------
+
+    def answer_id(self, text: str) -> int | None:
+        if not text:
+            return None
+        self.weights()  # precomputed attention: say so before anything else
+        return token_id(self.backend, text)
+
+    def query(self, analysis: PromptAnalysis, query: int | None) -> int:
+        return analysis.n_tokens - 1 if query is None else int(query)
+
+    def _ids(self, answer: str, counterfactual: str) -> tuple[int, int | None]:
+        answer_id = self.answer_id(answer)
+        if answer_id is None:
+            raise AttnWidgetError("Set `answer` (a token string such as ' John') before asking for logit attribution.")
+        return answer_id, self.answer_id(counterfactual)
+
+    def head_attribution(
+        self, analysis: PromptAnalysis, layer: int, head: int, query: int, answer: str, counterfactual: str
+    ) -> np.ndarray:
+        check_layer(self.backend, layer), check_head(self.backend, head)
+        return self.readout(analysis).head_attribution(layer, head, query, *self._ids(answer, counterfactual))
+
+    def direct_logit_attribution(
+        self, analysis: PromptAnalysis, query: int, answer: str, counterfactual: str
+    ) -> np.ndarray:
+        return self.readout(analysis).direct_logit_attribution(query, *self._ids(answer, counterfactual))
+
+    def attribution_target(self, answer: str, counterfactual: str, query: int) -> None:
+        """What the score table's DLA and the `attribution` trait are about (no answer: nothing)."""
+        self._target = (answer, counterfactual, query) if answer else None
+
+    def selected_attribution(self, analysis: PromptAnalysis, layer: int, head: int) -> np.ndarray | None:
+        if self._target is None:
+            return None
+        answer, counterfactual, query = self._target
+        return self.head_attribution(analysis, layer, head, query, answer, counterfactual)
+
+
+def _length_problem(analysis: PromptAnalysis, other: PromptAnalysis) -> str | None:
+    if analysis.n_tokens == other.n_tokens:
+        return None
+    return (
+        f"The compare prompt is {other.n_tokens} tokens long and the prompt {analysis.n_tokens}: "
+        "comparing patterns needs the same token count (change a name for another one-token name)."
+    )
