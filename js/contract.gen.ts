@@ -18,7 +18,9 @@ export const METRIC_LABELS = {
   "first_token": "first token",
   "entropy": "entropy",
   "max_attention": "max attention",
-  "mean_distance": "mean attention distance"
+  "mean_distance": "mean attention distance",
+  "direct_logit_attribution": "direct logit attribution (answer \u2212 counterfactual)",
+  "change_l1": "change vs compare prompt (mean row L1)"
 } as const;
 
 /** Head classes (classify.py) and the colour each is drawn in. */
@@ -41,10 +43,21 @@ export const COLOR_SCALES = [
 /** What the token strip shades by (the shade_by trait). */
 export const SHADE_BY = [
   "received",
-  "given"
+  "given",
+  "attribution"
 ] as const;
 
-export type Metric = "repeated_tokens" | "induction" | "previous_token" | "duplicate_token" | "first_token" | "entropy" | "max_attention" | "mean_distance";
+/** What the views weigh (the weighting trait). */
+export const WEIGHTINGS = [
+  "attention",
+  "value"
+] as const;
+
+/** A metric's change against the compare prompt is named metric + this. */
+export const CHANGE_SUFFIX = "_change" as const;
+
+export type Metric = "repeated_tokens" | "induction" | "previous_token" | "duplicate_token" | "first_token" | "entropy" | "max_attention" | "mean_distance" | "direct_logit_attribution" | "change_l1";
 export type HeadClass = "previous-token" | "induction" | "duplicate-token" | "first-token sink" | "diffuse" | "other";
 export type ColorScale = "linear" | "log" | "row";
-export type ShadeBy = "received" | "given";
+export type ShadeBy = "received" | "given" | "attribution";
+export type Weighting = "attention" | "value";

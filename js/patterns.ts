@@ -83,6 +83,10 @@ export class PatternClient {
     } else {
       data = { ...base, index: message.index, axis: message.axis, values: decodeWeights(bytes, message.dtype, message.n) };
     }
+    if (message.signed) {
+      data.signed = true;
+      if (message.dtype === "uint8") data.values = data.values.map((v) => (v * 255) / 127.5 - 1); // bytes: 0 at 127.5
+    }
     this.remember(key, data);
     if (message.id === this.latest[kind]) this.deliver(kind, data);
     return true;

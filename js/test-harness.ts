@@ -3,6 +3,7 @@
 import type { Tests } from "./testing";
 import { tests as buffers } from "./buffers.test";
 import { tests as colors } from "./colors.test";
+import { tests as diverging } from "./diverging.test";
 import { tests as labels } from "./labels.test";
 import { tests as patterns } from "./patterns.test";
 import { tests as undefinedValues } from "./undefined.test";
@@ -18,6 +19,7 @@ import { tests as research } from "./views/research.test";
 const SUITES: Record<string, Tests> = {
   buffers,
   colors,
+  diverging,
   labels,
   patterns,
   heatmap,

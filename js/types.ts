@@ -2,7 +2,7 @@
  *  ExplorerState lists the trait names and nothing else, so a misspelt trait does not compile;
  *  tests/test_contract.py checks it against the kernel's synced traits. */
 
-import type { ColorScale, Metric, ShadeBy } from "./contract.gen";
+import type { ColorScale, Metric, ShadeBy, Weighting } from "./contract.gen";
 
 export interface ExplorerState {
   prompt: string;
@@ -14,7 +14,7 @@ export interface ExplorerState {
   n_heads: number;
   model_name: string;
   /** Per-head scores of each metric this explorer offers; null where a score is undefined (NaN). */
-  score_table: Partial<Record<Metric, (number | null)[][]>>;
+  score_table: Partial<Record<Metric | `${Metric}_change`, (number | null)[][]>>;
   thumbnails: DataView | ArrayBuffer | Uint8Array | null;
   thumbnail_side: number;
   revision: number;
@@ -24,6 +24,13 @@ export interface ExplorerState {
   focus_token: number;
   focus_locked: boolean;
   shade_by: ShadeBy;
+  weighting: Weighting;
+  compare_prompt: string;
+  answer: string;
+  counterfactual: string;
+  /** Per-source logit attribution of the selected head at `attribution_query` (empty: no answer). */
+  attribution: number[];
+  attribution_query: number;
   head_classes: string[][];
   summary_rows: SummaryRow[];
   /** Layers whose scores are in; the rest of score_table's rows are null (pending). */
@@ -75,6 +82,8 @@ interface ReplyBase {
   revision: number;
   n: number;
   dtype: "float16" | "uint8";
+  /** A difference between two prompts, in [-1, 1] (uint8: 0 at 127.5). */
+  signed?: boolean;
 }
 
 export type KernelMessage =
@@ -91,6 +100,7 @@ export interface Pattern {
   head: number;
   n: number;
   values: Float32Array;
+  signed?: boolean;
 }
 
 /** A max-pooled window of one head: rows x cols cells over the window's tokens. */
@@ -103,6 +113,7 @@ export interface Tile extends Window {
   rows: number;
   cols: number;
   values: Float32Array;
+  signed?: boolean;
 }
 
 /** The weights one token gives (axis "query": its row) or receives ("key": its column). */
@@ -113,6 +124,7 @@ export interface Line {
   index: number;
   axis: Axis;
   values: Float32Array;
+  signed?: boolean;
 }
 
 export type HeadData = Pattern | Tile;

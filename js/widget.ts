@@ -17,6 +17,8 @@ import { mountResearch } from "./views/research";
 import { ScoreView } from "./views/scores";
 import { HeadGridView, OverviewView, type Thumbnails } from "./views/thumbnails";
 import { TokenStripView } from "./views/tokens";
+import { WeighingControls, weightingSelect, type WeighingState } from "./views/weighing";
+import { RED_BLUE, RED_BLUE_DARK } from "./diverging";
 
 /** Room the head grid and overview need beside the heatmap (and its token labels). */
 const SIDE_PANEL_PX = 560;
@@ -59,6 +61,13 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     setScale: (scale: ColorScale) => store.save({ color_scale: scale }),
     windowChanged: () => requestHead(),
   });
+  const weighing = new WeighingControls((values: Partial<WeighingState>) => {
+    localError = "";
+    store.save(values);
+  });
+  // The weighting selector sits in the heatmap's header and in the head grid's; both stay in step.
+  const weightingSelects = [0, 1].map(() => weightingSelect((weighting) => store.save({ weighting })));
+  heatmap.header.append(" \u00b7 ", weightingSelects[0]);
   const grid = new HeadGridView(
     (layer) => store.select(layer, store.get("head")),
     (head) => store.select(store.get("layer"), head),
@@ -92,6 +101,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     () => isDark(root),
   );
   const side = element("div", "aw-side");
+  grid.root.firstElementChild?.append(" \u00b7 ", weightingSelects[1]);
   side.append(grid.root, overview.root);
   const main = element("div", "aw-main");
   main.append(heatmap.root, side);
@@ -100,11 +110,12 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   const kernelGone = element("div", "aw-kernel-gone", "Kernel gone: this explorer no longer has a kernel behind it. Re-run its cell to explore again.");
   kernelGone.dataset.role = "kernel-gone";
   kernelGone.hidden = true;
-  root.append(prompt.root, errorBar, tokens.root, main, exportBar.root, scores.root, kernelGone);
+  root.append(prompt.root, weighing.root, errorBar, tokens.root, main, exportBar.root, scores.root, kernelGone);
   el.append(root);
   const unmountResearch = mountResearch({ store, model, prompt: prompt.root, heatmap: heatmap.root, scores: scores.root, scoreView: scores });
 
   const style = () => ({ scale: store.get("color_scale"), lut: patternLut(root) });
+  const signedLut = () => (isDark(root) ? RED_BLUE_DARK : RED_BLUE);
   const thumbnails = (): Thumbnails => ({
     bytes: bytesOf(store.get("thumbnails")),
     side: store.get("thumbnail_side"),
@@ -145,8 +156,12 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   function drawFocus(): void {
     const focus = store.get("focus_token");
     const { scale, lut } = style();
-    const weights = focus >= 0 ? focusWeights(focus) : null;
-    tokens.update(focus, store.get("focus_locked"), store.get("shade_by"), weights, scale, lut);
+    const mode = store.get("shade_by");
+    const attribution = store.get("attribution") ?? [];
+    // Attribution comes as a trait (of the last or locked token); attention as the focus's row or column.
+    const weights =
+      mode === "attribution" ? (attribution.length ? Float32Array.from(attribution) : null) : focus >= 0 ? focusWeights(focus) : null;
+    tokens.update(focus, store.get("focus_locked"), mode, weights, scale, lut, Boolean(headData?.signed), signedLut());
     heatmap.setFocusQuery(focus >= 0 ? focus : null);
   }
   function drawHeads(): void {
@@ -161,9 +176,19 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   }
   function drawStyle(): void {
     const { scale, lut } = style();
-    heatmap.setStyle(scale, lut);
+    heatmap.setStyle(scale, lut, signedLut());
     drawHeads();
     drawFocus();
+  }
+  function syncWeighing(): void {
+    const state = {
+      weighting: store.get("weighting"),
+      compare_prompt: store.get("compare_prompt"),
+      answer: store.get("answer"),
+      counterfactual: store.get("counterfactual"),
+    };
+    weighing.update(state);
+    for (const select of weightingSelects) select.value = state.weighting;
   }
   function onPromptResult(): void {
     localError = "";
@@ -240,6 +265,11 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     ["change:focus_locked", drawFocus],
     ["change:shade_by", drawFocus],
     ["change:error", showError],
+    ["change:attribution", drawFocus],
+    ["change:weighting", syncWeighing],
+    ["change:compare_prompt", syncWeighing],
+    ["change:answer", syncWeighing],
+    ["change:counterfactual", syncWeighing],
     ["change:prompt", onPrompt],
   ];
   for (const [event, handler] of handlers) model.on(event, handler);
@@ -249,6 +279,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   lifecycle.on("comm_live_update", onCommLive);
   lifecycle.on("destroy", onDestroy);
   drawStyle();
+  syncWeighing();
   onPromptResult();
 
   return () => {

@@ -5,6 +5,7 @@
 import { cellAt, drawCells, element, sizeCanvas, viewRoot } from "../canvas";
 import { COLOR_SCALES, UNDEFINED_CSS, applyScale, countUndefined, paintCells, type ColorScale, type Lut } from "../colors";
 import { MAX_TILE_CELLS } from "../contract.gen";
+import { RED_BLUE, signedShades } from "../diverging";
 import { displayToken, labelIndices } from "../labels";
 import type { HeadData, Pattern, Tile, Window } from "../types";
 import { Viewport } from "./viewport";
@@ -49,6 +50,9 @@ export class HeatmapView {
   private tokens: string[] = [];
   private scale: ColorScale = "linear";
   private lut: Lut | null = null;
+  private signedLut: Lut = RED_BLUE;
+  /** The header, where the widget adds its weighting selector. */
+  readonly header = element("div", "aw-title");
   private size = 400;
   private hovered: [number, number] | null = null; // token indices
   private focusQuery: number | null = null;
@@ -62,15 +66,14 @@ export class HeatmapView {
     this.scaleSelect.setAttribute("aria-label", "colour scale");
     this.scaleSelect.replaceChildren(...Object.entries(COLOR_SCALES).map(([k, label]) => new Option(label, k)));
     this.scaleSelect.addEventListener("change", () => this.callbacks.setScale(this.scaleSelect.value as ColorScale));
-    const header = element("div", "aw-title");
-    header.append(this.title, " \u00b7 scale ", this.scaleSelect, " ", this.zoomLabel, " ", this.undefinedLabel);
+    this.header.append(this.title, " \u00b7 scale ", this.scaleSelect, " ", this.zoomLabel, " ", this.undefinedLabel);
     this.undefinedLabel.dataset.role = "undefined-weights";
     this.undefinedLabel.style.setProperty("--aw-swatch", UNDEFINED_CSS);
     this.undefinedLabel.hidden = true;
     const matrixBox = element("div", "aw-matrix-box");
     matrixBox.append(this.matrix, this.overlay);
     this.stage.append(element("div"), this.keyLabels, this.queryLabels, matrixBox);
-    this.root.append(header, this.stage, this.readout);
+    this.root.append(this.header, this.stage, this.readout);
     this.overlay.addEventListener("mousemove", (e) => this.onMouseMove(e));
     this.overlay.addEventListener("mouseleave", () => this.hover(null));
     this.overlay.addEventListener("mousedown", (e) => (this.drag = { x: e.offsetX, y: e.offsetY }));
@@ -118,7 +121,8 @@ export class HeatmapView {
   setData(data: HeadData, tokens: string[]): void {
     this.data = data;
     this.tokens = tokens;
-    this.title.textContent = `Layer ${data.layer}, head ${data.head}`;
+    this.title.textContent = `Layer ${data.layer}, head ${data.head}${data.signed ? ": prompt \u2212 compare prompt" : ""}`;
+    this.root.dataset.signed = String(Boolean(data.signed));
     this.root.dataset.drawn = `${data.revision}:${data.layer}:${data.head}`;
     this.root.dataset.tile = data.kind === "tile" ? `${data.q0}:${data.q1}:${data.k0}:${data.k1}` : "whole";
     this.root.dataset.tileCells = data.kind === "tile" ? `${data.rows}x${data.cols}` : "";
@@ -130,7 +134,8 @@ export class HeatmapView {
     this.draw();
   }
 
-  setStyle(scale: ColorScale, lut: Lut): void {
+  setStyle(scale: ColorScale, lut: Lut, signedLut: Lut = RED_BLUE): void {
+    this.signedLut = signedLut;
     this.scale = scale;
     this.scaleSelect.value = scale;
     this.lut = lut;
@@ -161,14 +166,18 @@ export class HeatmapView {
     const w = this.viewport.window;
     const span = this.viewport.span;
     if (this.data && this.lut && span > 0) {
+      // A difference between two prompts is signed: diverging colours, 0 in the middle.
+      const signed = Boolean(this.data.signed);
+      const shade = (v: Float32Array, cols: number) => (signed ? signedShades(v, cols, this.scale) : applyScale(v, cols, this.scale));
+      const lut = signed ? this.signedLut : this.lut;
       if (this.data.kind === "pattern") {
-        const cells = applyScale(crop(this.data, w), span, this.scale);
-        drawCells(ctx, paintCells(cells, span, span, this.lut), 0, 0, this.size, this.size);
+        const cells = shade(crop(this.data, w), span);
+        drawCells(ctx, paintCells(cells, span, span, lut), 0, 0, this.size, this.size);
       } else {
         // A tile of another window (while the new one is on its way) is drawn where it lies.
         const t = this.data;
         const px = this.size / span;
-        const image = paintCells(applyScale(t.values, t.cols, this.scale), t.rows, t.cols, this.lut);
+        const image = paintCells(shade(t.values, t.cols), t.rows, t.cols, lut);
         drawCells(ctx, image, (t.k0 - w.k0) * px, (t.q0 - w.q0) * px, (t.k1 - t.k0) * px, (t.q1 - t.q0) * px);
       }
     }

@@ -4,6 +4,7 @@
 import type { AnyModel } from "@anywidget/types";
 import { cellAt, element, sizeCanvas, viewRoot } from "../canvas";
 import { VIRIDIS, cssColor } from "../colors";
+import { CHANGE_SUFFIX } from "../contract.gen";
 import type { Store } from "../store";
 import type { ExplorerState } from "../types";
 
@@ -20,6 +21,8 @@ export const DATASET_PREFIX = "dataset:";
 /** A score-table key as the metric menu shows it: dataset means say so. */
 export function metricLabel(key: string, labels: Record<string, string>): string {
   if (key.startsWith(DATASET_PREFIX)) return `${metricLabel(key.slice(DATASET_PREFIX.length), labels)} \u2014 dataset mean`;
+  // A metric's change against the compare prompt (issue 12): "induction_change".
+  if (key.endsWith(CHANGE_SUFFIX)) return `change of ${metricLabel(key.slice(0, -CHANGE_SUFFIX.length), labels)}`;
   return labels[key] ?? EXTRA_METRIC_LABELS[key] ?? key.replaceAll("_", " ");
 }
 

@@ -5,10 +5,11 @@
 
 import { element, sizeCanvas, viewRoot } from "../canvas";
 import { applyScale, lutColor, textOn, type ColorScale, type Lut } from "../colors";
+import { RED_BLUE, centredByMax, signedShades } from "../diverging";
 import { displayToken } from "../labels";
 import { STRIP_WINDOW, follow, maxPool, parseTokenIndex, tokenAtFraction, windowAround, type Span } from "./token-window";
 
-export type ShadeBy = "received" | "given";
+export type ShadeBy = "received" | "given" | "attribution";
 
 export interface TokenCallbacks {
   hover(index: number | null): void;
@@ -21,7 +22,9 @@ export interface TokenCallbacks {
 const SHADE_LABELS: Record<ShadeBy, string> = {
   received: "shade: attention from the focused token",
   given: "shade: attention to the focused token",
+  attribution: "shade: logit attribution through this head",
 };
+const NEXT_MODE: Record<ShadeBy, ShadeBy> = { received: "given", given: "attribution", attribution: "received" };
 
 const MINIMAP_HEIGHT_PX = 12;
 const MINIMAP_FALLBACK_WIDTH_PX = 600; // before the strip is laid out
@@ -34,6 +37,9 @@ interface Shading {
   weights: Float32Array | null;
   scale: ColorScale;
   lut: Lut;
+  /** Signed weights (a change between two prompts): diverging colours. */
+  signed: boolean;
+  signedLut: Lut;
 }
 
 export class TokenStripView {
@@ -55,7 +61,7 @@ export class TokenStripView {
 
   constructor(private readonly callbacks: TokenCallbacks) {
     this.modeButton.dataset.role = "shade-mode";
-    this.modeButton.addEventListener("click", () => this.callbacks.setShadeBy(this.mode === "received" ? "given" : "received"));
+    this.modeButton.addEventListener("click", () => this.callbacks.setShadeBy(NEXT_MODE[this.mode]));
     this.jumpBox.type = "number";
     this.jumpBox.min = "0";
     this.jumpBox.placeholder = "token #";
@@ -101,12 +107,21 @@ export class TokenStripView {
   }
 
   /** Redraw the focus, the lock and the shading by `weights` (one per token, or null: no shading). */
-  update(focus: number, locked: boolean, mode: ShadeBy, weights: Float32Array | null, scale: ColorScale, lut: Lut): void {
+  update(
+    focus: number,
+    locked: boolean,
+    mode: ShadeBy,
+    weights: Float32Array | null,
+    scale: ColorScale,
+    lut: Lut,
+    signed = false,
+    signedLut: Lut = RED_BLUE,
+  ): void {
     const moved = focus !== this.last?.focus;
     const next = follow(this.shown, this.tokens.length, focus);
     const rebuilt = next.start !== this.shown.start || next.end !== this.shown.end;
     if (rebuilt) this.show(next);
-    this.redraw({ focus, locked, mode, weights, scale, lut });
+    this.redraw({ focus, locked, mode, weights, scale, lut, signed, signedLut });
     if (moved && focus >= 0) this.reveal(focus, rebuilt || this.jumped === focus);
   }
 
@@ -154,13 +169,22 @@ export class TokenStripView {
     this.root.dataset.locked = String(locked);
     this.hint.textContent = locked ? `locked on token ${focus}: click a token or press Escape to unlock` : "hover a token to focus it, click to lock";
     const n = this.tokens.length;
-    const shades = focus >= 0 && weights && weights.length === n ? applyScale(weights, n, s.scale) : null;
+    // Attribution is of the attributed query (the last or locked token), whatever is hovered.
+    const shown = weights && weights.length === n && (focus >= 0 || mode === "attribution");
+    const shades = !shown
+      ? null
+      : mode === "attribution"
+        ? centredByMax(weights)
+        : s.signed
+          ? signedShades(weights, n, s.scale)
+          : applyScale(weights, n, s.scale);
+    const palette = paletteOf(s);
     this.spans.forEach((span, j) => {
       const i = this.shown.start + j;
       span.classList.toggle("aw-focused", i === focus);
       span.classList.toggle("aw-locked", locked && i === focus);
       if (shades) {
-        const rgb = lutColor(s.lut, shades[i]);
+        const rgb = lutColor(palette, shades[i]);
         span.style.background = `rgb(${rgb.join(", ")})`;
         span.style.color = textOn(rgb);
         span.dataset.weight = weights![i].toFixed(4);
@@ -182,7 +206,7 @@ export class TokenStripView {
     ctx.fillRect(0, 0, width, MINIMAP_HEIGHT_PX);
     if (shades) {
       maxPool(shades, width).forEach((v, x) => {
-        ctx.fillStyle = `rgb(${lutColor(s.lut, v).join(", ")})`;
+        ctx.fillStyle = `rgb(${lutColor(paletteOf(s), v).join(", ")})`;
         ctx.fillRect(x, 0, 1, MINIMAP_HEIGHT_PX);
       });
     }
@@ -216,4 +240,9 @@ export class TokenStripView {
       this.strip.scrollTop = top - (this.strip.clientHeight - node.offsetHeight) / 2;
     }
   }
+}
+
+/** Diverging colours for signed shading (attribution, a change between prompts), else the pattern's. */
+function paletteOf(s: Shading): Lut {
+  return s.mode === "attribution" || s.signed ? s.signedLut : s.lut;
 }

@@ -15,6 +15,8 @@ from typing import Any
 from .classify import HEAD_CLASSES
 from .protocol import MAX_TILE_CELLS
 from .scores import METRICS
+from .weighing import CHANGE, CHANGE_SUFFIX, DLA
+from .weighting import WEIGHTINGS
 from .wire import FLOAT16_MAX_TOKENS
 
 REPEATED_TOKENS = "repeated_tokens"
@@ -29,9 +31,12 @@ METRIC_LABELS: dict[str, str] = {
     "entropy": "entropy",
     "max_attention": "max attention",
     "mean_distance": "mean attention distance",
+    DLA: "direct logit attribution (answer \u2212 counterfactual)",
+    CHANGE: "change vs compare prompt (mean row L1)",
 }
 """Every metric the score view can show, in menu order. Which ones an explorer offers is the keys
-of its `score_table`: precomputed attention has no model to run the repeated random token test."""
+of its `score_table`: precomputed attention has no model to run the repeated random token test.
+With a compare prompt, each metric also comes as "<metric>_change" (CHANGE_SUFFIX)."""
 
 HEAD_CLASS_COLORS: dict[str, str] = {
     "previous-token": "#1f77b4",
@@ -43,9 +48,9 @@ HEAD_CLASS_COLORS: dict[str, str] = {
 }
 
 COLOR_SCALES: tuple[str, ...] = ("linear", "log", "row")
-SHADE_BY: tuple[str, ...] = ("received", "given")
+SHADE_BY: tuple[str, ...] = ("received", "given", "attribution")
 
-assert set(METRIC_LABELS) == {REPEATED_TOKENS, *METRICS}, "every metric needs a label"
+assert set(METRIC_LABELS) == {REPEATED_TOKENS, *METRICS, DLA, CHANGE}, "every metric needs a label"
 assert tuple(HEAD_CLASS_COLORS) == HEAD_CLASSES, "every head class needs a colour"
 
 GENERATED_PATH = Path("js") / "contract.gen.ts"
@@ -65,6 +70,8 @@ def _constants() -> list[tuple[str, str, Any]]:
         ("HEAD_CLASS_COLORS", "Head classes (classify.py) and the colour each is drawn in.", HEAD_CLASS_COLORS),
         ("COLOR_SCALES", "The heatmap's colour scales (the color_scale trait).", list(COLOR_SCALES)),
         ("SHADE_BY", "What the token strip shades by (the shade_by trait).", list(SHADE_BY)),
+        ("WEIGHTINGS", "What the views weigh (the weighting trait).", list(WEIGHTINGS)),
+        ("CHANGE_SUFFIX", "A metric's change against the compare prompt is named metric + this.", CHANGE_SUFFIX),
     ]
 
 
@@ -81,6 +88,7 @@ def typescript() -> str:
         f"export type HeadClass = {_union(HEAD_CLASSES)};",
         f"export type ColorScale = {_union(COLOR_SCALES)};",
         f"export type ShadeBy = {_union(SHADE_BY)};",
+        f"export type Weighting = {_union(WEIGHTINGS)};",
         "",
     ]
     return "\n".join(lines)

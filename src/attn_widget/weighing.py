@@ -21,6 +21,8 @@ from .weighting import WEIGHTINGS
 DLA = "direct_logit_attribution"
 CHANGE = "change_l1"
 """Score name: mean row L1 distance between the two prompts' patterns of a head (0 to 2)."""
+CHANGE_SUFFIX = "_change"
+"""Score name of a metric's change against the compare prompt: metric + CHANGE_SUFFIX."""
 
 
 def _check_weighting(weighting: str) -> str:
@@ -143,7 +145,7 @@ class Weighing:
             other = self.summary(self._compared(), weighting)[0]
             table[CHANGE] = self._change(analysis, weighting)[0]
             for name in list(other):
-                table[f"{name}_change"] = table[name] - other[name]
+                table[name + CHANGE_SUFFIX] = table[name] - other[name]
         if self._target is not None:
             answer, counterfactual, query = self._target
             table[DLA] = self.direct_logit_attribution(analysis, query, answer, counterfactual)
