@@ -46,9 +46,13 @@ class PromptReadout:
 
     def shown_pattern(self, layer: int, head: int, weighting: str) -> torch.Tensor:
         """What the views draw: attention, or the value-weighted rows as shares (each sums to one)."""
-        if weighting == "value":
-            return row_shares(self.value_pattern(layer, head))
-        return self.analysis.head_pattern(layer, head)
+        pattern = self.analysis.head_pattern(layer, head)
+        if weighting != "value":
+            return pattern
+        # On every head switch: one float32 copy, scaled in place (a third fewer passes than
+        # row_shares(value_pattern(...)), which the Python API keeps for clarity).
+        shares = pattern.float().mul_(self.norms(layer)[head])
+        return shares.div_(shares.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny))
 
     def shown_layer(self, layer: int, weighting: str) -> torch.Tensor:
         pattern = self.analysis.layer_pattern(layer)

@@ -36,8 +36,11 @@ class Weighing:
         self.backend = backend
         self._weights: ReadoutWeights | None = None
         self._readouts: dict[int, PromptReadout] = {}
+        self._main: PromptAnalysis | None = None
         self._compare: PromptAnalysis | None = None
         self._compare_text = ""
+        self._last_compare: tuple[str, PromptAnalysis] | None = None
+        """The compare prompt last run: clearing and setting it again needs no second pass."""
         self._changes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._target: tuple[str, str, int] | None = None
         self.problem = ""
@@ -57,8 +60,8 @@ class Weighing:
         return self._readouts[key]
 
     def new_prompt(self, analysis: PromptAnalysis) -> None:
-        keep = {id(self._compare)} if self._compare is not None else set()
-        self._readouts = {k: v for k, v in self._readouts.items() if k in keep}
+        self._main = analysis
+        self._prune()
         self._changes = {}
         self.problem = ""
         if self._compare is not None:
@@ -96,12 +99,22 @@ class Weighing:
         if not text:
             self._compare, self._compare_text, self.problem = None, "", ""
         elif text != self._compare_text or self._compare is None:
-            other = PromptAnalysis(self.backend, text)  # raises PromptError
+            if self._last_compare is not None and self._last_compare[0] == text:
+                other = self._last_compare[1]
+            else:
+                other = PromptAnalysis(self.backend, text)  # raises PromptError
+                self._last_compare = (text, other)
             if analysis is not None and (problem := _length_problem(analysis, other)):
                 raise PromptError(problem)
             self._compare, self._compare_text, self.problem = other, text, ""
         self._changes = {}
-        self._readouts = {k: v for k, v in self._readouts.items() if k != id(self._compare)}
+        self._prune()
+
+    def _prune(self) -> None:
+        """Forget what prompts no longer shown computed (a readout keeps its analysis alive)."""
+        last = self._last_compare[1] if self._last_compare else None
+        keep = {id(a) for a in (self._main, self._compare, last) if a is not None}
+        self._readouts = {k: v for k, v in self._readouts.items() if k in keep}
 
     def _compared(self) -> PromptAnalysis:
         if self._compare is None:
