@@ -35,8 +35,8 @@ def _naive_value_layer(model, tokens, layer):
 
 def _count_runs(explorer):
     calls = []
-    run = explorer._backend.run
-    explorer._backend.run = lambda *args, **kwargs: (calls.append(1), run(*args, **kwargs))[1]
+    capture = explorer._backend.capture
+    explorer._backend.capture = lambda *args, **kwargs: (calls.append(1), capture(*args, **kwargs))[1]
     return calls
 
 
@@ -139,12 +139,14 @@ def test_pattern_diff_without_compare_prompt_says_what_to_do(explorer):
 
 
 def test_long_compare_tiles_keep_the_sign_of_the_largest_change():
-    from attn_widget.compare import signed_tile
+    from attn_widget.capture import DenseAttention
+    from attn_widget.compare import signed_to_uint8, signed_window
 
-    change = torch.zeros(8, 8)
-    change[1, 1], change[0, 0], change[5, 6] = -0.9, 0.3, 0.5
-    cells = signed_tile(change, 0, 8, 0, 8, 2, 2).float() / 127.5 - 1.0
-    np.testing.assert_allclose(cells.numpy(), [[-0.9, 0.0], [0.0, 0.5]], atol=1e-2)
+    a, b = torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)
+    a[0, 0, 0, 0], b[0, 0, 1, 1], a[0, 0, 5, 6], b[0, 0, 5, 7] = 0.3, 0.9, 0.5, 0.2
+    cells = signed_window(DenseAttention(a), DenseAttention(b), 0, 0, 8, 0, 8, 2, 2)
+    np.testing.assert_allclose(cells.numpy(), [[-0.9, 0.0], [0.0, 0.5]], atol=1e-6)
+    assert (signed_to_uint8(cells).float() / 127.5 - 1.0 - cells).abs().max() < 1e-2
 
 
 # ---- logit attribution ------------------------------------------------------------------------

@@ -67,8 +67,9 @@ def _tl_layer_input_and_pattern(model, tokens, layer):
 def test_value_weighted_matches_naive_on_transformer_lens(name, request):
     model = request.getfixturevalue(name)
     tokens = model.to_tokens(PROMPT)
-    weights = readout_weights(backend_for(model))
-    readout = run_readout(model, weights, tokens)
+    backend = backend_for(model)
+    weights = readout_weights(backend)
+    readout = run_readout(backend, weights, tokens, tokens.shape[-1] - 1)
     for layer in range(model.cfg.n_layers):
         x, pattern, _ = _tl_layer_input_and_pattern(model, tokens, layer)
         attn = model.blocks[layer].attn
@@ -85,8 +86,9 @@ def test_value_weighted_matches_naive_on_transformer_lens(name, request):
 def test_logit_attribution_sums_to_transformer_lens_dla(full_bridge):
     model = full_bridge
     tokens = model.to_tokens(PROMPT)
-    weights = readout_weights(backend_for(model))
-    readout = run_readout(model, weights, tokens)
+    backend = backend_for(model)
+    weights = readout_weights(backend)
+    readout = run_readout(backend, weights, tokens, tokens.shape[-1] - 1)
     norm = weights.final_norm()
     assert norm.kind == "layernorm" and norm.weight is not None
     direction = logit_direction(weights.w_u(), ANSWER, COUNTERFACTUAL, norm)
@@ -163,7 +165,7 @@ def test_value_weighting_and_attribution_match_naive_on_hugging_face(kind, token
     tokens = torch.tensor([tokenizer(PROMPT)["input_ids"]])
     backend = backend_for(model, tokenizer=tokenizer)
     weights = readout_weights(backend)
-    readout = run_readout(model, weights, tokens)
+    readout = run_readout(backend, weights, tokens, tokens.shape[-1] - 1)
     patterns = torch.from_numpy(reference_attention(model, tokens))
     inputs, final = _hf_layer_inputs(model, tokens)
     norm = weights.final_norm()

@@ -7,7 +7,8 @@ import math
 import pathlib
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -15,17 +16,19 @@ import anywidget
 import numpy as np
 import torch
 import traitlets
-from traitlets import Bool, Bytes, Dict, Enum, Int, List, Unicode
+from traitlets import Bool, Bytes, Dict, Enum, Float, Int, List, TraitError, Unicode
 
-from . import circuits_vis, protocol, reductions, saving, snapshot, wire
+from . import circuits_vis, compare, protocol, reductions, saving, snapshot, wire
 from .analysis import PromptAnalysis, check_head, check_layer, repeated_tokens_scores
 from .backends import backend_for
 from .classify import classify_heads
 from .contract import COLOR_SCALES, REPEATED_TOKENS, SHADE_BY
-from .errors import AttnWidgetError, SelectionError
+from .errors import AttnWidgetError, ModelError, SelectionError, WeightsError
 from .explorer_extras import ExplorerExtras
 from .loading import resolve_model
 from .summary import HeadSummary, summarize
+from .weighing import Weighing
+from .weighting import WEIGHTINGS
 
 STATIC = pathlib.Path(__file__).parent / "static"
 DEFAULT_PROMPT = (
@@ -76,6 +79,17 @@ class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
     snapshot_key = Unicode(read_only=True).tag(sync=True)
     """Names this explorer's static snapshot output (snapshot.py), which the live view hides."""
 
+    weighting = Enum(WEIGHTINGS, "attention").tag(sync=True)
+    """What the heatmap, thumbnails and scores weigh: attention, or `||A f(x)||` (value-weighted)."""
+    compare_prompt = Unicode("").tag(sync=True)
+    """A second prompt of the same token count; the views then show A(prompt) - A(compare_prompt)."""
+    answer = Unicode("").tag(sync=True)
+    counterfactual = Unicode("").tag(sync=True)
+    """Token strings for logit attribution: answer minus counterfactual (empty: the answer's logit)."""
+    attribution = List(Float(), read_only=True).tag(sync=True)
+    """Per-source logit attribution of the selected head at the attributed query (empty: no answer)."""
+    attribution_query = Int(-1, read_only=True).tag(sync=True)
+
     def __init__(
         self,
         model: Any = None,
@@ -97,6 +111,7 @@ class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
         self.model = resolve_model(model)
         self._backend = backend_for(self.model, tokenizer=tokenizer, tokens=tokens)
         self._analysis: PromptAnalysis | None = None
+        self._weighing = Weighing(self._backend)
         # A property of the model, not of the prompt: one batched pass, kept for every prompt.
         # Precomputed attention has no model to run it on; its score views go without.
         self._repeated_tokens_result: np.ndarray | None = (
@@ -125,9 +140,27 @@ class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
         """Per-head scores for the current prompt: metric -> `(n_layers, n_heads)` array."""
         return {name: values.copy() for name, values in self._current().scores.items()} | self._extra_scores()
 
-    def pattern(self, layer: int, head: int) -> np.ndarray:
-        """The `(n_tokens, n_tokens)` float32 attention pattern of one head on the current prompt."""
-        return self._current().head_pattern(layer, head).float().cpu().numpy()
+    def pattern(self, layer: int, head: int, weighting: str = "attention") -> np.ndarray:
+        """The `(n_tokens, n_tokens)` float32 attention pattern of one head on the current prompt;
+        `weighting="value"`: `||A[i, j] f(x_j)||`, the size of what the head moves from j to i."""
+        return self._weighing.pattern(self._current(), layer, head, weighting).float().cpu().numpy()
+
+    def pattern_diff(self, layer: int, head: int, weighting: str | None = None) -> np.ndarray:
+        """`A(prompt) - A(compare_prompt)` of one head, in the given (default: selected) weighting
+        (value weighting: the difference of the rows' shares, as the views show them)."""
+        weighting = self.weighting if weighting is None else weighting
+        return self._weighing.diff(self._current(), layer, head, weighting).float().cpu().numpy()
+
+    def logit_attribution(self, layer: int, head: int, query: int | None = None) -> np.ndarray:
+        """`(n_tokens,)` float32: what each source position contributes, through this head, to
+        logit(answer) - logit(counterfactual) at `query` (default: the last token)."""
+        query = self._weighing.query(self._current(), query)
+        return self._weighing.head_attribution(self._current(), layer, head, query, self.answer, self.counterfactual)
+
+    def direct_logit_attribution(self, query: int | None = None) -> np.ndarray:
+        """`(n_layers, n_heads)`: each head's direct logit attribution (its sources summed)."""
+        query = self._weighing.query(self._current(), query)
+        return self._weighing.direct_logit_attribution(self._current(), query, self.answer, self.counterfactual)
 
     def circuitsvis(self, layer: int | None = None) -> Any:
         """The reference notebook's CircuitsVis view of a layer (default: the selected one)."""
@@ -208,6 +241,37 @@ class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
             self._publish_analysis(previous)
             self._refresh_extras()
 
+    @traitlets.validate("weighting")
+    def _check_weighting(self, proposal: dict[str, Any]) -> str:
+        if proposal["value"] == "value" and self._analysis is not None:
+            with _refused_as_trait_error():
+                self._weighing.summary(self._analysis, "value")  # raises before the switch
+        return proposal["value"]
+
+    @traitlets.validate("compare_prompt")
+    def _run_compare(self, proposal: dict[str, Any]) -> str:
+        self._weighing.set_compare(proposal["value"], self._analysis)  # raises PromptError
+        return proposal["value"]
+
+    @traitlets.validate("answer", "counterfactual")
+    def _check_answer(self, proposal: dict[str, Any]) -> str:
+        with _refused_as_trait_error():
+            self._weighing.answer_id(proposal["value"])  # raises AnswerError / WeightsError
+        return proposal["value"]
+
+    @traitlets.observe("weighting", "compare_prompt", "answer", "counterfactual")
+    def _on_weighing_change(self, change: dict[str, Any]) -> None:
+        if self._analysis is not None and not self._keep_analysis:
+            self._publish_weighed(bump_revision=change["name"] in ("weighting", "compare_prompt"))
+
+    @traitlets.observe("layer", "head", "focus_token", "focus_locked")
+    def _on_selection_change(self, change: dict[str, Any]) -> None:
+        if not self.answer or self._analysis is None:
+            return
+        moved = self._attributed_query() != self.attribution_query  # only a locked focus moves it
+        if moved or change["name"] in ("layer", "head"):
+            self._publish_weighed(scores_too=moved)
+
     @traitlets.validate("layer")
     def _check_layer(self, proposal: dict[str, Any]) -> int:
         return check_layer(self._backend, proposal["value"])
@@ -278,6 +342,7 @@ class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
         analysis = PromptAnalysis(self._backend, prompt, defer_scores=True)  # raises PromptError / ModelError
         self._analysis = analysis
         self._forget_extras()  # the last prompt's detectors and sinks
+        self._weighing.new_prompt(analysis)
         self._publish_analysis(analysis)
         if not analysis.scored.all():
             self._push_selected_head(analysis)
@@ -290,10 +355,10 @@ class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
                     last = time.monotonic()
 
             analysis.finish(publish_progress)
-            with self.hold_sync():
-                self.set_trait("thumbnails", analysis.thumbnails.tobytes())
-                self._publish_scores(analysis)
         self._refresh_extras()  # detectors and sinks: one more (dense) pass, for prompts up to 512 tokens
+        self._publish_weighed(analysis)  # thumbnails, scores and attribution in the selected weighting
+        if self._weighing.problem:  # a compare prompt of another token count: shown without it
+            self.error = self._weighing.problem
 
     def _push_selected_head(self, analysis: PromptAnalysis) -> None:
         """The selected head, unasked (id None), so it is drawn before the scores are all in."""
@@ -337,10 +402,40 @@ class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
             classes = classify_heads(analysis.scores, analysis.n_tokens, self._repeated_tokens_result)
             self.set_trait("head_classes", classes)
             self.set_trait("summary_rows", [_json_row(asdict(row)) for row in self.summary().rows])
+            if self.metric not in self.score_table:  # a change metric of a compare prompt that is gone
+                self.metric = REPEATED_TOKENS if REPEATED_TOKENS in self.score_table else "induction"
+
+    def _publish_weighed(
+        self, analysis: PromptAnalysis | None = None, bump_revision: bool = False, scores_too: bool = True
+    ) -> None:
+        """Thumbnails, scores and attribution in the selected weighting (and against the compare
+        prompt); a failure (say, a compare prompt of another length) shows in `error`."""
+        analysis = analysis or self._current()
+        try:
+            with self.hold_sync():
+                if scores_too:
+                    thumbnails = self._weighing.thumbnails(analysis, self.weighting)
+                    self.set_trait("thumbnails", thumbnails.tobytes())
+                    self.set_trait("thumbnail_side", int(thumbnails.shape[-1]))
+                    self._weighing.attribution_target(self.answer, self.counterfactual, self._attributed_query())
+                    self._publish_scores(analysis)
+                if bump_revision:
+                    self.set_trait("revision", self.revision + 1)  # the front end asks for heads again
+                row = self._weighing.selected_attribution(analysis, self.layer, self.head)
+                self.set_trait("attribution", [] if row is None else row.astype(np.float64).round(6).tolist())
+                self.set_trait("attribution_query", self._attributed_query() if row is not None else -1)
+        except AttnWidgetError as err:
+            self.error = str(err)
+
+    def _attributed_query(self) -> int:
+        """The locked focus token, else the last one."""
+        return self.focus_token if self.focus_locked and self.focus_token >= 0 else len(self.tokens) - 1
 
     def _score_table(self, analysis: PromptAnalysis) -> dict[str, list[list[float | None]]]:
-        """Scores as JSON: layers not yet scored (and undefined scores) travel as null."""
-        table = {name: _rounded(values) for name, values in analysis.scores.items()}
+        """Scores as JSON: layers not yet scored (and undefined scores) travel as null. Once all are
+        in: in the selected weighting, with change metrics (compare prompt) and DLA (answer)."""
+        shown = self._weighing.score_table(analysis, self.weighting) if analysis.scored.all() else analysis.scores
+        table = {name: _rounded(values) for name, values in shown.items()}
         if self._repeated_tokens_result is not None:
             table[REPEATED_TOKENS] = _rounded(self._repeated_tokens_result)
         table.update(self._extra_table())
@@ -366,8 +461,16 @@ class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
     def _answer(self, request: protocol.Request) -> tuple[dict[str, Any], list[bytes]]:
         analysis = self._current()
         check_layer(self._backend, request.layer), check_head(self._backend, request.head)
-        attention = analysis.capture(request.layer)
+        attention = self._weighing.shown(analysis, request.layer, self.weighting)
         n = analysis.n_tokens
+        signed = self._weighing.comparing  # a difference in [-1, 1]: the views use diverging colours
+        extra = {"signed": True} if signed else {}
+        if isinstance(request, protocol.TileRequest) and signed:
+            r = request
+            mine, theirs = self._weighing.shown_pair(analysis, r.layer, self.weighting)
+            cells = compare.signed_window(mine, theirs, r.head, r.q0, r.q1, r.k0, r.k1, r.rows, r.cols)
+            meta = {"tile_rows": cells.shape[0], "tile_cols": cells.shape[1], **extra}
+            return protocol.reply(r, self.revision, n, "uint8", **meta), [wire.to_bytes(compare.signed_to_uint8(cells))]
         if isinstance(request, protocol.TileRequest):
             r = request
             window = reductions.pooled_window(attention, r.head, r.q0, r.q1, r.k0, r.k1, r.rows, r.cols)
@@ -386,10 +489,26 @@ class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
                 line = reductions.head_rows(attention, request.head, i, i + 1)[0]
             else:
                 line = reductions.head_column(attention, request.head, i)
-            return protocol.reply(request, self.revision, n, "float16"), [wire.encode_line(line)]
-        shown = self._without_sinks(reductions.head_pattern(attention, request.head), request.layer, request.head)
-        dtype, data = wire.encode_pattern(shown)
-        return protocol.reply(request, self.revision, n, dtype), [data]
+            return protocol.reply(request, self.revision, n, "float16", **extra), [wire.encode_line(line)]
+        head = reductions.head_pattern(attention, request.head)
+        if not signed and self.weighting == "attention":
+            head = self._without_sinks(head, request.layer, request.head)
+        if signed and wire.wire_dtype(n) == "uint8":
+            data = wire.to_bytes(compare.signed_to_uint8(head))
+            return protocol.reply(request, self.revision, n, "uint8", **extra), [data]
+        dtype, data = wire.encode_pattern(head)
+        return protocol.reply(request, self.revision, n, dtype, **extra), [data]
+
+
+@contextmanager
+def _refused_as_trait_error() -> Iterator[None]:
+    """A model that cannot weigh: a TraitError too, so traitlets keeps the old value."""
+    try:
+        yield
+    except ModelError as err:
+        if isinstance(err, TraitError):
+            raise
+        raise WeightsError(str(err)) from err
 
 
 def _rounded(values: np.ndarray) -> list[list[float | None]]:

@@ -1,118 +1,105 @@
-"""One forward pass that keeps what value weighting and logit attribution need beyond the attention:
-each layer's value vectors `[kv_heads, n, d_head]` (`x W_V + b_V`, before the grouped-query repeat)
-and the final norm's scale sigma `[n]` at every position, frozen from the run.
+"""One more forward pass over a prompt, through the backend's own capture (the model's fast kernel),
+that keeps what value weighting and logit attribution need beyond the queries and keys:
 
-Both are small (n x d per layer and n numbers), unlike the `[heads, n, n]` patterns. When the
-prompt's own pass captures values (`LayerCapture.value`), only the scale is needed from here.
+- each layer's value vectors `[kv_heads, n, d_head]` (`x W_V + b_V`, before the grouped-query repeat);
+- the final norm's scale sigma `[n]` at every position, frozen from the run (a pre-hook on the norm);
+- every layer's attention rows `[heads, n]` of the attributed query;
+- every layer's scores and thumbnails under value weighting, reduced in query blocks as it runs.
+
+All of it is small: n x d per layer, never n x n.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
+from . import scores
+from .analysis import _run_or_explain
 from .attribution import final_scale
-from .errors import AttnWidgetError, ModelError
-from .model_weights import ReadoutWeights, _is_transformer_lens, final_norm_module
+from .capture import LayerAttention, full_rows
+from .errors import ModelError
+from .model_weights import ReadoutWeights, final_norm_module
+from .reductions import reduce_layer, thumbnail_side, token_pairs
+from .weighted_attention import ValueWeighted
+from .weighting import value_norms
 
 
 @dataclass
 class Readout:
     values: list[torch.Tensor]
-    """Per layer `[kv_heads, n, d_head]` float32 on the model's device (empty if not asked for)."""
-    scale: torch.Tensor
-    """`[n]` float32: the final norm's divisor at each position (ones without a norm)."""
+    """Per layer `[kv_heads, n, d_head]` float32 on the layer's device."""
+    scale: torch.Tensor | None
+    """`[n]` float32: the final norm's divisor at each position; None when no final norm ran."""
+    rows: dict[int, list[torch.Tensor]] = field(default_factory=dict)
+    """query -> per layer `[heads, n]` float32: that query's attention over every source."""
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    """Value-weighted scores, metric -> `[layers, heads]`."""
+    thumbnails: np.ndarray | None = None
+    """Value-weighted thumbnails `[layers, heads, side, side]` uint8."""
 
 
-def run_readout(model: Any, weights: ReadoutWeights, tokens: torch.Tensor, with_values: bool = True) -> Readout:
-    """Runs `tokens` `[1, n]` once through `model`, keeping values (if asked) and the final scale."""
-    try:
-        with torch.inference_mode():
-            if _is_transformer_lens(model):
-                return _run_transformer_lens(model, weights, tokens, with_values)
-            return _run_hugging_face(model, weights, tokens, with_values)
-    except AttnWidgetError:
-        raise
-    except Exception as err:
-        raise ModelError(f"The model failed while running: {type(err).__name__}: {err}") from err
+def running_model(backend: Any) -> Any:
+    """The module the backend runs: a bridge over a Hugging Face model runs an unwrapped copy."""
+    unwrapped = getattr(backend, "_hf", None)
+    return unwrapped.model if unwrapped is not None else getattr(backend, "model", None)
 
 
-def _run_transformer_lens(model: Any, weights: ReadoutWeights, tokens: torch.Tensor, with_values: bool) -> Readout:
+def run_readout(backend: Any, weights: ReadoutWeights, tokens: torch.Tensor, query: int) -> Readout:
+    """One pass over `tokens` `[1, n]` keeping values, the final scale, `query`'s rows and the
+    value-weighted scores and thumbnails of every layer."""
+    n_layers, n_heads, n = backend.n_layers, backend.n_heads, tokens.shape[-1]
     values: dict[int, torch.Tensor] = {}
-    found: list[torch.Tensor] = []
-
-    def keep_value(v: torch.Tensor, hook: Any) -> None:
-        values[int(hook.name.split(".")[1])] = v[0].transpose(0, 1).float()  # [n, kv, d] -> [kv, n, d]
-
-    def keep_scale(scale: torch.Tensor, hook: Any) -> None:
-        found.append(scale[0, :, 0].float())
-
-    hooks: list[tuple[Any, Any]] = [("ln_final.hook_scale", keep_scale)]
-    if with_values:
-        hooks.append((lambda name: name.endswith("attn.hook_v"), keep_value))
-    model.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
-    n = tokens.shape[-1]
-    no_norm = not found or weights.final_norm().kind == "none"
-    scale = torch.ones(n, device=tokens.device) if no_norm else found[0]  # no final norm: nothing divides
-    return Readout([values[layer] for layer in sorted(values)], scale)
-
-
-def _run_hugging_face(model: Any, weights: ReadoutWeights, tokens: torch.Tensor, with_values: bool) -> Readout:
-    from .backends.huggingface import _config, _eval_mode, attention_modules
-
-    config = _config(model)
-    n_heads = int(config.num_attention_heads)
-    kv_heads = int(getattr(config, "num_key_value_heads", None) or n_heads)
-    values: dict[int, torch.Tensor] = {}
+    rows: dict[int, torch.Tensor] = {}
+    table = {m: np.full((n_layers, n_heads), np.nan, np.float32) for m in scores.METRICS}
+    side = thumbnail_side(n)
+    thumbs = np.zeros((n_layers, n_heads, side, side), np.uint8)
+    pairs = token_pairs(tokens)
     residual: list[torch.Tensor] = []
-    norm = final_norm_module(model)
-    if norm is None:
-        raise ModelError(f"Found no final norm in {type(model).__name__}, so its logits cannot be attributed.")
-    body = getattr(model, "base_model", model)
-    with ExitStack() as stack:
-        stack.enter_context(_eval_mode(model))
-        stack.enter_context(_pre_hook(norm, lambda x: residual.append(x[0].float())))
-        if with_values:
-            for layer, (module, _) in enumerate(attention_modules(model)):
-                stack.enter_context(_value_hook(module, layer, n_heads, kv_heads, values))
-        body(input_ids=tokens, use_cache=False)
-    return Readout([values[layer] for layer in sorted(values)], final_scale(residual[0], weights.final_norm()))
+
+    def on_layer(layer: int, attention: LayerAttention) -> None:
+        value = getattr(attention, "value", None)
+        if value is None:
+            raise ModelError("This model's attention was captured without its value vectors, so it cannot be weighed.")
+        values[layer] = value[0].float()
+        rows[layer] = full_rows(attention, query, query + 1)[0, :, 0]
+        norms = value_norms(values[layer], weights.w_o(layer))
+        reduction = reduce_layer(ValueWeighted(attention, norms), tokens, pairs=pairs)
+        for metric, per_head in reduction.scores.items():
+            table[metric][layer] = per_head.float().cpu().numpy()
+        thumbs[layer] = reduction.thumbnails.cpu().numpy()
+
+    norm = final_norm_module(running_model(backend))
+    with _pre_hook(norm, residual.append) if norm is not None else nullcontext():
+        _run_or_explain(backend, tokens, on_layer, keep_values=True)
+    scale = final_scale(residual[-1][0], weights.final_norm()) if residual else None
+    layers = sorted(values)
+    return Readout([values[i] for i in layers], scale, {query: [rows[i] for i in layers]}, table, thumbs)
+
+
+def run_query_rows(backend: Any, tokens: torch.Tensor, query: int) -> list[torch.Tensor]:
+    """Per layer `[heads, n]`: `query`'s attention over every source, from one pass."""
+    rows: dict[int, torch.Tensor] = {}
+
+    def keep(layer: int, attention: LayerAttention) -> None:
+        rows[layer] = full_rows(attention, query, query + 1)[0, :, 0]
+
+    _run_or_explain(backend, tokens, keep)
+    return [rows[layer] for layer in sorted(rows)]
 
 
 @contextmanager
 def _pre_hook(module: torch.nn.Module, keep: Any) -> Iterator[None]:
-    handle = module.register_forward_pre_hook(lambda _m, args: keep(args[0]))
-    try:
-        yield
-    finally:
-        handle.remove()
+    def hook(_module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        x = args[0] if args else kwargs.get("hidden_states", next(iter(kwargs.values()), None))
+        keep(x.detach().float())
 
-
-@contextmanager
-def _value_hook(
-    attention: torch.nn.Module, layer: int, n_heads: int, kv_heads: int, values: dict[int, torch.Tensor]
-) -> Iterator[None]:
-    """Values from the projection that makes them: `v_proj` (Llama-style) or GPT-2's fused `c_attn`."""
-    if isinstance(getattr(attention, "v_proj", None), torch.nn.Module):
-        source, heads, part = attention.v_proj, kv_heads, slice(None)
-    elif isinstance(getattr(attention, "c_attn", None), torch.nn.Module):
-        width = attention.c_attn.nf // 3  # [q | k | v]
-        source, heads, part = attention.c_attn, n_heads, slice(2 * width, 3 * width)
-    else:
-        raise ModelError(
-            f"Value vectors of {type(attention).__name__} cannot be read yet (no v_proj or c_attn), so value "
-            "weighting and logit attribution are not available for this model."
-        )
-
-    def hook(_module: torch.nn.Module, _args: Any, output: torch.Tensor) -> None:
-        v = output[0, :, part].float()  # [n, heads * d_head]
-        values[layer] = v.reshape(v.shape[0], heads, -1).transpose(0, 1)
-
-    handle = source.register_forward_hook(hook)
+    handle = module.register_forward_pre_hook(hook, with_kwargs=True)
     try:
         yield
     finally:

@@ -13,9 +13,12 @@ import torch
 from . import compare
 from .analysis import PromptAnalysis, check_head, check_layer
 from .answers import token_id
+from .capture import LayerAttention
 from .errors import AttnWidgetError, PromptError
 from .model_weights import ReadoutWeights, readout_weights
 from .readouts import PromptReadout
+from .reductions import head_pattern
+from .weighted_attention import Difference
 from .weighting import WEIGHTINGS
 
 DLA = "direct_logit_attribution"
@@ -72,16 +75,24 @@ class Weighing:
             return self.readout(analysis).value_pattern(layer, head)
         return analysis.head_pattern(layer, head)
 
-    def _shown(self, analysis: PromptAnalysis, layer: int, head: int, weighting: str) -> torch.Tensor:
+    def _attention(self, analysis: PromptAnalysis, layer: int, weighting: str) -> LayerAttention:
+        check_layer(self.backend, layer)
         if _check_weighting(weighting) == "value":
-            return self.readout(analysis).shown_pattern(layer, head, weighting)
-        return analysis.head_pattern(layer, head)
+            return self.readout(analysis).attention(layer, weighting)
+        return analysis.capture(layer)
 
-    def shown(self, analysis: PromptAnalysis, layer: int, head: int, weighting: str) -> torch.Tensor:
-        """The heatmap's head: the pattern in the weighting, or its change against the compare prompt."""
-        if self.comparing:
-            return self.diff(analysis, layer, head, weighting)
-        return self._shown(analysis, layer, head, weighting)
+    def shown(self, analysis: PromptAnalysis, layer: int, weighting: str) -> LayerAttention:
+        """What the heatmap reads of a layer: attention in the weighting, or (with a compare prompt)
+        its signed change `Difference(prompt, compare)`."""
+        return (
+            Difference(*self.shown_pair(analysis, layer, weighting))
+            if self.comparing
+            else self._attention(analysis, layer, weighting)
+        )
+
+    def shown_pair(self, analysis: PromptAnalysis, layer: int, weighting: str) -> tuple[LayerAttention, LayerAttention]:
+        """Both prompts' attention of a layer in the weighting."""
+        return self._attention(analysis, layer, weighting), self._attention(self._compared(), layer, weighting)
 
     def summary(self, analysis: PromptAnalysis, weighting: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
         if _check_weighting(weighting) == "value":
@@ -124,27 +135,19 @@ class Weighing:
         return self._compare
 
     def diff(self, analysis: PromptAnalysis, layer: int, head: int, weighting: str) -> torch.Tensor:
-        other = self._compared()
-        return (
-            self._shown(analysis, layer, head, weighting).float() - self._shown(other, layer, head, weighting).float()
-        )
+        check_head(self.backend, head)
+        return head_pattern(Difference(*self.shown_pair(analysis, layer, weighting)), head)
 
     def _change(self, analysis: PromptAnalysis, weighting: str) -> tuple[np.ndarray, np.ndarray]:
         """Per head mean row L1 change `[layers, heads]` and change thumbnails, layer by layer."""
         if weighting not in self._changes:
-            other = self._compared()
             l1, thumbs = [], []
             for layer in range(self.backend.n_layers):
-                a, b = self._shown_layer(analysis, layer, weighting), self._shown_layer(other, layer, weighting)
+                a, b = self.shown_pair(analysis, layer, weighting)
                 l1.append(compare.row_l1_change(a, b))
-                thumbs.append(compare.change_thumbnails(a, b))
+                thumbs.append(compare.change_thumbnails(a, b, analysis.token_ids))
             self._changes[weighting] = (torch.stack(l1).cpu().numpy(), torch.stack(thumbs).cpu().numpy())
         return self._changes[weighting]
-
-    def _shown_layer(self, analysis: PromptAnalysis, layer: int, weighting: str) -> torch.Tensor:
-        if weighting == "value":
-            return self.readout(analysis).shown_layer(layer, weighting)
-        return analysis.layer_pattern(layer)
 
     def thumbnails(self, analysis: PromptAnalysis, weighting: str) -> np.ndarray:
         if self.comparing:
