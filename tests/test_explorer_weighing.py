@@ -202,3 +202,21 @@ def test_precomputed_attention_refuses_weighting_and_attribution():
     widget.set_state({"weighting": "value"})
     assert "precomputed" in widget.error and widget.weighting == "attention"
     assert widget.pattern(0, 0).shape == (5, 5)
+
+
+def test_signed_tiles_match_a_naive_pooling_of_the_difference():
+    from attn_widget.capture import DenseAttention
+    from attn_widget.compare import signed_window
+
+    torch.manual_seed(3)
+    a, b = (torch.randn(1, 2, 40, 40).softmax(-1) for _ in range(2))
+    got = signed_window(DenseAttention(a), DenseAttention(b), 1, 3, 37, 5, 40, 7, 9)
+    change = (a - b)[0, 1, 3:37, 5:40]
+    expected = torch.zeros(7, 9)
+    for r in range(7):
+        for c in range(9):
+            rows = slice(r * 34 // 7, -(-(r + 1) * 34 // 7))
+            cols = slice(c * 35 // 9, -(-(c + 1) * 35 // 9))
+            cell = change[rows, cols].reshape(-1)
+            expected[r, c] = cell[cell.abs().argmax()]
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-6)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from .capture import LayerAttention, block_budget, full_rows, rows_per_block
-from .reductions import pooled_window, reduce_layer
+from .reductions import _PooledMax, reduce_layer  # the lead's block-fed adaptive pooling
 from .weighted_attention import Difference
 
 
@@ -37,10 +37,20 @@ def signed_window(
     a: LayerAttention, b: LayerAttention, head: int, q0: int, q1: int, k0: int, k1: int, rows: int, cols: int
 ) -> torch.Tensor:
     """Like `reductions.pooled_window` for the difference: each cell keeps the window's change
-    largest in magnitude, with its sign, float32 `[r, c]`."""
-    up = pooled_window(Difference(a, b, "positive"), head, q0, q1, k0, k1, rows, cols)
-    down = pooled_window(Difference(a, b, "negative"), head, q0, q1, k0, k1, rows, cols)
-    return torch.where(up >= down, up, -down)
+    largest in magnitude, with its sign, float32 `[r, c]`. One pass over both prompts' rows."""
+    n = a.n
+    q0, q1, k0, k1 = min(q0, n - 1), min(q1, n), min(k0, n - 1), min(k1, n)
+    rows, cols = min(rows, q1 - q0), min(cols, k1 - k0)
+    up, down = (_PooledMax(1, rows, cols, (q1 - q0, k1 - k0), a.device) for _ in range(2))
+    step = rows_per_block(a, 2, block_budget(a.device))
+    heads = range(head, head + 1)
+    for r0 in range(q0, q1, step):
+        r1 = min(q1, r0 + step)
+        change = full_rows(a, r0, r1, heads)[0] - full_rows(b, r0, r1, heads)[0].to(a.device)
+        window = change[..., k0:k1]
+        up.add(r0 - q0, window.clamp_min(0.0))
+        down.add(r0 - q0, window.neg().clamp_min_(0.0))
+    return torch.where(up.out[0] >= down.out[0], up.out[0], -down.out[0])
 
 
 def signed_to_uint8(values: torch.Tensor) -> torch.Tensor:
