@@ -48,7 +48,7 @@ class PromptReadout:
     def attention(self, layer: int, weighting: str) -> LayerAttention:
         """What the views read of a layer: its attention, or the value-weighted shares."""
         attention = self.analysis.capture(layer)
-        return ValueWeighted(attention, self.norms(layer)) if weighting == "value" else attention
+        return ValueWeighted(attention, self.norms(layer), statistics=False) if weighting == "value" else attention
 
     @property
     def value_summary(self) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -16,17 +16,21 @@ import torch
 from .capture import LayerAttention, RowBlock, full_rows
 
 
-def _block_stats(weights: torch.Tensor, k0: int, seen: torch.Tensor) -> RowBlock:
+def _block_stats(weights: torch.Tensor, k0: int, seen: torch.Tensor, statistics: bool) -> RowBlock:
     """A RowBlock of weights whose rows sum to one where `seen` (else are zero)."""
+    if not statistics:  # the views read weights only: skip a logarithm per weight
+        zeros = torch.zeros_like(seen, dtype=weights.dtype)
+        return RowBlock(weights, k0, seen.to(weights.dtype), zeros, zeros)
     entropy = torch.special.entr(weights).sum(dim=-1)
     return RowBlock(weights, k0, seen.to(weights.dtype), weights.amax(dim=-1), entropy)
 
 
 class ValueWeighted:
-    """`attention` `[batch, heads, n, n]` weighted by source norms `[heads, n]`, rows renormalised."""
+    """`attention` `[batch, heads, n, n]` weighted by source norms `[heads, n]`, rows renormalised.
+    `statistics=False`: blocks carry weights only (row maxima and entropies zero), for the views."""
 
-    def __init__(self, attention: LayerAttention, norms: torch.Tensor) -> None:
-        self.attention, self.norms = attention, norms.to(attention.device)
+    def __init__(self, attention: LayerAttention, norms: torch.Tensor, statistics: bool = True) -> None:
+        self.attention, self.norms, self.statistics = attention, norms.to(attention.device), statistics
         self.batch, self.n_heads, self.n, self.causal = (
             attention.batch,
             attention.n_heads,
@@ -49,7 +53,7 @@ class ValueWeighted:
         weights = inner.weights * self.norms[heads.start : heads.stop, None, inner.k0 : k1]
         total = weights.sum(dim=-1, keepdim=True)
         weights.div_(total.clamp_min(torch.finfo(weights.dtype).tiny))
-        return _block_stats(weights, inner.k0, total[..., 0] > 0)
+        return _block_stats(weights, inner.k0, total[..., 0] > 0, self.statistics)
 
 
 Part = Literal["signed", "positive", "negative", "magnitude"]
