@@ -45,14 +45,18 @@ def select_mode(w, mode: str, compare_prompt: str) -> float:
     return time.perf_counter() - start
 
 
-def kernel_switch_ms(w, n: int) -> list[float]:
+def kernel_switch_ms(w, n: int, compare_prompt: str) -> dict[str, list[float]]:
+    """Per mode, the time to answer each head request; the modes take turns on each head, so a
+    busy machine slows them alike."""
     w.send = lambda content, buffers=None: None
-    times = []
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
     for i in range(SWITCHES):
         request = head_request(i * 5, n, w.n_layers, w.n_heads)  # stride 5: not always the same layer
-        start = time.perf_counter()
-        w._on_front_end_message(w, request, [])
-        times.append((time.perf_counter() - start) * 1000)
+        for mode in MODES:
+            select_mode(w, mode, compare_prompt)
+            start = time.perf_counter()
+            w._on_front_end_message(w, request, [])
+            times[mode].append((time.perf_counter() - start) * 1000)
     return times
 
 
@@ -68,11 +72,7 @@ def kernel_table(sizes: list[int]) -> dict[int, dict[str, float]]:
         compare_prompt = prompt_of(model, n, seed=1)
         first = {mode: select_mode(w, mode, compare_prompt) for mode in MODES}
         again = {mode: select_mode(w, mode, compare_prompt) for mode in MODES}
-        medians = {}
-        for _ in range(2):  # alternate the modes twice: the second round is reported
-            for mode in MODES:
-                select_mode(w, mode, compare_prompt)
-                medians[mode] = statistics.median(kernel_switch_ms(w, n))
+        medians = {mode: statistics.median(ms) for mode, ms in kernel_switch_ms(w, n, compare_prompt).items()}
         ratios[n] = {mode: medians[mode] / medians["attention"] for mode in MODES}
         for mode in MODES:
             print(

@@ -44,7 +44,8 @@ class Weighing:
         self._compare_text = ""
         self._last_compare: tuple[str, PromptAnalysis] | None = None
         """The compare prompt last run: clearing and setting it again needs no second pass."""
-        self._changes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._changes: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+        """(id of the compare prompt's analysis, weighting) -> change metrics and thumbnails."""
         self._target: tuple[str, str, int] | None = None
         self.problem = ""
         """Why the compare prompt is not shown (another token count), or empty."""
@@ -118,7 +119,6 @@ class Weighing:
             if analysis is not None and (problem := _length_problem(analysis, other)):
                 raise PromptError(problem)
             self._compare, self._compare_text, self.problem = other, text, ""
-        self._changes = {}
         self._prune()
 
     def _prune(self) -> None:
@@ -126,6 +126,7 @@ class Weighing:
         last = self._last_compare[1] if self._last_compare else None
         keep = {id(a) for a in (self._main, self._compare, last) if a is not None}
         self._readouts = {k: v for k, v in self._readouts.items() if k in keep}
+        self._changes = {k: v for k, v in self._changes.items() if k[0] in keep}
 
     def _compared(self) -> PromptAnalysis:
         if self._compare is None:
@@ -140,14 +141,15 @@ class Weighing:
 
     def _change(self, analysis: PromptAnalysis, weighting: str) -> tuple[np.ndarray, np.ndarray]:
         """Per head mean row L1 change `[layers, heads]` and change thumbnails, layer by layer."""
-        if weighting not in self._changes:
+        key = (id(self._compared()), weighting)
+        if key not in self._changes:
             l1, thumbs = [], []
             for layer in range(self.backend.n_layers):
                 a, b = self.shown_pair(analysis, layer, weighting)
                 l1.append(compare.row_l1_change(a, b))
                 thumbs.append(compare.change_thumbnails(a, b, analysis.token_ids))
-            self._changes[weighting] = (torch.stack(l1).cpu().numpy(), torch.stack(thumbs).cpu().numpy())
-        return self._changes[weighting]
+            self._changes[key] = (torch.stack(l1).cpu().numpy(), torch.stack(thumbs).cpu().numpy())
+        return self._changes[key]
 
     def thumbnails(self, analysis: PromptAnalysis, weighting: str) -> np.ndarray:
         if self.comparing:
