@@ -21,7 +21,6 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
-sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "browser"))
 
 from models import gpt2_small_shaped, prompt_of  # noqa: E402
 
@@ -86,7 +85,8 @@ def browser_switch(sizes: list[int]) -> dict[int, dict[str, float]]:
     import tempfile
 
     from browser_probe import SWITCH_HEADS
-    from lab import chromium, open_and_run, running_lab
+
+    from attn_widget.testing.lab import chromium, open_and_run, running_lab
 
     results: dict[int, dict[str, float]] = {}
     print("\n| tokens | weighting | browser head switch ms median | vs attention |")

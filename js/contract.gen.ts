@@ -19,7 +19,7 @@ export const METRIC_LABELS = {
   "entropy": "entropy",
   "max_attention": "max attention",
   "mean_distance": "mean attention distance",
-  "direct_logit_attribution": "direct logit attribution (answer \u2212 counterfactual)",
+  "direct_logit_attribution": "direct logit attribution (answer minus counterfactual)",
   "change_l1": "change vs compare prompt (mean row L1)"
 } as const;
 

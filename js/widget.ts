@@ -159,8 +159,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     const mode = store.get("shade_by");
     const attribution = store.get("attribution") ?? [];
     // Attribution comes as a trait (of the last or locked token); attention as the focus's row or column.
-    const weights =
-      mode === "attribution" ? (attribution.length ? Float32Array.from(attribution) : null) : focus >= 0 ? focusWeights(focus) : null;
+    const weights = mode === "attribution" ? (attribution.length ? Float32Array.from(attribution) : null) : focus >= 0 ? focusWeights(focus) : null;
     tokens.update(focus, store.get("focus_locked"), mode, weights, scale, lut, Boolean(headData?.signed), signedLut());
     heatmap.setFocusQuery(focus >= 0 ? focus : null);
   }

@@ -9,6 +9,7 @@ from pathlib import Path
 from attn_widget import AttentionExplorer, contract
 from attn_widget.classify import HEAD_CLASSES
 from attn_widget.scores import METRICS
+from attn_widget.weighing import CHANGE, DLA
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,7 +19,8 @@ def test_the_generated_typescript_module_is_up_to_date():
 
 
 def test_every_metric_and_head_class_has_its_label_and_colour():
-    assert set(contract.METRIC_LABELS) == {contract.REPEATED_TOKENS, *METRICS}
+    # the prompt's metrics, the model's repeated token test, and the weighing scores (issue 12)
+    assert set(contract.METRIC_LABELS) == {contract.REPEATED_TOKENS, *METRICS, DLA, CHANGE}
     assert tuple(contract.HEAD_CLASS_COLORS) == HEAD_CLASSES
     generated = contract.typescript()
     for value in (*contract.METRIC_LABELS.values(), *contract.HEAD_CLASS_COLORS.values()):

@@ -48,10 +48,8 @@ export class WeighingControls {
   private readonly counterfactual: HTMLInputElement;
 
   constructor(save: (values: Partial<WeighingState>) => void) {
-    this.compare = field("compare-prompt", "compare prompt", "compare with a prompt of the same token count (Enter)", (v) =>
-      save({ compare_prompt: v }),
-    );
-    this.answer = field("answer", "answer token", "answer, e.g. \" John\"", (v) => save({ answer: v }));
+    this.compare = field("compare-prompt", "compare prompt", "compare with a prompt of the same token count (Enter)", (v) => save({ compare_prompt: v }));
+    this.answer = field("answer", "answer token", 'answer, e.g. " John"', (v) => save({ answer: v }));
     this.counterfactual = field("counterfactual", "counterfactual token", "counterfactual", (v) => save({ counterfactual: v }));
     const attribution = element("span", "aw-attribution-form");
     attribution.append("logit attribution: ", this.answer, " \u2212 ", this.counterfactual);

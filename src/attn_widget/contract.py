@@ -31,7 +31,7 @@ METRIC_LABELS: dict[str, str] = {
     "entropy": "entropy",
     "max_attention": "max attention",
     "mean_distance": "mean attention distance",
-    DLA: "direct logit attribution (answer \u2212 counterfactual)",
+    DLA: "direct logit attribution (answer minus counterfactual)",
     CHANGE: "change vs compare prompt (mean row L1)",
 }
 """Every metric the score view can show, in menu order. Which ones an explorer offers is the keys

@@ -243,21 +243,24 @@ class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
 
     @traitlets.validate("weighting")
     def _check_weighting(self, proposal: dict[str, Any]) -> str:
-        if proposal["value"] == "value" and self._analysis is not None:
+        weighting = str(proposal["value"])
+        if weighting == "value" and self._analysis is not None:
             with _refused_as_trait_error():
                 self._weighing.summary(self._analysis, "value")  # raises before the switch
-        return proposal["value"]
+        return weighting
 
     @traitlets.validate("compare_prompt")
     def _run_compare(self, proposal: dict[str, Any]) -> str:
-        self._weighing.set_compare(proposal["value"], self._analysis)  # raises PromptError
-        return proposal["value"]
+        text = str(proposal["value"])
+        self._weighing.set_compare(text, self._analysis)  # raises PromptError
+        return text
 
     @traitlets.validate("answer", "counterfactual")
     def _check_answer(self, proposal: dict[str, Any]) -> str:
+        text = str(proposal["value"])
         with _refused_as_trait_error():
-            self._weighing.answer_id(proposal["value"])  # raises AnswerError / WeightsError
-        return proposal["value"]
+            self._weighing.answer_id(text)  # raises AnswerError / WeightsError
+        return text
 
     @traitlets.observe("weighting", "compare_prompt", "answer", "counterfactual")
     def _on_weighing_change(self, change: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ Precomputed attention has no weights: asking for them says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -36,8 +37,14 @@ class ReadoutWeights:
     """One model's W_O per layer (read when asked, one layer at a time), W_U and final norm."""
 
     def __init__(self, model: Any) -> None:
+        self._w_o: Callable[[int], torch.Tensor]
         if _is_transformer_lens(model):
-            self._w_o = lambda layer: model.blocks[layer].attn.W_O
+
+            def tl_w_o(layer: int) -> torch.Tensor:
+                weight: torch.Tensor = model.blocks[layer].attn.W_O
+                return weight
+
+            self._w_o = tl_w_o
             self.n_layers = int(model.cfg.n_layers)
             self.n_heads = int(model.cfg.n_heads)
         else:
@@ -48,19 +55,22 @@ class ReadoutWeights:
     def w_o(self, layer: int) -> torch.Tensor:
         """`[h, d_head, d_model]` float32 on the model's device: head h's rows of the output projection."""
         with torch.no_grad():
-            return self._w_o(layer).detach().float()
+            weight: torch.Tensor = self._w_o(layer)
+            return weight.detach().float()
 
     def w_u(self) -> torch.Tensor:
         """`[d_model, vocab]`: logits are (normed residual) @ W_U (+ bias)."""
         if _is_transformer_lens(self._model):
-            return self._model.W_U.detach()
+            w_u: torch.Tensor = self._model.W_U
+            return w_u.detach()
         head = self._model.get_output_embeddings() if hasattr(self._model, "get_output_embeddings") else None
         if head is None or not hasattr(head, "weight"):
             raise ModelError(
                 f"{type(self._model).__name__} has no language-model head (unembedding), so logits cannot be "
                 "attributed: load it with AutoModelForCausalLM."
             )
-        return head.weight.detach().T
+        weight: torch.Tensor = head.weight
+        return weight.detach().T
 
     def final_norm(self) -> FinalNorm:
         if self._final_norm is None:
@@ -105,7 +115,7 @@ def _final_norm(model: Any) -> FinalNorm:
     if isinstance(module, torch.nn.LayerNorm) or name.endswith(("LayerNorm", "LayerNorm2d")):
         return FinalNorm("layernorm", float(getattr(module, "eps", 1e-5)), _gain(module))
     if "RMSNorm" in name:
-        eps = getattr(module, "variance_epsilon", None) or getattr(module, "eps", 1e-6)
+        eps = float(getattr(module, "variance_epsilon", None) or getattr(module, "eps", None) or 1e-6)
         gain = _gain(module)
         if gain is not None and name.startswith("Gemma"):  # Gemma scales by (1 + weight)
             gain = 1.0 + gain
@@ -123,7 +133,7 @@ def _gain(module: torch.nn.Module | None) -> torch.Tensor | None:
     return None
 
 
-def _hf_output_projections(model: Any) -> tuple[Any, int, int]:
+def _hf_output_projections(model: Any) -> tuple[Callable[[int], torch.Tensor], int, int]:
     from .backends.huggingface import _config, attention_modules
 
     config = _config(model)
@@ -132,8 +142,9 @@ def _hf_output_projections(model: Any) -> tuple[Any, int, int]:
 
     def w_o(layer: int) -> torch.Tensor:
         projection = projections[layer]
+        stored: torch.Tensor = projection.weight  # type: ignore[assignment]
         # Conv1D (GPT-2) stores [in, out]; Linear stores [out, in]. Rows of [in, out] are the heads'.
-        weight = projection.weight if hasattr(projection, "nf") else projection.weight.T
+        weight = stored if hasattr(projection, "nf") else stored.T
         d_in, d_model = weight.shape
         return weight.reshape(n_heads, d_in // n_heads, d_model)
 
@@ -143,7 +154,7 @@ def _hf_output_projections(model: Any) -> tuple[Any, int, int]:
 def _output_projection(attention: torch.nn.Module) -> torch.nn.Module:
     for name in _OUTPUT_PROJECTIONS:
         module = getattr(attention, name, None)
-        if isinstance(getattr(module, "weight", None), torch.Tensor):
+        if isinstance(module, torch.nn.Module) and isinstance(getattr(module, "weight", None), torch.Tensor):
             return module
     raise ModelError(
         f"Found no output projection ({', '.join(_OUTPUT_PROJECTIONS)}) in {type(attention).__name__}, "

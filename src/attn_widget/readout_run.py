@@ -95,9 +95,10 @@ def run_query_rows(backend: Any, tokens: torch.Tensor, query: int) -> list[torch
 
 @contextmanager
 def _pre_hook(module: torch.nn.Module, keep: Any) -> Iterator[None]:
-    def hook(_module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+    def hook(_module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         x = args[0] if args else kwargs.get("hidden_states", next(iter(kwargs.values()), None))
-        keep(x.detach().float())
+        if isinstance(x, torch.Tensor):
+            keep(x.detach().float())
 
     handle = module.register_forward_pre_hook(hook, with_kwargs=True)
     try:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .lab import Lab, open_and_run
+from attn_widget.testing.lab import Lab, open_and_run
+
 from .test_explorer_in_lab import PROMPT, SETUP_CELL, matrix_cell_colours, wait_for_state
 
 pytestmark = pytest.mark.browser
