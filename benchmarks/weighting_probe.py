@@ -45,13 +45,14 @@ def select_mode(w, mode: str, compare_prompt: str) -> float:
 
 
 def kernel_switch_ms(w, n: int, compare_prompt: str) -> dict[str, list[float]]:
-    """Per mode, the time to answer each head request; the modes take turns on each head, so a
-    busy machine slows them alike."""
+    """Per mode, the time to answer each head request; the modes take turns on each head (in a
+    rotating order), so a busy machine slows them alike."""
     w.send = lambda content, buffers=None: None
     times: dict[str, list[float]] = {mode: [] for mode in MODES}
     for i in range(SWITCHES):
         request = head_request(i * 5, n, w.n_layers, w.n_heads)  # stride 5: not always the same layer
-        for mode in MODES:
+        for k in range(len(MODES)):  # each mode goes first in turn: none always meets a cold cache
+            mode = MODES[(i + k) % len(MODES)]
             select_mode(w, mode, compare_prompt)
             start = time.perf_counter()
             w._on_front_end_message(w, request, [])
