@@ -463,6 +463,8 @@ class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
 
     def _answer(self, request: protocol.Request) -> tuple[dict[str, Any], list[bytes]]:
         analysis = self._current()
+        if isinstance(request, protocol.HeadsRequest):
+            return self._answer_heads(analysis, request)
         check_layer(self._backend, request.layer), check_head(self._backend, request.head)
         attention = self._weighing.shown(analysis, request.layer, self.weighting)
         n = analysis.n_tokens
@@ -512,6 +514,28 @@ def _refused_as_trait_error() -> Iterator[None]:
         if isinstance(err, TraitError):
             raise
         raise WeightsError(str(err)) from err
+
+    def _answer_heads(
+        self, analysis: PromptAnalysis, request: protocol.HeadsRequest
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """Prefetch: several heads as uint8 (enough to draw), in layer order so that each layer is
+        captured (or recomputed) once."""
+        for layer, head in request.heads:  # all checked before any work
+            check_layer(self._backend, layer), check_head(self._backend, head)
+        order = sorted(range(len(request.heads)), key=lambda i: request.heads[i][0])
+        buffers: list[bytes] = [b""] * len(request.heads)
+        shape = None
+        for i in order:
+            layer, head = request.heads[i]
+            attention = analysis.capture(layer)
+            if request.tile is not None:
+                t = request.tile
+                cells = wire.to_uint8(reductions.pooled_window(attention, head, t.q0, t.q1, t.k0, t.k1, t.rows, t.cols))
+                shape = (int(cells.shape[0]), int(cells.shape[1]))
+            else:
+                cells = wire.to_uint8(reductions.head_pattern(attention, head))
+            buffers[i] = wire.to_bytes(cells)
+        return protocol.heads_reply(request, self.revision, analysis.n_tokens, shape), buffers
 
 
 def _rounded(values: np.ndarray) -> list[list[float | None]]:

@@ -6,9 +6,12 @@ front end -> kernel, each with a fresh integer "id":
         a window of queries [q0, q1) x keys [k0, k1), max-pooled to at most rows x cols cells
   {"type": "row", "layer", "head", "index", "axis": "query"|"key"}
         the weights a query gives (its row) or a key receives (its column)
+  {"type": "heads", "heads": [[layer, head], ...], "tile"?: {"q0", "q1", "k0", "k1", "rows", "cols"}}
+        several heads in one reply (prefetch): whole heads, or that window of each as a tile; uint8
 kernel -> front end: the request's fields plus "revision", "n" (tokens) and "dtype", and one
-binary buffer; or {"type": "error", "id", "message"}. The front end drops replies to all but its
-latest request of each kind.
+binary buffer; or {"type": "error", "id", "message"}. A "heads" reply lists its "heads" and carries
+one buffer per head (with "tile_rows", "tile_cols" and the window when tiled). The kernel may also
+send a "pattern" or "tile" unasked, with "id": null (the selected head, right after a prompt runs).
 """
 
 from __future__ import annotations
@@ -51,7 +54,19 @@ class RowRequest:
     axis: str
 
 
-Request = PatternRequest | TileRequest | RowRequest
+@dataclass(frozen=True)
+class HeadsRequest:
+    """Several heads at once, for drawing (uint8): whole, or the same window of each (`tile`)."""
+
+    id: int
+    heads: tuple[tuple[int, int], ...]
+    tile: TileRequest | None = None
+
+
+MAX_BATCH_HEADS = 4096
+"""More heads than any model has: a longer list is a malformed message."""
+
+Request = PatternRequest | TileRequest | RowRequest | HeadsRequest
 _KINDS: dict[str, type[Request]] = {"pattern": PatternRequest, "tile": TileRequest, "row": RowRequest}
 
 
@@ -67,6 +82,8 @@ def _int_field(content: dict[str, Any], name: str) -> int:
 
 
 def parse_request(content: Any) -> Request:
+    if isinstance(content, dict) and content.get("type") == "heads":
+        return _parse_heads(content)
     kind_name = content.get("type") if isinstance(content, dict) else None
     kind = _KINDS.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
@@ -85,6 +102,24 @@ def parse_request(content: Any) -> Request:
     return request
 
 
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)
+
+
+def _parse_heads(content: dict[str, Any]) -> HeadsRequest:
+    heads = content.get("heads")
+    if not isinstance(heads, list) or not 0 < len(heads) <= MAX_BATCH_HEADS or not all(map(_is_pair, heads)):
+        raise malformed(f"'heads' must be a list of 1 to {MAX_BATCH_HEADS} [layer, head] pairs, got {heads!r:.200}")
+    window = content.get("tile")
+    tile = None
+    if window is not None:
+        if not isinstance(window, dict):
+            raise malformed(f"'tile' must be a window, got {window!r:.200}")
+        tile = TileRequest(0, 0, 0, *(_int_field(window, f) for f in ("q0", "q1", "k0", "k1", "rows", "cols")))
+        _check_tile(tile)
+    return HeadsRequest(_int_field(content, "id"), tuple((layer, head) for layer, head in heads), tile)
+
+
 def _check_tile(tile: TileRequest) -> None:
     if not (0 <= tile.q0 < tile.q1 and 0 <= tile.k0 < tile.k1):
         raise malformed(f"empty or negative tile window {tile}")
@@ -95,6 +130,18 @@ def _check_tile(tile: TileRequest) -> None:
 def reply(request: Request, revision: int, n_tokens: int, dtype: str, **extra: Any) -> dict[str, Any]:
     kind = next(name for name, cls in _KINDS.items() if isinstance(request, cls))
     return {"type": kind, **asdict(request), "revision": revision, "n": n_tokens, "dtype": dtype, **extra}
+
+
+def heads_reply(
+    request: HeadsRequest, revision: int, n_tokens: int, tile_shape: tuple[int, int] | None
+) -> dict[str, Any]:
+    """The reply's fields for a "heads" request; its buffers follow the order of `heads`."""
+    reply = {"type": "heads", "id": request.id, "heads": [list(p) for p in request.heads], "revision": revision}
+    reply.update(n=n_tokens, dtype="uint8")
+    if request.tile is not None and tile_shape is not None:
+        t = request.tile
+        reply.update(q0=t.q0, q1=t.q1, k0=t.k0, k1=t.k1, tile_rows=tile_shape[0], tile_cols=tile_shape[1])
+    return reply
 
 
 def describe(err: BaseException) -> str:
