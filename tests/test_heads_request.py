@@ -9,6 +9,7 @@ import pytest
 from attn_widget import AttentionExplorer, protocol
 from attn_widget.errors import AttnWidgetError
 
+EMPTY_WINDOW = {"q0": 3, "q1": 1, "k0": 0, "k1": 2}
 PROMPT = "When mary and john went to the store mary gave a drink to john"
 
 
@@ -42,12 +43,7 @@ def test_parses_heads_requests_whole_and_tiled():
         {"type": "heads", "id": 1, "heads": [[0, True]]},
         {"type": "heads", "id": 1, "heads": "all"},
         {"type": "heads", "heads": [[0, 0]]},
-        {
-            "type": "heads",
-            "id": 1,
-            "heads": [[0, 0]],
-            "tile": {"q0": 3, "q1": 1, "k0": 0, "k1": 2, "rows": 1, "cols": 1},
-        },
+        {"type": "heads", "id": 1, "heads": [[0, 0]], "tile": {**EMPTY_WINDOW, "rows": 1, "cols": 1}},
         {"type": "heads", "id": 1, "heads": [[0, 0]], "tile": [0, 1]},
     ],
 )
