@@ -36,3 +36,8 @@ export function decodeWeights(bytes: Uint8Array, dtype: "float16" | "uint8", cou
   for (let i = 0; i < count; i++) out[i] = table[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
   return out;
 }
+
+/** uint8 tiles have no room for NaN: the kernel sends a second buffer, 1 where a cell is undefined. */
+export function markUndefined(values: Float32Array, mask: Uint8Array): void {
+  for (let i = 0; i < values.length && i < mask.length; i++) if (mask[i]) values[i] = Number.NaN;
+}

@@ -5,7 +5,7 @@ import { tests as buffers } from "./buffers.test";
 import { tests as colors } from "./colors.test";
 import { tests as diverging } from "./diverging.test";
 import { tests as labels } from "./labels.test";
-import { tests as patterns } from "./patterns.test";
+import { tests as requests } from "./requests.test";
 import { tests as undefinedValues } from "./undefined.test";
 import { tests as heatmap } from "./views/heatmap.test";
 import { tests as scoreCells } from "./views/score-cells.test";
@@ -21,7 +21,7 @@ const SUITES: Record<string, Tests> = {
   colors,
   diverging,
   labels,
-  patterns,
+  requests,
   heatmap,
   viewport,
   tokenWindow,

@@ -1,15 +1,15 @@
 /** Entry point: builds the views for one rendering of the explorer and links them through the
  *  synced traits (layer, head, focus token, colour scale) and the selected head's pattern. */
 
-import type { RenderProps } from "@anywidget/types";
+import type { AnyModel, RenderProps } from "@anywidget/types";
 import { bytesOf } from "./buffers";
 import { element } from "./canvas";
 import type { ColorScale } from "./contract.gen";
 import { ExportBar } from "./export";
-import { PatternClient } from "./patterns";
+import { type Cached, type HeadSpec, RequestLayer, Slot, Superseded, headKey } from "./requests";
 import { Store } from "./store";
 import { isDark, patternLut, watchTheme } from "./theme";
-import type { ExplorerState, HeadData, KernelMessage, Line } from "./types";
+import type { ExplorerState, HeadData, KernelMessage, Tile } from "./types";
 import { HeatmapView } from "./views/heatmap";
 import { hideSnapshot } from "./snapshot";
 import { PromptView } from "./views/prompt";
@@ -31,7 +31,7 @@ const ARROWS: Record<string, [number, number]> = {
   ArrowDown: [1, 0],
 };
 
-function render({ model, el }: RenderProps<ExplorerState>): () => void {
+function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLayer): () => void {
   // Marks for anyone timing the explorer (the benchmarks do): render start, first head drawn.
   performance.mark("attn-widget:render");
   let painted = false;
@@ -40,8 +40,9 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   const errorBar = element("div", "aw-error");
   errorBar.dataset.role = "error";
   let localError = "";
-  let headData: HeadData | null = null; // what the heatmap shows of the selected head
-  let line: Line | null = null; // the focused token's row or column, for long prompts
+  let shown: Cached<HeadData> | null = null; // what the heatmap shows (null: nothing, or a thumbnail preview)
+  const headSlot = new Slot(); // this view's latest head request: older ones are superseded
+  const rowSlot = new Slot();
 
   const prompt = new PromptView((text) => {
     localError = "";
@@ -59,7 +60,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   const heatmap = new HeatmapView({
     hoverQuery: (q) => store.hoverToken(q),
     setScale: (scale: ColorScale) => store.save({ color_scale: scale }),
-    windowChanged: () => requestHead(),
+    windowChanged: () => requestHead(false),
   });
   const weighing = new WeighingControls((values: Partial<WeighingState>) => {
     localError = "";
@@ -77,23 +78,25 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     (metric) => store.save({ metric }),
     (layer, head) => store.select(layer, head),
   );
-  const patterns = new PatternClient(model, {
-    head: (data) => {
-      headData = data;
-      heatmap.setData(data, store.get("tokens"));
-      drawFocus();
-      if (!painted) performance.mark("attn-widget:first-paint");
-      painted = true;
-    },
-    row: (received) => {
-      line = received;
-      drawFocus();
-    },
-    error: (message) => {
-      localError = message;
-      showError();
-    },
-  });
+  /** Draw a head's weights if it is still the selected head of the current prompt. */
+  function show(entry: Cached<HeadData>): void {
+    const { data } = entry;
+    if (shown?.data === data || !isSelected(data.revision, data.layer, data.head)) return;
+    if (shown && !entry.exact && shown.exact && isSelected(shown.data.revision, shown.data.layer, shown.data.head)) return;
+    shown = entry;
+    heatmap.setData(data, store.get("tokens"), entry.exact);
+    drawFocus();
+    if (!painted) performance.mark("attn-widget:first-paint");
+    painted = true;
+  }
+  function showRequestError(err: unknown): void {
+    if (err instanceof Superseded) return;
+    localError = err instanceof Error ? err.message : String(err);
+    showError();
+  }
+  function isSelected(revision: number, layer: number, head: number): boolean {
+    return revision === store.get("revision") && layer === store.get("layer") && head === store.get("head");
+  }
 
   const exportBar = new ExportBar(
     model,
@@ -133,25 +136,50 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     errorBar.hidden = !message;
     prompt.setBusy(false);
   }
-  function requestHead(): void {
-    const layer = store.get("layer");
-    const head = store.get("head");
-    heatmap.showPending(layer, head);
-    const n = store.get("tokens").length;
-    const cells = heatmap.tileCells;
-    patterns.requestHead(store.get("revision"), n, layer, head, heatmap.window, cells, cells);
+  function selectedSpec(): HeadSpec {
+    const [revision, layer, head] = [store.get("revision"), store.get("layer"), store.get("head")];
+    return { revision, n: store.get("tokens").length, layer, head, window: heatmap.window, cells: heatmap.tileCells };
   }
-  /** The focused token's weights to shade by: from the whole head if we have it, else asked for. */
+  /** The selected head's thumbnail as a tile over the whole prompt (max-pooled, like a tile). */
+  function thumbnailTile(spec: HeadSpec): Tile | null {
+    const t = thumbnails();
+    const size = t.side * t.side;
+    const start = (spec.layer * t.nHeads + spec.head) * size;
+    if (!t.side || !spec.n || t.bytes.length < start + size) return null;
+    const values = Float32Array.from(t.bytes.subarray(start, start + size), (b) => b / 255);
+    const { revision, layer, head, n } = spec;
+    return { kind: "tile", revision, layer, head, n, q0: 0, q1: n, k0: 0, k1: n, rows: t.side, cols: t.side, values };
+  }
+  /** Draw the selected head at once from what is here (cache, else its thumbnail as a preview),
+   *  ask for what is missing, and (after a new selection) prefetch what may come next. */
+  function requestHead(prefetch: boolean): void {
+    const spec = selectedSpec();
+    if (!spec.n) return;
+    const have = requests.peekHead(spec);
+    const showing = shown !== null && isSelected(shown.data.revision, shown.data.layer, shown.data.head);
+    if (have) show(have);
+    else if (!showing) {
+      shown = null;
+      const preview = thumbnailTile(spec);
+      if (preview) heatmap.showPreview(preview);
+    }
+    if (have?.key === headKey(spec)) headSlot.cancel();
+    else headSlot.track(requests.head(spec)).then(show, showRequestError);
+    if (prefetch) requests.prefetchAround(spec, store.get("n_layers"), store.get("n_heads"));
+  }
+  /** The focused token's weights to shade by: from the exact whole head if shown, else asked for. */
   function focusWeights(focus: number): Float32Array | null {
     const axis = store.get("shade_by") === "received" ? "query" : "key";
     const [layer, head, revision] = [store.get("layer"), store.get("head"), store.get("revision")];
-    if (headData?.kind === "pattern" && headData.layer === layer && headData.head === head) {
-      const { n, values } = headData;
+    const data = shown?.data;
+    if (shown?.exact && data?.kind === "pattern" && isSelected(data.revision, data.layer, data.head)) {
+      const { n, values } = data;
       return axis === "query" ? values.slice(focus * n, focus * n + n) : Float32Array.from({ length: n }, (_, q) => values[q * n + focus]);
     }
-    const current = line && line.index === focus && line.axis === axis && line.layer === layer && line.head === head && line.revision === revision;
-    if (!current) patterns.requestRow(revision, layer, head, focus, axis);
-    return current ? line!.values : null;
+    const line = requests.peekRow(revision, layer, head, focus, axis);
+    if (line) return line.data.values;
+    rowSlot.track(requests.row(revision, layer, head, focus, axis)).then(drawFocus, showRequestError);
+    return null;
   }
   function drawFocus(): void {
     const focus = store.get("focus_token");
@@ -191,8 +219,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   }
   function onPromptResult(): void {
     localError = "";
-    headData = null;
-    line = null;
+    shown = null;
     prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt"));
     prompt.setBusy(false);
     tokens.setTokens(store.get("tokens"));
@@ -200,7 +227,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     showError();
     drawHeads();
     drawFocus();
-    requestHead();
+    requestHead(true);
   }
   // A click on a score cell sets layer and head one after the other: redraw and ask once, for both.
   let selectionQueued = false;
@@ -210,7 +237,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     queueMicrotask(() => {
       selectionQueued = false;
       drawHeads();
-      requestHead();
+      requestHead(true);
     });
   }
   function onKey(event: KeyboardEvent): void {
@@ -226,7 +253,7 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     store.select(store.get("layer") + move[0], store.get("head") + move[1]);
   }
   const onCustom = (message: KernelMessage, buffers: DataView[]) => {
-    if (!exportBar.receive(message as Parameters<ExportBar["receive"]>[0], buffers)) patterns.receive(message, buffers);
+    exportBar.receive(message as Parameters<ExportBar["receive"]>[0], buffers); // heads go to the request layer
   };
   /** ipywidgets sets the model's comm_live to false when its kernel restarts or dies, and says so
    *  with "comm_live_update"; anywidget calls back with the view as `this`, whose model has the flag.
@@ -240,6 +267,11 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     showKernelGone(this?.model?.comm_live !== true);
   };
   const onDestroy = () => showKernelGone(true);
+  // Heads that arrive for another reason (prefetched, pushed by the kernel) are drawn if selected.
+  const stopArrivals = requests.onArrival((entry) => {
+    if ("kind" in entry.data && entry.key === headKey(selectedSpec())) show(entry as Cached<HeadData>);
+  });
+  const stopErrors = requests.onError((message) => showRequestError(new Error(message)));
   const onPrompt = () => prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt"));
 
   // The heatmap takes what the side panel leaves of the cell's width, and follows it.
@@ -287,6 +319,10 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
     lifecycle.off("comm_live_update", onCommLive);
     lifecycle.off("destroy", onDestroy);
     unmountResearch();
+    stopArrivals();
+    stopErrors();
+    headSlot.cancel();
+    rowSlot.cancel();
     resizer.disconnect();
     heatmap.dispose();
     tokens.dispose();
@@ -296,4 +332,26 @@ function render({ model, el }: RenderProps<ExplorerState>): () => void {
   };
 }
 
-export default { render };
+/** anywidget calls this once per model: its request layer is made in `initialize` (which must
+ *  not wait on data) and shared by every view of that model. */
+export default () => {
+  let requests: RequestLayer | null = null;
+  return {
+    initialize({ model }: { model: AnyModel<ExplorerState> }) {
+      requests = new RequestLayer(model);
+      return () => {
+        requests?.dispose();
+        requests = null;
+      };
+    },
+    render(props: RenderProps<ExplorerState>) {
+      if (requests) return render(props, requests);
+      const own = new RequestLayer(props.model); // a host that skipped initialize
+      const cleanup = render(props, own);
+      return () => {
+        cleanup();
+        own.dispose();
+      };
+    },
+  };
+};

@@ -28,7 +28,7 @@ async function start(script: HTMLScriptElement): Promise<void> {
   const model = new OfflineModel(state as unknown as ExplorerState, layers) as unknown as AnyModel<ExplorerState>;
   const el = document.createElement("div");
   script.after(el);
-  widget.render({ model, el } as unknown as RenderProps<ExplorerState>);
+  widget().render({ model, el } as unknown as RenderProps<ExplorerState>); // no initialize: render makes its request layer
 }
 
 function startAll(): void {

@@ -92,4 +92,19 @@ export const tests: Tests = {
     assertEqual(tileCell(tile, 5, 2), [2, 0, 5, 8, 0, 3]);
     assertEqual(tileCell(tile, 10, 0), null);
   },
+  "a preview is marked as one, and never as the drawn head"() {
+    const view = mounted();
+    view.setStyle("linear", BLUES);
+    view.reset(3, ["a", "b", "c"]);
+    view.setData(PATTERN, ["a", "b", "c"]);
+    const thumb: Tile = { kind: "tile", revision: 1, layer: 2, head: 1, n: 3, q0: 0, q1: 3, k0: 0, k1: 3, rows: 1, cols: 1, values: Float32Array.from([1]) };
+    view.showPreview(thumb);
+    const d = view.root.dataset;
+    assertEqual([d.drawn, d.preview, d.exact], [undefined, "1:2:1", undefined]);
+    assert(view.root.textContent!.includes("(preview)"), "the title says preview");
+    assertEqual(pixel(matrixOf(view), 250, 50), lutColor(BLUES, 1)); // the thumbnail, scaled up
+    view.setData({ ...PATTERN, layer: 2, head: 1 }, ["a", "b", "c"], false);
+    assertEqual([d.drawn, d.preview, d.exact], ["1:2:1", undefined, "false"]);
+    view.root.remove();
+  },
 };

@@ -47,6 +47,7 @@ export class HeatmapView {
   private readonly readout = element("div", "aw-readout", "\u00a0");
   private readonly viewport = new Viewport();
   private data: HeadData | null = null;
+  private exact = true; // the values of `data` are exact (not uint8-rounded, not a preview)
   private tokens: string[] = [];
   private scale: ColorScale = "linear";
   private lut: Lut | null = null;
@@ -101,6 +102,7 @@ export class HeatmapView {
     this.data = null;
     this.hovered = null;
     this.undefinedLabel.hidden = true;
+    for (const key of ["drawn", "preview", "exact"]) delete this.root.dataset[key];
     this.draw();
   }
 
@@ -114,16 +116,17 @@ export class HeatmapView {
     this.scheduleWindowRequest();
   }
 
-  showPending(layer: number, head: number): void {
-    this.title.textContent = `Layer ${layer}, head ${head} \u2026`;
-  }
-
-  setData(data: HeadData, tokens: string[]): void {
+  /** Draw a head's weights. data-drawn names the head on the canvas; data-exact says whether its
+   *  values are exact (float16, or a tile at its resolution) or uint8 (drawn exactly, values rounded). */
+  setData(data: HeadData, tokens: string[], exact = true): void {
     this.data = data;
     this.tokens = tokens;
+    this.exact = exact;
     this.title.textContent = `Layer ${data.layer}, head ${data.head}${data.signed ? ": prompt \u2212 compare prompt" : ""}`;
     this.root.dataset.signed = String(Boolean(data.signed));
+    delete this.root.dataset.preview;
     this.root.dataset.drawn = `${data.revision}:${data.layer}:${data.head}`;
+    this.root.dataset.exact = String(exact);
     this.root.dataset.tile = data.kind === "tile" ? `${data.q0}:${data.q1}:${data.k0}:${data.k1}` : "whole";
     this.root.dataset.tileCells = data.kind === "tile" ? `${data.rows}x${data.cols}` : "";
     // NaN or infinite weights (the kernel sends both as NaN) are drawn in their own colour, and counted.
@@ -131,6 +134,19 @@ export class HeatmapView {
     this.root.dataset.undefined = String(undefinedCount);
     this.undefinedLabel.hidden = !undefinedCount;
     this.undefinedLabel.textContent = `${undefinedCount} undefined ${data.kind === "tile" ? "cells" : "weights"} (NaN)`;
+    this.draw();
+  }
+
+  /** Draw a head's thumbnail scaled up while its weights are on their way: data-preview names it,
+   *  and data-drawn is removed, so nothing reads a preview (or the previous head) as the current head. */
+  showPreview(thumbnail: Tile): void {
+    this.data = thumbnail;
+    this.exact = false;
+    this.title.textContent = `Layer ${thumbnail.layer}, head ${thumbnail.head} (preview)`;
+    delete this.root.dataset.drawn;
+    delete this.root.dataset.exact;
+    this.root.dataset.preview = `${thumbnail.revision}:${thumbnail.layer}:${thumbnail.head}`;
+    this.root.dataset.tile = "preview";
     this.draw();
   }
 
@@ -243,14 +259,15 @@ export class HeatmapView {
     const [q, k] = this.hovered;
     const token = (i: number) => JSON.stringify(this.tokens[i] ?? "");
     const data = this.data;
+    const about = this.exact ? "" : "\u2248"; // rounded to a byte: the token strip gets exact rows
     if (data.kind === "pattern") {
-      this.readout.textContent = `query ${q} ${token(q)} \u2192 key ${k} ${token(k)}: ${formatWeight(data.values[q * data.n + k])}`;
+      this.readout.textContent = `query ${q} ${token(q)} \u2192 key ${k} ${token(k)}: ${about}${formatWeight(data.values[q * data.n + k])}`;
       return;
     }
     const cell = tileCell(data, q, k);
     if (!cell) return;
     const [r, c, qa, qb, ka, kb] = cell;
-    const weight = formatWeight(data.values[r * data.cols + c]);
+    const weight = about + formatWeight(data.values[r * data.cols + c]);
     this.readout.textContent =
       qb - qa === 1 && kb - ka === 1
         ? `query ${q} ${token(q)} \u2192 key ${k} ${token(k)}: ${weight}`
