@@ -532,3 +532,61 @@ def test_every_display_of_one_explorer_works_and_a_restart_shows_the_kernel_gone
         timeout=30_000,
     )
     assert "Kernel gone" in page.locator("[data-role=kernel-gone]").nth(0).inner_text()
+
+
+# Records, at every change of the heatmap's markers, which head it shows (as drawn weights or as a
+# preview) and which head the grid has selected at that moment.
+WATCH_SHOWN = """() => {
+  const heatmap = document.querySelector('[data-view=heatmap]');
+  const grid = document.querySelector('[data-view=grid]');
+  window.shownLog = [];
+  new MutationObserver(() => {
+    const selected = grid.querySelector('.aw-thumb.aw-selected');
+    window.shownLog.push({
+      drawn: heatmap.dataset.drawn ?? null, preview: heatmap.dataset.preview ?? null,
+      selected: `${grid.querySelector('select').value}:${selected?.dataset.head}`,
+    });
+  }).observe(heatmap, {attributes: true, attributeFilter: ['data-drawn', 'data-preview']});
+}"""
+
+
+def test_hammered_arrow_keys_never_show_a_stale_head_as_current(page, lab):
+    name = "hammer"
+    save_all = (
+        f"np.save({str(lab.root / 'all.npy')!r}, np.stack([np.stack([{name}.pattern(l, h) for h in range(4)])"
+        " for l in range(3)]))\n"
+    )
+    cell = explorer_cell(lab, name).removesuffix(name) + save_all + name  # the explorer stays the last line
+    notebook = lab.write_notebook("hammer.ipynb", [SETUP_CELL, cell])
+    open_and_run(page, lab, notebook)
+    log = lab.root / f"{name}.state.jsonl"
+    n = len(wait_for_state(log, lambda s: s["revision"] >= 1, timeout_s=90)["tokens"])
+    page.wait_for_function("document.querySelector('[data-view=heatmap]')?.dataset.drawn?.endsWith(':0:1')")
+    patterns = np.load(lab.root / "all.npy")
+    page.evaluate(WATCH_SHOWN)
+    page.locator("[data-view=grid]").focus()
+    rng = np.random.default_rng(0)
+    moves = {"ArrowLeft": (0, -1), "ArrowRight": (0, 1), "ArrowUp": (-1, 0), "ArrowDown": (1, 0)}
+    layer, head = 0, 1
+    for round_ in range(3):
+        for key in rng.choice(list(moves), size=40):
+            page.keyboard.press(str(key))  # as fast as Playwright types: replies arrive out of step
+            dl, dh = moves[str(key)]
+            layer, head = min(max(layer + dl, 0), 2), min(max(head + dh, 0), 3)
+        wait_for_state(log, lambda s, want=(layer, head): (s["layer"], s["head"]) == want)
+        page.wait_for_function(
+            f"document.querySelector('[data-view=heatmap]').dataset.drawn?.endsWith(':{layer}:{head}')",
+            timeout=30_000,
+        )
+        time.sleep(0.3)  # late replies to earlier presses must not replace it
+        heatmap = page.locator("[data-view=heatmap]")
+        assert heatmap.get_attribute("data-drawn").endswith(f":{layer}:{head}"), f"round {round_}"
+        assert heatmap.get_attribute("data-preview") is None
+        colours = matrix_cell_colours(page, n)
+        expected = np.array([[blues(v) for v in row] for row in patterns[layer, head]])
+        assert np.abs(colours - expected).max() <= 4, f"round {round_}: pixels differ from the kernel's head"
+    shown = page.evaluate("window.shownLog")
+    assert len(shown) > 40
+    for record in shown:  # whatever is on the canvas is the selected head, drawn or as a preview
+        current = record["drawn"] or record["preview"]
+        assert current is not None and current.split(":", 1)[1] == record["selected"], record
