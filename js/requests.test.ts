@@ -1,7 +1,18 @@
 import type { AnyModel } from "@anywidget/types";
 import { ByteCache } from "./cache";
 import { prefetchBatches } from "./prefetch";
-import { type HeadSpec, type Incoming, RequestLayer, Slot, Superseded, WHOLE_HEAD_MAX_TOKENS, headKey, prefetchBudget } from "./requests";
+import {
+  type HeadSpec,
+  type Incoming,
+  PREFETCH_BATCH_BYTES,
+  PREFETCH_IN_FLIGHT_BYTES,
+  RequestLayer,
+  Slot,
+  Superseded,
+  WHOLE_HEAD_MAX_TOKENS,
+  headKey,
+  prefetchBudget,
+} from "./requests";
 import { assert, assertEqual, type Tests } from "./testing";
 import type { ExplorerState } from "./types";
 
@@ -118,6 +129,22 @@ export const tests: Tests = {
     const heads = sent.flatMap((m) => m.heads as [number, number][]);
     assert(asked <= budget && asked === heads.length * 512 * 512, `${asked} bytes asked, budget ${budget}`);
     assertEqual(heads.slice(0, 4), [[5, 5], [5, 7], [5, 4], [5, 8]]);
+  },
+  "prefetch keeps little on its way, in small batches; each arrival sends the next"() {
+    const { model, sent, deliver } = fakeModel();
+    const layer = new RequestLayer(model);
+    const big: HeadSpec = { revision: 1, n: WHOLE_HEAD_MAX_TOKENS, layer: 0, head: 0, window: { q0: 0, q1: 512, k0: 0, k1: 512 }, cells: 512 };
+    const perHead = 512 * 512;
+    layer.prefetchAround(big, 1, 16);
+    const inFlight = () => sent.reduce((a, m) => a + (m.heads as unknown[]).length * perHead, 0);
+    assert(sent.every((m) => (m.heads as unknown[]).length * perHead <= PREFETCH_BATCH_BYTES), "batches are small");
+    assertEqual(inFlight(), PREFETCH_IN_FLIGHT_BYTES);
+    const before = sent.length;
+    const [message, buffers] = headsReply(sent[0]);
+    deliver({ ...(message as object), n: 512 } as Incoming, buffers.map(() => new DataView(new ArrayBuffer(perHead))));
+    assert(sent.length > before, "an arrival makes room for the next batch");
+    const heads = sent.flatMap((m) => m.heads as [number, number][]).map(([, h]) => h);
+    assertEqual(heads, Array.from({ length: heads.length }, (_, i) => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15][i]));
   },
   "heads pushed unasked are kept when their revision is current, and announced"() {
     const { model, deliver } = fakeModel(3);

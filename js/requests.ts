@@ -16,6 +16,10 @@ import type { Axis, HeadData, KernelMessage, Line, Window } from "./types";
 export const WHOLE_HEAD_MAX_TOKENS = 512;
 /** Decoded weights kept per model (float32: 1 MiB per head at 512 tokens). */
 export const CACHE_BYTES = 64 * 2 ** 20;
+/** Prefetch messages are at most this big, and at most this much prefetch is on its way at once:
+ *  the kernel answers in order, so a head asked for by a click waits behind at most that much. */
+export const PREFETCH_BATCH_BYTES = 2 ** 20;
+export const PREFETCH_IN_FLIGHT_BYTES = 2 * 2 ** 20;
 /** A request unanswered this long is asked again rather than joined (the kernel may have restarted). */
 const STALE_REQUEST_MS = 20_000;
 
@@ -108,6 +112,9 @@ export class RequestLayer {
   private readonly keysOf = new Map<number, string[]>();
   private readonly arrivals = new Set<(entry: Entry) => void>();
   private readonly errors = new Set<(message: string) => void>();
+  /** Where prefetch looks (the latest selection) and what it has asked for around it. */
+  private focus: { spec: HeadSpec; nLayers: number; nHeads: number; left: number } | null = null;
+  private readonly prefetching = new Map<number, number>(); // request id -> bytes on their way
   private readonly onMessage = (message: Incoming, buffers: DataView[]) => this.receive(message, buffers);
   private readonly onRevision = () => this.forgetBefore(this.revision());
 
@@ -165,27 +172,46 @@ export class RequestLayer {
     return this.ask(rowKey(revision, layer, head, index, axis), { type: "row", layer, head, index, axis }) as Promise<Cached<Line>>;
   }
 
-  /** Ask, in batched "heads" requests, for what is likely next around `spec` and not here yet,
-   *  within `prefetchBudget`. Returns the bytes asked for. */
+  /** Prefetch around a new selection: what is likely next and not here yet, nearest first, in
+   *  batched "heads" requests, at most `prefetchBudget` bytes around this selection and
+   *  PREFETCH_IN_FLIGHT_BYTES at a time (each arrival sends the next). Returns the bytes asked now. */
   prefetchAround(spec: HeadSpec, nLayers: number, nHeads: number): number {
-    let budget = prefetchBudget(spec, nHeads);
+    this.focus = { spec, nLayers, nHeads, left: prefetchBudget(spec, nHeads) };
+    return this.pump();
+  }
+
+  private pump(): number {
+    const focus = this.focus;
+    if (!focus || focus.spec.revision !== this.revision()) return 0;
+    const { spec } = focus;
+    const cost = wireBytes(spec);
+    let inFlight = [...this.prefetching.values()].reduce((a, b) => a + b, 0);
     let asked = 0;
-    for (const batch of prefetchBatches(spec.layer, spec.head, nLayers, nHeads)) {
-      const wanted: [number, number][] = [];
+    const tile = isWhole(spec.n) ? {} : { tile: { ...spec.window, rows: spec.cells, cols: spec.cells } };
+    const flush = (heads: [number, number][]) => {
+      if (!heads.length) return;
+      const keys = heads.map(([layer, head]) => headKey({ ...spec, layer, head }));
+      const id = this.send({ type: "heads", heads, ...tile }, keys);
+      for (const key of keys) this.expect(key, id);
+      this.prefetching.set(id, heads.length * cost);
+    };
+    for (const batch of prefetchBatches(spec.layer, spec.head, focus.nLayers, focus.nHeads)) {
+      let heads: [number, number][] = [];
       for (const [layer, head] of batch) {
         const key = headKey({ ...spec, layer, head });
-        const cost = wireBytes(spec);
         if (this.cache.has(key) || this.inFlight(key)) continue;
-        if (cost > budget) break;
-        budget -= cost;
+        const room = inFlight === 0 || inFlight + cost <= PREFETCH_IN_FLIGHT_BYTES;
+        if (!room || cost > focus.left) break;
+        if (heads.length && (heads.length + 1) * cost > PREFETCH_BATCH_BYTES) {
+          flush(heads);
+          heads = [];
+        }
+        heads.push([layer, head]);
+        inFlight += cost;
         asked += cost;
-        wanted.push([layer, head]);
+        focus.left -= cost;
       }
-      if (!wanted.length) continue;
-      const tile = isWhole(spec.n) ? {} : { tile: { ...spec.window, rows: spec.cells, cols: spec.cells } };
-      const keys = wanted.map(([layer, head]) => headKey({ ...spec, layer, head }));
-      const id = this.send({ type: "heads", heads: wanted, ...tile }, keys);
-      for (const key of keys) this.expect(key, id);
+      flush(heads);
     }
     return asked;
   }
@@ -199,6 +225,7 @@ export class RequestLayer {
       }
       for (const key of this.keysOf.get(message.id) ?? []) this.settle(key, null, new Error(message.message));
       this.keysOf.delete(message.id);
+      if (this.prefetching.delete(message.id)) this.pump();
       return;
     }
     if (!buffers?.length) return;
@@ -217,6 +244,7 @@ export class RequestLayer {
       if (asked[i] !== undefined && asked[i] !== entry.key) this.settle(asked[i], entry);
     });
     if (current) for (const entry of entries) for (const listener of this.arrivals) listener(entry);
+    if (message.id !== null && this.prefetching.delete(message.id)) this.pump();
   }
 
   // ---- internals ------------------------------------------------------------------------
@@ -267,6 +295,7 @@ export class RequestLayer {
   private forgetBefore(revision: number): void {
     const older = (key: string) => Number(key.slice(0, key.indexOf("|"))) < revision;
     this.cache.deleteWhere(older);
+    this.prefetching.clear(); // those replies are for the old prompt: do not wait for them
     for (const key of [...this.pending.keys()]) if (older(key)) this.settle(key, null, new Superseded());
   }
 }

@@ -41,6 +41,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   errorBar.dataset.role = "error";
   let localError = "";
   let shown: Cached<HeadData> | null = null; // what the heatmap shows (null: nothing, or a thumbnail preview)
+  let laidOut = false; // the heatmap has its size (see the ResizeObserver below)
   const headSlot = new Slot(); // this view's latest head request: older ones are superseded
   const rowSlot = new Slot();
 
@@ -165,7 +166,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     }
     if (have?.key === headKey(spec)) headSlot.cancel();
     else headSlot.track(requests.head(spec)).then(show, showRequestError);
-    if (prefetch) requests.prefetchAround(spec, store.get("n_layers"), store.get("n_heads"));
+    if (prefetch && laidOut) requests.prefetchAround(spec, store.get("n_layers"), store.get("n_heads"));
   }
   /** The focused token's weights to shade by: from the exact whole head if shown, else asked for. */
   function focusWeights(focus: number): Float32Array | null {
@@ -274,8 +275,14 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   const stopErrors = requests.onError((message) => showRequestError(new Error(message)));
   const onPrompt = () => prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt"));
 
-  // The heatmap takes what the side panel leaves of the cell's width, and follows it.
-  const resizer = new ResizeObserver(() => heatmap.resize(root.clientWidth - SIDE_PANEL_PX));
+  // The heatmap takes what the side panel leaves of the cell's width, and follows it. Tiles are
+  // asked for at its size: prefetch waits for the first layout, or it would fetch at the wrong size.
+  const resizer = new ResizeObserver(() => {
+    heatmap.resize(root.clientWidth - SIDE_PANEL_PX);
+    if (laidOut || !root.clientWidth) return;
+    laidOut = true;
+    requestHead(true);
+  });
   resizer.observe(root);
   const unwatchTheme = watchTheme(drawStyle);
   const showSnapshot = hideSnapshot(store.get("snapshot_key") ?? "");
