@@ -12,11 +12,26 @@ export function sizeCanvas(canvas: HTMLCanvasElement, width: number, height: num
   return ctx;
 }
 
+/** A canvas's context at `width` x `height` CSS pixels, cleared; resized (which reallocates it) only when its size changed. */
+export function reuseCanvas(canvas: HTMLCanvasElement, width: number, height: number): CanvasRenderingContext2D {
+  const ratio = window.devicePixelRatio || 1;
+  if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio) || canvas.style.width !== `${width}px`) {
+    return sizeCanvas(canvas, width, height);
+  }
+  const ctx = canvas.getContext("2d")!;
+  ctx.clearRect(0, 0, width, height);
+  return ctx;
+}
+
 /** Draw ImageData (one pixel per cell) stretched over a rectangle, without smoothing. */
+let scratch: HTMLCanvasElement | null = null; // reused: drawImage copies it at once
+
 export function drawCells(ctx: CanvasRenderingContext2D, image: ImageData, x: number, y: number, w: number, h: number): void {
-  const scratch = document.createElement("canvas");
-  scratch.width = image.width;
-  scratch.height = image.height;
+  scratch ??= document.createElement("canvas");
+  if (scratch.width !== image.width || scratch.height !== image.height) {
+    scratch.width = image.width;
+    scratch.height = image.height;
+  }
   scratch.getContext("2d")!.putImageData(image, 0, 0);
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(scratch, x, y, w, h);

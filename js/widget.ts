@@ -86,7 +86,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     if (shown && !entry.exact && shown.exact && isSelected(shown.data.revision, shown.data.layer, shown.data.head)) return;
     shown = entry;
     heatmap.setData(data, store.get("tokens"), entry.exact);
-    drawFocus();
+    if (store.get("focus_token") >= 0) drawFocus(); // with no focus, the token strip does not depend on the head
     if (!painted) performance.mark("attn-widget:first-paint");
     painted = true;
   }
@@ -198,9 +198,20 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     const s = style();
     grid.update(thumbnails(), layer, head, store.get("head_classes"), s);
     overview.update(thumbnails(), layer, head, s);
-    const metric = store.get("metric");
+    drawScores();
+  }
+  function drawScores(): void {
+    const [layer, head, metric] = [store.get("layer"), store.get("head"), store.get("metric")];
     const progress = { scored: scoredLayers(), layers: store.get("n_layers"), heads: store.get("n_heads") };
     scores.update(store.get("score_table"), metric, layer, head, store.get("head_classes"), store.get("summary_rows"), progress);
+  }
+  // The score view rebuilds its lists on each update: after a key press, once per frame, after the heatmap.
+  let scoresFrame: number | null = null;
+  function drawScoresSoon(): void {
+    scoresFrame ??= requestAnimationFrame(() => {
+      scoresFrame = null;
+      drawScores();
+    });
   }
   function drawStyle(): void {
     const { scale, lut } = style();
@@ -237,8 +248,11 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     selectionQueued = true;
     queueMicrotask(() => {
       selectionQueued = false;
-      drawHeads();
+      const [layer, head, s] = [store.get("layer"), store.get("head"), style()];
+      grid.update(thumbnails(), layer, head, store.get("head_classes"), s);
+      overview.update(thumbnails(), layer, head, s);
       requestHead(true);
+      drawScoresSoon();
     });
   }
   function onKey(event: KeyboardEvent): void {
@@ -331,6 +345,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     headSlot.cancel();
     rowSlot.cancel();
     resizer.disconnect();
+    if (scoresFrame !== null) cancelAnimationFrame(scoresFrame);
     heatmap.dispose();
     tokens.dispose();
     unwatchTheme();

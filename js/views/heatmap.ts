@@ -2,7 +2,7 @@
  *  prompts zoom and pan (wheel, drag, + - 0 and Shift+arrows); the kernel sends max-pooled tiles
  *  of the visible window, so no strong weight vanishes at any zoom. */
 
-import { cellAt, drawCells, element, sizeCanvas, viewRoot } from "../canvas";
+import { cellAt, drawCells, element, reuseCanvas, sizeCanvas, viewRoot } from "../canvas";
 import { COLOR_SCALES, UNDEFINED_CSS, applyScale, countUndefined, paintCells, type ColorScale, type Lut } from "../colors";
 import { MAX_TILE_CELLS } from "../contract.gen";
 import { RED_BLUE, signedShades } from "../diverging";
@@ -47,6 +47,7 @@ export class HeatmapView {
   private readonly readout = element("div", "aw-readout", "\u00a0");
   private readonly viewport = new Viewport();
   private data: HeadData | null = null;
+  private labelled: string[] | null = null; // the tokens the labels show
   private exact = true; // the values of `data` are exact (not uint8-rounded, not a preview)
   private tokens: string[] = [];
   private scale: ColorScale = "linear";
@@ -134,7 +135,7 @@ export class HeatmapView {
     this.root.dataset.undefined = String(undefinedCount);
     this.undefinedLabel.hidden = !undefinedCount;
     this.undefinedLabel.textContent = `${undefinedCount} undefined ${data.kind === "tile" ? "cells" : "weights"} (NaN)`;
-    this.draw();
+    this.draw(tokens !== this.labelled);
   }
 
   /** Draw a head's thumbnail scaled up while its weights are on their way: data-preview names it,
@@ -147,7 +148,7 @@ export class HeatmapView {
     delete this.root.dataset.exact;
     this.root.dataset.preview = `${thumbnail.revision}:${thumbnail.layer}:${thumbnail.head}`;
     this.root.dataset.tile = "preview";
-    this.draw();
+    this.draw(false);
   }
 
   setStyle(scale: ColorScale, lut: Lut, signedLut: Lut = RED_BLUE): void {
@@ -177,8 +178,9 @@ export class HeatmapView {
 
   // ---- drawing -----------------------------------------------------------------------
 
-  private draw(): void {
-    const ctx = sizeCanvas(this.matrix, this.size, this.size);
+  /** Redraw; `labels` false when only the weights changed (a head switch): the token labels stay. */
+  private draw(labels = true): void {
+    const ctx = reuseCanvas(this.matrix, this.size, this.size);
     const w = this.viewport.window;
     const span = this.viewport.span;
     if (this.data && this.lut && span > 0) {
@@ -203,13 +205,13 @@ export class HeatmapView {
         ? "wheel to zoom, drag to pan"
         : "";
     this.root.dataset.window = `${w.q0}:${w.q1}:${w.k0}:${w.k1}`;
-    this.drawLabels();
+    if (labels) this.drawLabels();
     this.drawOverlay();
     this.updateReadout();
   }
 
   private drawOverlay(): void {
-    const ctx = sizeCanvas(this.overlay, this.size, this.size);
+    const ctx = reuseCanvas(this.overlay, this.size, this.size);
     const { q0, k0 } = this.viewport.window;
     const span = this.viewport.span;
     if (!span) return;
@@ -231,6 +233,7 @@ export class HeatmapView {
     const span = this.viewport.span;
     const cell = this.size / Math.max(span, 1);
     const color = getComputedStyle(this.root).color || "#333";
+    this.labelled = this.tokens;
     const left = sizeCanvas(this.queryLabels, LABEL_PX, this.size);
     const top = sizeCanvas(this.keyLabels, this.size, LABEL_PX);
     for (const ctx of [left, top]) {
@@ -370,3 +373,4 @@ export function tileCell(t: Tile, q: number, k: number): [number, number, number
   const [ka, kb] = bin(c, colsLen, t.cols);
   return [r, c, t.q0 + qa, t.q0 + qb, t.k0 + ka, t.k0 + kb];
 }
+

@@ -1,6 +1,6 @@
 /** Head thumbnails: the selected layer's heads as a grid, and every layer's as an overview. */
 
-import { cellAt, drawCells, drawPending, element, sizeCanvas, viewRoot } from "../canvas";
+import { cellAt, drawCells, drawPending, element, reuseCanvas, sizeCanvas, viewRoot } from "../canvas";
 import { applyScale, paintCells, type ColorScale, type Lut } from "../colors";
 
 const GRID_THUMB_PX = 72;
@@ -124,12 +124,13 @@ export class OverviewView {
     this.cell = Math.max(12, Math.min(48, Math.floor((OVERVIEW_MAX_WIDTH_PX - OVERVIEW_AXIS_PX) / Math.max(t.nHeads, 1))));
     const width = OVERVIEW_AXIS_PX + t.nHeads * this.cell;
     const height = OVERVIEW_AXIS_PX + t.nLayers * this.cell;
-    const content = [t.bytes.buffer, t.bytes.byteOffset, t.side, t.inProgress, style.scale, style.lut, getComputedStyle(this.root).color];
+    // The theme changes the lut too: no need to read the text colour (a style recalculation) on every switch.
+    const content = [t.bytes.buffer, t.bytes.byteOffset, t.side, t.inProgress, style.scale, style.lut];
     if (!same(content, this.paintedFor)) {
       this.paintedFor = content;
       this.paint(sizeCanvas(this.painted, width, height), t, style);
     }
-    const ctx = sizeCanvas(this.canvas, width, height);
+    const ctx = reuseCanvas(this.canvas, width, height);
     Object.assign(this.canvas.dataset, { left: OVERVIEW_AXIS_PX, top: OVERVIEW_AXIS_PX, cell: this.cell, rows: t.nLayers, cols: t.nHeads });
     ctx.drawImage(this.painted, 0, 0, width, height);
     ctx.strokeStyle = "#ff3b30";
