@@ -164,9 +164,17 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
       const preview = thumbnailTile(spec);
       if (preview) heatmap.showPreview(preview);
     }
-    if (have?.key === headKey(spec)) headSlot.cancel();
-    else headSlot.track(requests.head(spec)).then(show, showRequestError);
-    if (prefetch && laidOut) requests.prefetchAround(spec, store.get("n_layers"), store.get("n_heads"));
+    const around = () => prefetch && laidOut && requests.prefetchAround(spec, store.get("n_layers"), store.get("n_heads"));
+    if (have?.key === headKey(spec)) {
+      headSlot.cancel();
+      around();
+      return;
+    }
+    // Prefetch once the head is here: the kernel answers in order, and the head comes first.
+    headSlot.track(requests.head(spec)).then((entry) => {
+      show(entry);
+      around();
+    }, showRequestError);
   }
   /** The focused token's weights to shade by: from the exact whole head if shown, else asked for. */
   function focusWeights(focus: number): Float32Array | null {

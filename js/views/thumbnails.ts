@@ -76,27 +76,32 @@ export class HeadGridView {
     });
   }
 
+  /** Repaint the thumbnails of `layer`; the buttons stay (a layer change is a key press away). */
   private paint(t: Thumbnails, layer: number, classes: string[][], style: ThumbStyle): void {
+    if (this.cells.children.length !== t.nHeads) this.cells.replaceChildren(...Array.from({ length: t.nHeads }, (_, h) => this.button(h)));
     let pending = 0;
-    const buttons = Array.from({ length: t.nHeads }, (_, h) => {
-      const cell = element("button", "aw-thumb");
-      cell.dataset.head = String(h);
-      cell.tabIndex = -1; // the grid itself takes the keyboard focus; arrows move the selection
+    Array.from(this.cells.children).forEach((child, h) => {
+      const cell = child as HTMLElement;
       const kind = classes[layer]?.[h];
       cell.title = `Layer ${layer}, head ${h}${kind ? `: ${kind}` : ""}`;
-      const canvas = element("canvas");
-      const ctx = sizeCanvas(canvas, GRID_THUMB_PX, GRID_THUMB_PX);
+      cell.querySelector("span")!.textContent = kind ? `H${h} \u00b7 ${kind}` : `H${h}`;
+      const ctx = reuseCanvas(cell.querySelector("canvas")!, GRID_THUMB_PX, GRID_THUMB_PX);
       const image = thumbImage(t, layer, h, style);
       if (image) drawCells(ctx, image, 0, 0, GRID_THUMB_PX, GRID_THUMB_PX);
       else drawPending(ctx, 0, 0, GRID_THUMB_PX, GRID_THUMB_PX);
       if (!image) pending++;
       cell.dataset.pending = String(!image);
-      cell.append(canvas, element("span", "aw-thumb-label", kind ? `H${h} \u00b7 ${kind}` : `H${h}`));
-      cell.addEventListener("click", () => this.onSelectHead(h));
-      return cell;
     });
-    this.cells.replaceChildren(...buttons);
     this.root.dataset.pending = String(pending);
+  }
+
+  private button(h: number): HTMLButtonElement {
+    const cell = element("button", "aw-thumb");
+    cell.dataset.head = String(h);
+    cell.tabIndex = -1; // the grid itself takes the keyboard focus; arrows move the selection
+    cell.append(element("canvas"), element("span", "aw-thumb-label"));
+    cell.addEventListener("click", () => this.onSelectHead(h));
+    return cell;
   }
 }
 
