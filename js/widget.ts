@@ -170,11 +170,11 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
       around();
       return;
     }
-    // Prefetch once the head is here: the kernel answers in order, and the head comes first.
-    headSlot.track(requests.head(spec)).then((entry) => {
-      show(entry);
-      around();
-    }, showRequestError);
+    const asked = requests.head(spec);
+    headSlot.track(asked).then(show, showRequestError);
+    // Prefetch once the head is here (even if this view asked again meanwhile): the kernel answers
+    // in order, so the head must not queue behind its own prefetch.
+    asked.then(() => isSelected(spec.revision, spec.layer, spec.head) && around(), () => {});
   }
   /** The focused token's weights to shade by: from the exact whole head if shown, else asked for. */
   function focusWeights(focus: number): Float32Array | null {
