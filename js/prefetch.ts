@@ -4,17 +4,19 @@
 
 export type HeadRef = [layer: number, head: number];
 
-/** Two batches (each one "heads" request): the other heads of the layer, then the neighbouring
- *  layers, the same head first. */
+/** Three batches (each one or more "heads" requests): the other heads of the layer, then the
+ *  neighbouring layers, then the layers two away (a walk through a layer outruns the kernel, so
+ *  the next layers must already be on their way); in each, the same head first. */
 export function prefetchBatches(layer: number, head: number, nLayers: number, nHeads: number): HeadRef[][] {
   const byDistance = (from: number) =>
     Array.from({ length: nHeads }, (_, h) => h).sort((a, b) => Math.abs(a - from) - Math.abs(b - from) || a - b);
   const sameLayer: HeadRef[] = byDistance(head)
     .filter((h) => h !== head)
     .map((h) => [layer, h]);
-  const neighbours: HeadRef[] = [];
-  for (const h of byDistance(head)) {
-    for (const l of [layer + 1, layer - 1]) if (l >= 0 && l < nLayers) neighbours.push([l, h]);
-  }
-  return [sameLayer, neighbours];
+  const layersAway = (d: number): HeadRef[] => {
+    const refs: HeadRef[] = [];
+    for (const h of byDistance(head)) for (const l of [layer + d, layer - d]) if (l >= 0 && l < nLayers) refs.push([l, h]);
+    return refs;
+  };
+  return [sameLayer, layersAway(1), layersAway(2)];
 }

@@ -94,7 +94,7 @@ export const tests: Tests = {
     assert(layer.peekHead(spec(0, 0)) !== undefined, "the superseded reply is cached");
     assertEqual(sent.length, 3);
   },
-  async "prefetch asks for the layer, then its neighbours, in two batched requests; a batch fills the cache as uint8"() {
+  async "prefetch asks for the layer, then its neighbours, in batched requests; a batch fills the cache as uint8"() {
     const { model, sent, deliver } = fakeModel();
     const layer = new RequestLayer(model);
     layer.prefetchAround(spec(1, 1), 3, 3);
@@ -197,6 +197,8 @@ export const tests: Tests = {
     assertEqual(prefetchBatches(0, 2, 2, 4), [
       [[0, 1], [0, 3], [0, 0]],
       [[1, 2], [1, 1], [1, 3], [1, 0]],
+      [],
     ]);
+    assertEqual(prefetchBatches(2, 0, 5, 2), [[[2, 1]], [[3, 0], [1, 0], [3, 1], [1, 1]], [[4, 0], [0, 0], [4, 1], [0, 1]]]);
   },
 };

@@ -91,9 +91,9 @@ export function wireBytes(spec: HeadSpec): number {
   return isWhole(spec.n) ? spec.n * spec.n : Math.min(q1 - q0, spec.cells) * Math.min(k1 - k0, spec.cells);
 }
 
-/** Bytes the prefetch may ask for around one selection: the rest of a layer and the next, within 1 to 8 MiB. */
+/** Bytes the prefetch may ask for around one selection: three layers' worth, within 1 to 8 MiB. */
 export function prefetchBudget(spec: HeadSpec, nHeads: number): number {
-  return Math.min(8 * 2 ** 20, Math.max(2 ** 20, 2 * nHeads * wireBytes(spec)));
+  return Math.min(8 * 2 ** 20, Math.max(2 ** 20, 3 * nHeads * wireBytes(spec)));
 }
 
 interface Pending {

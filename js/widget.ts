@@ -164,7 +164,8 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
       const preview = thumbnailTile(spec);
       if (preview) heatmap.showPreview(preview);
     }
-    const around = () => prefetch && laidOut && requests.prefetchAround(spec, store.get("n_layers"), store.get("n_heads"));
+    // Around the selection as it is by then (the window may have changed size meanwhile).
+    const around = () => prefetch && laidOut && requests.prefetchAround(selectedSpec(), store.get("n_layers"), store.get("n_heads"));
     if (have?.key === headKey(spec)) {
       headSlot.cancel();
       around();
