@@ -292,8 +292,11 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   };
   const onDestroy = () => showKernelGone(true);
   // Heads that arrive for another reason (prefetched, pushed by the kernel) are drawn if selected.
+  // A pushed tile (of the whole prompt, at the kernel's size) stands in until the exact one comes.
   const stopArrivals = requests.onArrival((entry) => {
-    if ("kind" in entry.data && entry.key === headKey(selectedSpec())) show(entry as Cached<HeadData>);
+    if (!("kind" in entry.data) || !isSelected(entry.data.revision, entry.data.layer, entry.data.head)) return;
+    if (entry.key === headKey(selectedSpec())) show(entry as Cached<HeadData>);
+    else if (!shown || !isSelected(shown.data.revision, shown.data.layer, shown.data.head)) show({ ...(entry as Cached<HeadData>), exact: false });
   });
   const stopErrors = requests.onError((message) => showRequestError(new Error(message)));
   const onPrompt = () => prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt"));
