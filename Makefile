@@ -11,7 +11,7 @@ CONTRACT   := $(PY) -W ignore::RuntimeWarning -m attn_widget.contract
 VENV_TL3   ?= .venv-tl3
 TL3_SPEC   ?= transformer-lens==3.9.0 transformers>=5.9,<6
 
-.PHONY: setup demo test test-python test-tl3 test-wheel lint contract js js-watch chromium clean bench bench-gpu
+.PHONY: setup demo test test-python test-tl3 test-wheel lint contract js js-watch chromium clean bench bench-gpu bench-switch
 
 setup: $(VENV)/.installed $(BUNDLE)
 
@@ -94,6 +94,10 @@ bench: setup chromium
 
 # The same kernel rows on a GPU: a Llama-3-8B-shaped model (bf16, random weights), 2k to 32k tokens.
 # Needs a CUDA build of torch (TORCH_SPEC=torch); about 6 minutes on one H100.
+# Only the explorer's head switches (prefetch, cache, previews) at each prompt length: no CircuitsVis, no kernel part.
+bench-switch: setup chromium
+	$(PY) benchmarks/run.py --switch-only
+
 bench-gpu: setup
 	$(PY) benchmarks/run.py --sizes "" --kernel-sizes 4096 --llama-model llama3-8b \
 	  --llama-sizes 2048,4096,8192,16384,32768
