@@ -192,7 +192,7 @@ export class RequestLayer {
       if (!heads.length) return;
       const keys = heads.map(([layer, head]) => headKey({ ...spec, layer, head }));
       const id = this.send({ type: "heads", heads, ...tile }, keys);
-      for (const key of keys) this.expect(key, id);
+      for (const key of keys) this.expect(key);
       this.prefetching.set(id, heads.length * cost);
     };
     for (const batch of prefetchBatches(spec.layer, spec.head, focus.nLayers, focus.nHeads)) {
@@ -262,9 +262,9 @@ export class RequestLayer {
     const cached = this.cache.get(key);
     if (cached) return Promise.resolve(cached);
     if (this.inFlight(key)) return this.pending.get(key)!.promise;
-    this.pending.get(key)?.reject(new Superseded());
-    const promise = this.expect(key, this.send(request, [key]));
-    return promise;
+    this.pending.get(key)?.reject(new Superseded()); // asked long ago: ask again
+    this.send(request, [key]);
+    return this.expect(key);
   }
 
   private send(request: Record<string, unknown>, keys: string[]): number {
@@ -274,7 +274,7 @@ export class RequestLayer {
     return id;
   }
 
-  private expect(key: string, _id: number): Promise<Entry> {
+  private expect(key: string): Promise<Entry> {
     let resolve!: (entry: Entry) => void;
     let reject!: (err: Error) => void;
     const promise = new Promise<Entry>((res, rej) => ((resolve = res), (reject = rej)));
