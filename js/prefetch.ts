@@ -8,8 +8,7 @@ export type HeadRef = [layer: number, head: number];
  *  neighbouring layers, then the layers two away (a walk through a layer outruns the kernel, so
  *  the next layers must already be on their way); in each, the same head first. */
 export function prefetchBatches(layer: number, head: number, nLayers: number, nHeads: number): HeadRef[][] {
-  const byDistance = (from: number) =>
-    Array.from({ length: nHeads }, (_, h) => h).sort((a, b) => Math.abs(a - from) - Math.abs(b - from) || a - b);
+  const byDistance = (from: number) => Array.from({ length: nHeads }, (_, h) => h).sort((a, b) => Math.abs(a - from) - Math.abs(b - from) || a - b);
   const sameLayer: HeadRef[] = byDistance(head)
     .filter((h) => h !== head)
     .map((h) => [layer, h]);

@@ -27,12 +27,18 @@ function fakeModel(revision = 1) {
     send: (message: Sent) => sent.push(message),
     get: (key: string) => state[key],
     on: (name: string, cb: (...args: unknown[]) => void) => listeners.set(name, [...(listeners.get(name) ?? []), cb]),
-    off: (name: string, cb: (...args: unknown[]) => void) => listeners.set(name, (listeners.get(name) ?? []).filter((f) => f !== cb)),
+    off: (name: string, cb: (...args: unknown[]) => void) =>
+      listeners.set(
+        name,
+        (listeners.get(name) ?? []).filter((f) => f !== cb),
+      ),
   } as unknown as AnyModel<ExplorerState>;
-  const deliver = (message: Incoming, buffers: DataView[]) => (listeners.get("msg:custom") ?? []).forEach((cb) => cb(message, buffers));
+  const deliver = (message: Incoming, buffers: DataView[]) => {
+    for (const cb of listeners.get("msg:custom") ?? []) cb(message, buffers);
+  };
   const setRevision = (r: number) => {
     state.revision = r;
-    (listeners.get("change:revision") ?? []).forEach((cb) => cb());
+    for (const cb of listeners.get("change:revision") ?? []) cb();
   };
   return { model, sent, deliver, setRevision };
 }
@@ -62,7 +68,10 @@ export const tests: Tests = {
     const layer = new RequestLayer(model);
     const got: number[] = [];
     void layer.head(spec(0, 1)).then((e) => got.push(e.data.head));
-    assertEqual(sent.map((m) => [m.type, m.layer, m.head]), [["pattern", 0, 1]]);
+    assertEqual(
+      sent.map((m) => [m.type, m.layer, m.head]),
+      [["pattern", 0, 1]],
+    );
     deliver(...patternReply(sent[0]));
     return flush().then(async () => {
       assertEqual(got, [1]);
@@ -85,7 +94,11 @@ export const tests: Tests = {
     const layer = new RequestLayer(model);
     const slot = new Slot();
     const results: string[] = [];
-    for (const head of [0, 1, 2]) slot.track(layer.head(spec(0, head))).then((e) => results.push(`drew ${e.data.head}`), (err) => results.push(err instanceof Superseded ? `superseded` : String(err)));
+    for (const head of [0, 1, 2])
+      slot.track(layer.head(spec(0, head))).then(
+        (e) => results.push(`drew ${e.data.head}`),
+        (err) => results.push(err instanceof Superseded ? `superseded` : String(err)),
+      );
     deliver(...patternReply(sent[2]));
     deliver(...patternReply(sent[0])); // late reply to an old request: never drawn by this view
     deliver(...patternReply(sent[1]));
@@ -98,8 +111,27 @@ export const tests: Tests = {
     const { model, sent, deliver } = fakeModel();
     const layer = new RequestLayer(model);
     layer.prefetchAround(spec(1, 1), 3, 3);
-    assertEqual(sent.map((m) => m.heads), [[[1, 0], [1, 2]], [[2, 1], [0, 1], [2, 0], [0, 0], [2, 2], [0, 2]]]);
-    assert(sent.every((m) => m.type === "heads" && !("tile" in m)), "whole heads for a short prompt");
+    assertEqual(
+      sent.map((m) => m.heads),
+      [
+        [
+          [1, 0],
+          [1, 2],
+        ],
+        [
+          [2, 1],
+          [0, 1],
+          [2, 0],
+          [0, 0],
+          [2, 2],
+          [0, 2],
+        ],
+      ],
+    );
+    assert(
+      sent.every((m) => m.type === "heads" && !("tile" in m)),
+      "whole heads for a short prompt",
+    );
     deliver(...headsReply(sent[0]));
     const cached = layer.peekHead(spec(1, 2))!;
     assertEqual([cached.exact, Array.from(cached.data.values, (v) => Math.round(v * 255))], [false, [1, 2, 0, 255]]);
@@ -109,7 +141,10 @@ export const tests: Tests = {
     deliver(...headsReply(sent[1]));
     assertEqual((await head).data.layer, 2);
     layer.prefetchAround(spec(1, 0), 3, 3); // only the one head not here yet: the first selected one
-    assertEqual(sent.slice(2).map((m) => m.heads), [[[1, 1]]]);
+    assertEqual(
+      sent.slice(2).map((m) => m.heads),
+      [[[1, 1]]],
+    );
   },
   "long prompts prefetch tiles of the visible window at the view's cells"() {
     const { model, sent } = fakeModel();
@@ -128,7 +163,12 @@ export const tests: Tests = {
     const budget = prefetchBudget(big, 64);
     const heads = sent.flatMap((m) => m.heads as [number, number][]);
     assert(asked <= budget && asked === heads.length * 512 * 512, `${asked} bytes asked, budget ${budget}`);
-    assertEqual(heads.slice(0, 4), [[5, 5], [5, 7], [5, 4], [5, 8]]);
+    assertEqual(heads.slice(0, 4), [
+      [5, 5],
+      [5, 7],
+      [5, 4],
+      [5, 8],
+    ]);
   },
   "prefetch keeps little on its way, in small batches; each arrival sends the next"() {
     const { model, sent, deliver } = fakeModel();
@@ -137,14 +177,23 @@ export const tests: Tests = {
     const perHead = 512 * 512;
     layer.prefetchAround(big, 1, 16);
     const inFlight = () => sent.reduce((a, m) => a + (m.heads as unknown[]).length * perHead, 0);
-    assert(sent.every((m) => (m.heads as unknown[]).length * perHead <= PREFETCH_BATCH_BYTES), "batches are small");
+    assert(
+      sent.every((m) => (m.heads as unknown[]).length * perHead <= PREFETCH_BATCH_BYTES),
+      "batches are small",
+    );
     assertEqual(inFlight(), PREFETCH_IN_FLIGHT_BYTES);
     const before = sent.length;
     const [message, buffers] = headsReply(sent[0]);
-    deliver({ ...(message as object), n: 512 } as Incoming, buffers.map(() => new DataView(new ArrayBuffer(perHead))));
+    deliver(
+      { ...(message as object), n: 512 } as Incoming,
+      buffers.map(() => new DataView(new ArrayBuffer(perHead))),
+    );
     assert(sent.length > before, "an arrival makes room for the next batch");
     const heads = sent.flatMap((m) => m.heads as [number, number][]).map(([, h]) => h);
-    assertEqual(heads, Array.from({ length: heads.length }, (_, i) => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15][i]));
+    assertEqual(
+      heads,
+      Array.from({ length: heads.length }, (_, i) => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15][i]),
+    );
   },
   "heads pushed unasked are kept when their revision is current, and announced"() {
     const { model, deliver } = fakeModel(3);
@@ -152,7 +201,12 @@ export const tests: Tests = {
     const arrived: string[] = [];
     layer.onArrival((e) => arrived.push(e.key));
     const push = (revision: number, head: number) =>
-      deliver(...patternReply({ id: 0, type: "pattern", layer: 0, head }, revision).map((x, i) => (i === 0 ? { ...(x as object), id: null } : x)) as [Incoming, DataView[]]);
+      deliver(
+        ...(patternReply({ id: 0, type: "pattern", layer: 0, head }, revision).map((x, i) => (i === 0 ? { ...(x as object), id: null } : x)) as [
+          Incoming,
+          DataView[],
+        ]),
+      );
     push(2, 0); // an older prompt's head: dropped
     push(3, 1);
     assertEqual(arrived, [headKey(spec(0, 1, 3))]);
@@ -195,10 +249,33 @@ export const tests: Tests = {
   },
   "prefetch batches: the layer by distance, then the neighbouring layers, same head first"() {
     assertEqual(prefetchBatches(0, 2, 2, 4), [
-      [[0, 1], [0, 3], [0, 0]],
-      [[1, 2], [1, 1], [1, 3], [1, 0]],
+      [
+        [0, 1],
+        [0, 3],
+        [0, 0],
+      ],
+      [
+        [1, 2],
+        [1, 1],
+        [1, 3],
+        [1, 0],
+      ],
       [],
     ]);
-    assertEqual(prefetchBatches(2, 0, 5, 2), [[[2, 1]], [[3, 0], [1, 0], [3, 1], [1, 1]], [[4, 0], [0, 0], [4, 1], [0, 1]]]);
+    assertEqual(prefetchBatches(2, 0, 5, 2), [
+      [[2, 1]],
+      [
+        [3, 0],
+        [1, 0],
+        [3, 1],
+        [1, 1],
+      ],
+      [
+        [4, 0],
+        [0, 0],
+        [4, 1],
+        [0, 1],
+      ],
+    ]);
   },
 };

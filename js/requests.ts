@@ -7,13 +7,14 @@
  *  (`id: null`, the kernel pushing the selected head) are kept when their revision is current. */
 
 import type { AnyModel } from "@anywidget/types";
-import { bytesOf, decodeWeights } from "./buffers";
+import { bytesOf, decodeWeights, markUndefined } from "./buffers";
 import { ByteCache } from "./cache";
+import { WHOLE_HEAD_MAX_TOKENS } from "./contract.gen";
 import { prefetchBatches } from "./prefetch";
 import type { Axis, HeadData, KernelMessage, Line, Window } from "./types";
 
-/** Up to this many tokens a head travels whole (float16, at most 512 KiB); above, as tiles. */
-export const WHOLE_HEAD_MAX_TOKENS = 512;
+export { WHOLE_HEAD_MAX_TOKENS };
+const KINDS = ["pattern", "tile", "row", "heads"];
 /** Decoded weights kept per model (float32: 1 MiB per head at 512 tokens). */
 export const CACHE_BYTES = 64 * 2 ** 20;
 /** Prefetch messages are at most this big, and at most this much prefetch is on its way at once:
@@ -76,9 +77,7 @@ export function isWhole(n: number): boolean {
 
 export function headKey(spec: HeadSpec): string {
   const { revision, layer, head, window: w, cells } = spec;
-  return isWhole(spec.n)
-    ? `${revision}|${layer}|${head}|pattern`
-    : `${revision}|${layer}|${head}|tile|${w.q0}:${w.q1}:${w.k0}:${w.k1}|${cells}`;
+  return isWhole(spec.n) ? `${revision}|${layer}|${head}|pattern` : `${revision}|${layer}|${head}|tile|${w.q0}:${w.q1}:${w.k0}:${w.k1}|${cells}`;
 }
 
 export function rowKey(revision: number, layer: number, head: number, index: number, axis: Axis): string {
@@ -97,6 +96,8 @@ export function prefetchBudget(spec: HeadSpec, nHeads: number): number {
 }
 
 interface Pending {
+  /** What a view asked for while this was on its way in a prefetch: asked for alone if that fails. */
+  request?: Record<string, unknown>;
   promise: Promise<Entry>;
   resolve(entry: Entry): void;
   reject(err: Error): void;
@@ -162,9 +163,7 @@ export class RequestLayer {
 
   head(spec: HeadSpec): Promise<Cached<HeadData>> {
     const { layer, head } = spec;
-    const request = isWhole(spec.n)
-      ? { type: "pattern", layer, head }
-      : { type: "tile", layer, head, ...spec.window, rows: spec.cells, cols: spec.cells };
+    const request = isWhole(spec.n) ? { type: "pattern", layer, head } : { type: "tile", layer, head, ...spec.window, rows: spec.cells, cols: spec.cells };
     return this.ask(headKey(spec), request) as Promise<Cached<HeadData>>;
   }
 
@@ -223,26 +222,35 @@ export class RequestLayer {
         for (const listener of this.errors) listener(message.message);
         return;
       }
-      for (const key of this.keysOf.get(message.id) ?? []) this.settle(key, null, new Error(message.message));
+      const keys = this.keysOf.get(message.id) ?? [];
       this.keysOf.delete(message.id);
-      if (this.prefetching.delete(message.id)) this.pump();
+      if (this.prefetching.delete(message.id)) {
+        // A failed prefetch (e.g. a host that cannot batch): what a view waits for is asked for
+        // alone, and prefetch rests until the next selection.
+        this.focus = null;
+        for (const key of keys) this.retryAlone(key);
+        return;
+      }
+      for (const key of keys) this.settle(key, null, new Error(message.message));
       return;
     }
-    if (!buffers?.length) return;
-    const entries = message.type === "heads" ? decodeHeads(message, buffers) : [decodeOne(message, buffers[0])];
+    if (!KINDS.includes(message.type) || !buffers?.length) return; // not for the request layer (an export)
+    const entries = message.type === "heads" ? decodeHeads(message, buffers) : [decodeOne(message, buffers)];
     const asked = message.id === null ? [] : (this.keysOf.get(message.id) ?? []);
     if (message.id !== null) this.keysOf.delete(message.id);
     const current = message.revision >= this.revision();
     entries.forEach((decoded, i) => {
       // Cached under the key it was asked for (a tile's size depends on the window); a reply made
       // for another revision than asked still answers the request: the views check the revision.
-      const same = asked[i]?.startsWith(`${decoded.data.revision}|${decoded.data.layer}|${decoded.data.head}|`);
-      const entry = same ? { ...decoded, key: asked[i] } : decoded;
+      const { revision, layer, head } = decoded.data;
+      const mine = asked.find((key) => key.startsWith(`${revision}|${layer}|${head}|`));
+      const entry = mine ? { ...decoded, key: mine } : decoded;
       entries[i] = entry;
       if (current) this.cache.set(entry.key, entry, entry.data.values.byteLength);
       this.settle(entry.key, entry);
-      if (asked[i] !== undefined && asked[i] !== entry.key) this.settle(asked[i], entry);
+      if (message.type !== "heads" && asked[0] !== undefined) this.settle(asked[0], entry);
     });
+    for (const key of asked) if (this.pending.has(key)) this.retryAlone(key); // left out of a batch
     if (current) for (const entry of entries) for (const listener of this.arrivals) listener(entry);
     if (message.id !== null && this.prefetching.delete(message.id)) this.pump();
   }
@@ -261,7 +269,11 @@ export class RequestLayer {
   private ask(key: string, request: Record<string, unknown>): Promise<Entry> {
     const cached = this.cache.get(key);
     if (cached) return Promise.resolve(cached);
-    if (this.inFlight(key)) return this.pending.get(key)!.promise;
+    const joined = this.inFlight(key) ? this.pending.get(key)! : undefined;
+    if (joined) {
+      joined.request = request;
+      return joined.promise;
+    }
     this.pending.get(key)?.reject(new Superseded()); // asked long ago: ask again
     this.send(request, [key]);
     return this.expect(key);
@@ -277,10 +289,23 @@ export class RequestLayer {
   private expect(key: string): Promise<Entry> {
     let resolve!: (entry: Entry) => void;
     let reject!: (err: Error) => void;
-    const promise = new Promise<Entry>((res, rej) => ((resolve = res), (reject = rej)));
+    const promise = new Promise<Entry>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
     promise.catch(() => {}); // a prefetch nobody waits for may fail quietly
     this.pending.set(key, { promise, resolve, reject, sentAt: performance.now() });
     return promise;
+  }
+
+  private retryAlone(key: string): void {
+    const p = this.pending.get(key);
+    if (!p?.request) {
+      this.settle(key, null, new Superseded());
+      return;
+    }
+    this.send(p.request, [key]);
+    p.sentAt = performance.now();
   }
 
   private settle(key: string, entry: Entry | null, err?: Error): void {
@@ -319,8 +344,8 @@ export class Slot {
   }
 }
 
-function decodeOne(message: Exclude<Incoming, { type: "error" } | HeadsReply>, buffer: DataView): Entry {
-  const bytes = bytesOf(buffer);
+function decodeOne(message: Exclude<Incoming, { type: "error" } | HeadsReply>, buffers: DataView[]): Entry {
+  const bytes = bytesOf(buffers[0]);
   const base = { revision: message.revision, layer: message.layer, head: message.head };
   const n = message.n;
   if (message.type === "pattern") {
@@ -331,6 +356,7 @@ function decodeOne(message: Exclude<Incoming, { type: "error" } | HeadsReply>, b
   if (message.type === "tile") {
     const { q0, q1, k0, k1, tile_rows: rows, tile_cols: cols } = message;
     const values = decodeWeights(bytes, message.dtype, rows * cols);
+    if (message.undefined && buffers[1]) markUndefined(values, bytesOf(buffers[1]));
     const data: HeadData = { kind: "tile", ...base, n, q0, q1, k0, k1, rows, cols, values };
     return { key: tileKey(data), data, exact: true };
   }
@@ -348,16 +374,18 @@ function tileKey(t: Extract<HeadData, { kind: "tile" }>, cells?: number): string
 
 function decodeHeads(message: HeadsReply, buffers: DataView[]): Entry[] {
   const n = message.n;
-  return message.heads.slice(0, buffers.length).map(([layer, head], i) => {
+  // A head with undefined weights comes as an empty buffer: uint8 cannot say so; it is asked for alone.
+  return message.heads.slice(0, buffers.length).flatMap(([layer, head], i): Entry[] => {
     const bytes = bytesOf(buffers[i]);
+    if (!bytes.length) return [];
     const base = { revision: message.revision, layer, head, n };
     if (message.tile_rows === undefined) {
       const data: HeadData = { kind: "pattern", ...base, values: decodeWeights(bytes, "uint8", n * n) };
-      return { key: `${message.revision}|${layer}|${head}|pattern`, data, exact: false };
+      return [{ key: `${message.revision}|${layer}|${head}|pattern`, data, exact: false }];
     }
     const [rows, cols] = [message.tile_rows!, message.tile_cols!];
     const window = { q0: message.q0!, q1: message.q1!, k0: message.k0!, k1: message.k1! };
     const data: HeadData = { kind: "tile", ...base, ...window, rows, cols, values: decodeWeights(bytes, "uint8", rows * cols) };
-    return { key: tileKey(data), data, exact: true };
+    return [{ key: tileKey(data), data, exact: true }];
   });
 }

@@ -175,7 +175,10 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     headSlot.track(asked).then(show, showRequestError);
     // Prefetch once the head is here (even if this view asked again meanwhile): the kernel answers
     // in order, so the head must not queue behind its own prefetch.
-    asked.then(() => isSelected(spec.revision, spec.layer, spec.head) && around(), () => {});
+    asked.then(
+      () => isSelected(spec.revision, spec.layer, spec.head) && around(),
+      () => {},
+    );
   }
   /** The focused token's weights to shade by: from the exact whole head if shown, else asked for. */
   function focusWeights(focus: number): Float32Array | null {

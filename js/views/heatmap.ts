@@ -148,6 +148,8 @@ export class HeatmapView {
     delete this.root.dataset.exact;
     this.root.dataset.preview = `${thumbnail.revision}:${thumbnail.layer}:${thumbnail.head}`;
     this.root.dataset.tile = "preview";
+    this.root.dataset.undefined = "0";
+    this.undefinedLabel.hidden = true;
     this.draw(false);
   }
 
@@ -373,4 +375,3 @@ export function tileCell(t: Tile, q: number, k: number): [number, number, number
   const [ka, kb] = bin(c, colsLen, t.cols);
   return [r, c, t.q0 + qa, t.q0 + qb, t.k0 + ka, t.k0 + kb];
 }
-

@@ -530,11 +530,12 @@ def _refused_as_trait_error() -> Iterator[None]:
             attention = analysis.capture(layer)
             if request.tile is not None:
                 t = request.tile
-                cells = wire.to_uint8(reductions.pooled_window(attention, head, t.q0, t.q1, t.k0, t.k1, t.rows, t.cols))
-                shape = (int(cells.shape[0]), int(cells.shape[1]))
+                weights = reductions.pooled_window(attention, head, t.q0, t.q1, t.k0, t.k1, t.rows, t.cols)
+                shape = (int(weights.shape[0]), int(weights.shape[1]))
             else:
-                cells = wire.to_uint8(reductions.head_pattern(attention, head))
-            buffers[i] = wire.to_bytes(cells)
+                weights = reductions.head_pattern(attention, head)
+            # A byte cannot say "undefined": such a head goes empty, and the front end asks for it alone.
+            buffers[i] = wire.to_bytes(reductions.to_uint8(weights)) if bool(weights.isfinite().all()) else b""
         return protocol.heads_reply(request, self.revision, analysis.n_tokens, shape), buffers
 
 

@@ -12,6 +12,7 @@ kernel -> front end: the request's fields plus "revision", "n" (tokens) and "dty
 binary buffer; or {"type": "error", "id", "message"}. A "heads" reply lists its "heads" and carries
 one buffer per head (with "tile_rows", "tile_cols" and the window when tiled). The kernel may also
 send a "pattern" or "tile" unasked, with "id": null (the selected head, right after a prompt runs).
+In a "heads" reply a head with undefined (NaN) weights comes as an empty buffer: ask for it alone.
 """
 
 from __future__ import annotations
