@@ -237,6 +237,36 @@ export const tests: Tests = {
     void layer.head(spec(7, 0));
     assertEqual(sent.length, 2); // a failed request can be asked again
   },
+  async "a failed prefetch asks alone for the head a view waits on, and rests until the next selection"() {
+    const { model, sent, deliver } = fakeModel();
+    const layer = new RequestLayer(model);
+    layer.prefetchAround(spec(0, 0), 1, 3);
+    const waited = layer.head(spec(0, 2)); // on its way in the batch: joined
+    assertEqual(sent.length, 1);
+    deliver({ type: "error", id: sent[0].id, message: "cannot batch here" }, []);
+    assertEqual(
+      sent.slice(1).map((m) => [m.type, m.layer, m.head]),
+      [["pattern", 0, 2]],
+    );
+    deliver(...patternReply(sent[1]));
+    assertEqual((await waited).data.head, 2);
+    assertEqual(sent.length, 2); // no new prefetch after the failure
+  },
+  async "a head left out of a batch (undefined weights) is asked for alone"() {
+    const { model, sent, deliver } = fakeModel();
+    const layer = new RequestLayer(model);
+    layer.prefetchAround(spec(0, 0), 1, 3);
+    const waited = layer.head(spec(0, 1));
+    const [message] = headsReply(sent[0]);
+    deliver(message, [new DataView(new ArrayBuffer(0)), bytes([1, 2, 3, 4])[0]]); // head 1 empty, head 2 fine
+    assert(layer.peekHead(spec(0, 2)) !== undefined && layer.peekHead(spec(0, 1)) === undefined, "only head 2 kept");
+    assertEqual(
+      sent.slice(1).map((m) => [m.type, m.head]),
+      [["pattern", 1]],
+    );
+    deliver(...patternReply(sent[1]));
+    assertEqual((await waited).exact, true);
+  },
   "the cache is bounded in bytes, least recently used out first"() {
     const cache = new ByteCache<string>(100);
     cache.set("a", "A", 40);
