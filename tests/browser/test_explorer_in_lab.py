@@ -475,8 +475,11 @@ def test_hidpi_wide_heatmap_of_a_long_prompt_shows_the_kernels_largest_tile(brow
         log = lab.root / "hidpi.state.jsonl"
         n = len(wait_for_state(log, lambda s: s["revision"] >= 1, timeout_s=120)["tokens"])
         assert n > MAX_TILE_CELLS  # longer than the largest tile, and than the whole-head limit
+        # the kernel's pushed tile may show first (data-exact false): wait for the one asked for
         page.wait_for_function(
-            "document.querySelector('[data-view=heatmap]').dataset.drawn?.endsWith(':0:1')", timeout=60_000
+            "(() => { const h = document.querySelector('[data-view=heatmap]');"
+            " return h.dataset.drawn?.endsWith(':0:1') && h.dataset.exact === 'true'; })()",
+            timeout=60_000,
         )
         heatmap = page.locator("[data-view=heatmap]")
         side = page.evaluate("document.querySelector('[data-view=heatmap] canvas[data-role=matrix]').width")
