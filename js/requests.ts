@@ -345,6 +345,16 @@ export class Slot {
 }
 
 function decodeOne(message: Exclude<Incoming, { type: "error" } | HeadsReply>, buffers: DataView[]): Entry {
+  const entry = decodeValues(message, buffers);
+  if (message.signed) {
+    // A difference of two prompts in [-1, 1] (compare_prompt): bytes put 0 at 127.5.
+    entry.data.signed = true;
+    if (message.dtype === "uint8") entry.data.values = entry.data.values.map((v) => (v * 255) / 127.5 - 1);
+  }
+  return entry;
+}
+
+function decodeValues(message: Exclude<Incoming, { type: "error" } | HeadsReply>, buffers: DataView[]): Entry {
   const bytes = bytesOf(buffers[0]);
   const base = { revision: message.revision, layer: message.layer, head: message.head };
   const n = message.n;

@@ -201,7 +201,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     const attribution = store.get("attribution") ?? [];
     // Attribution comes as a trait (of the last or locked token); attention as the focus's row or column.
     const weights = mode === "attribution" ? (attribution.length ? Float32Array.from(attribution) : null) : focus >= 0 ? focusWeights(focus) : null;
-    tokens.update(focus, store.get("focus_locked"), mode, weights, scale, lut, Boolean(headData?.signed), signedLut());
+    tokens.update(focus, store.get("focus_locked"), mode, weights, scale, lut, Boolean(shown?.data.signed), signedLut());
     heatmap.setFocusQuery(focus >= 0 ? focus : null);
   }
   function drawHeads(): void {

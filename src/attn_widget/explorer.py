@@ -504,6 +504,41 @@ class AttentionExplorer(anywidget.AnyWidget, ExplorerExtras):
         dtype, data = wire.encode_pattern(head)
         return protocol.reply(request, self.revision, n, dtype, **extra), [data]
 
+    def _answer_heads(
+        self, analysis: PromptAnalysis, request: protocol.HeadsRequest
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """Prefetch: several heads as uint8 (enough to draw), each exactly what a request of its own
+        would get (weighting, sinks), in layer order so that each layer is captured once."""
+        for layer, head in request.heads:  # all checked before any work
+            check_layer(self._backend, layer), check_head(self._backend, head)
+        order = sorted(range(len(request.heads)), key=lambda i: request.heads[i][0])
+        buffers: list[bytes] = [b""] * len(request.heads)
+        shape = None
+        n = analysis.n_tokens
+        for i in order:
+            layer, head = request.heads[i]
+            t = request.tile
+            single: protocol.Request = (
+                protocol.PatternRequest(request.id, layer, head)
+                if t is None
+                else protocol.TileRequest(request.id, layer, head, t.q0, t.q1, t.k0, t.k1, t.rows, t.cols)
+            )
+            reply, data = self._answer(single)
+            if t is not None:
+                shape = (int(reply["tile_rows"]), int(reply["tile_cols"]))
+            # Signed differences and undefined weights do not fit plain bytes: those heads go
+            # empty, and the front end asks for them alone.
+            if reply.get("signed") or reply.get("undefined") or len(data) != 1:
+                continue
+            if reply["dtype"] == "float16":
+                weights = torch.from_numpy(np.frombuffer(data[0], np.float16).astype(np.float32))
+                if not bool(weights.isfinite().all()):
+                    continue
+                buffers[i] = wire.to_bytes(reductions.to_uint8(weights.reshape(n, n)))
+            else:
+                buffers[i] = data[0]
+        return protocol.heads_reply(request, self.revision, n, shape), buffers
+
 
 @contextmanager
 def _refused_as_trait_error() -> Iterator[None]:
@@ -514,29 +549,6 @@ def _refused_as_trait_error() -> Iterator[None]:
         if isinstance(err, TraitError):
             raise
         raise WeightsError(str(err)) from err
-
-    def _answer_heads(
-        self, analysis: PromptAnalysis, request: protocol.HeadsRequest
-    ) -> tuple[dict[str, Any], list[bytes]]:
-        """Prefetch: several heads as uint8 (enough to draw), in layer order so that each layer is
-        captured (or recomputed) once."""
-        for layer, head in request.heads:  # all checked before any work
-            check_layer(self._backend, layer), check_head(self._backend, head)
-        order = sorted(range(len(request.heads)), key=lambda i: request.heads[i][0])
-        buffers: list[bytes] = [b""] * len(request.heads)
-        shape = None
-        for i in order:
-            layer, head = request.heads[i]
-            attention = analysis.capture(layer)
-            if request.tile is not None:
-                t = request.tile
-                weights = reductions.pooled_window(attention, head, t.q0, t.q1, t.k0, t.k1, t.rows, t.cols)
-                shape = (int(weights.shape[0]), int(weights.shape[1]))
-            else:
-                weights = reductions.head_pattern(attention, head)
-            # A byte cannot say "undefined": such a head goes empty, and the front end asks for it alone.
-            buffers[i] = wire.to_bytes(reductions.to_uint8(weights)) if bool(weights.isfinite().all()) else b""
-        return protocol.heads_reply(request, self.revision, analysis.n_tokens, shape), buffers
 
 
 def _rounded(values: np.ndarray) -> list[list[float | None]]:
