@@ -9,6 +9,23 @@ from tiny_models import make_tokenizer, native_model, random_prompt
 
 __all__ = ["random_prompt"]
 
+PROMPT = "When mary and john went to the store mary gave a drink to john"
+
+
+def recording(widget):
+    """The explorer with its custom messages kept in `widget.sent` instead of going to a front end."""
+    widget.sent = []
+    widget.send = lambda content, buffers=None: widget.sent.append((content, buffers))
+    return widget
+
+
+@pytest.fixture
+def explorer(bridge):
+    """The native bridge's explorer on PROMPT at layer 1, head 2, recording what it sends."""
+    from attn_widget import AttentionExplorer
+
+    return recording(AttentionExplorer(bridge, prompt=PROMPT, layer=1, head=2))
+
 
 @pytest.fixture(scope="session")
 def tokenizer(tmp_path_factory: pytest.TempPathFactory):

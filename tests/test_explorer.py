@@ -13,14 +13,6 @@ from attn_widget.scores import METRICS
 PROMPT = "When mary and john went to the store mary gave a drink to john"
 
 
-@pytest.fixture
-def explorer(bridge):
-    widget = AttentionExplorer(bridge, prompt=PROMPT, layer=1, head=2)
-    widget.sent = []
-    widget.send = lambda content, buffers=None: widget.sent.append((content, buffers))
-    return widget
-
-
 def test_public_state_after_construction(explorer, bridge):
     assert explorer.layer == 1 and explorer.head == 2
     assert explorer.tokens == [str(t) for t in bridge.to_str_tokens(PROMPT)]

@@ -9,21 +9,12 @@ import pytest
 import torch
 from transformer_lens.head_detector import detect_head, get_induction_head_detection_pattern
 
-from attn_widget import AttentionExplorer
 from attn_widget.dataset import DATASET_METRICS
 from attn_widget.detectors import DetectorError
 from attn_widget.errors import AttnWidgetError, SelectionError
 from tiny_models import random_prompt
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
-
-
-@pytest.fixture
-def explorer(bridge):
-    widget = AttentionExplorer(bridge, prompt=PROMPT, layer=1, head=2)
-    widget.sent = []
-    widget.send = lambda content, buffers=None: widget.sent.append((content, buffers))
-    return widget
 
 
 def _prompts(count: int, seed: int = 0) -> list[str]:

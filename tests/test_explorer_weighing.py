@@ -11,6 +11,7 @@ import torch
 from attn_widget import AttentionExplorer
 from attn_widget.errors import AnswerError, AttnWidgetError, ModelError, PromptError
 from attn_widget.scores import METRICS, layer_scores
+from conftest import recording
 from test_weighting import naive_attribution, naive_moved, naive_weighted_norms
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
@@ -19,10 +20,7 @@ COMPARE = "When john and mary went to the store john gave a drink to mary"  # sa
 
 @pytest.fixture
 def explorer(full_bridge):
-    widget = AttentionExplorer(full_bridge, prompt=PROMPT, layer=1, head=2)
-    widget.sent = []
-    widget.send = lambda content, buffers=None: widget.sent.append((content, buffers))
-    return widget
+    return recording(AttentionExplorer(full_bridge, prompt=PROMPT, layer=1, head=2))
 
 
 def _naive_value_layer(model, tokens, layer):

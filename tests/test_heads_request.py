@@ -6,19 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attn_widget import AttentionExplorer, protocol
+from attn_widget import protocol
 from attn_widget.errors import AttnWidgetError
 
 EMPTY_WINDOW = {"q0": 3, "q1": 1, "k0": 0, "k1": 2}
 PROMPT = "When mary and john went to the store mary gave a drink to john"
-
-
-@pytest.fixture
-def explorer(bridge):
-    widget = AttentionExplorer(bridge, prompt=PROMPT, layer=1, head=2)
-    widget.sent = []
-    widget.send = lambda content, buffers=None: widget.sent.append((content, buffers))
-    return widget
 
 
 def as_uint8(values: np.ndarray) -> np.ndarray:
