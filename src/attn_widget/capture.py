@@ -185,11 +185,10 @@ class LayerCapture:
             return (logits + block.float()).clamp_min(MASKED)
         allowed = self._structural_mask(q0, q1, k0, k1, logits.device)
         if mask is not None:  # [batch, key] padding
-            padding = mask[:, None, None, k0:k1].to(device=logits.device, dtype=torch.bool)
-            allowed = padding if allowed is None else allowed[None, None] & padding
-        return logits.masked_fill(~allowed, MASKED) if allowed is not None else logits
+            allowed = allowed[None, None] & mask[:, None, None, k0:k1].to(device=logits.device, dtype=torch.bool)
+        return logits.masked_fill(~allowed, MASKED)
 
-    def _structural_mask(self, q0: int, q1: int, k0: int, k1: int, device: torch.device) -> torch.Tensor | None:
+    def _structural_mask(self, q0: int, q1: int, k0: int, k1: int, device: torch.device) -> torch.Tensor:
         if not self.causal and self.sliding_window is None:
             return torch.ones(q1 - q0, k1 - k0, dtype=torch.bool, device=device)
         q = torch.arange(q0, q1, device=device)[:, None]
@@ -226,11 +225,11 @@ class DenseAttention:
 
 def full_rows(attention: LayerAttention, q0: int, q1: int, heads: range | None = None) -> torch.Tensor:
     """Weights of rows [q0, q1) over every key, `[batch, heads, rows, n]` float32."""
-    weights = attention.block(q0, q1, heads).weights
-    k0, k1 = attention.key_range(q0, q1)
+    block = attention.block(q0, q1, heads)
+    k0, k1 = block.k0, block.k0 + block.weights.shape[-1]
     if (k0, k1) == (0, attention.n):
-        return weights
-    return torch.nn.functional.pad(weights, (k0, attention.n - k1))
+        return block.weights
+    return torch.nn.functional.pad(block.weights, (k0, attention.n - k1))
 
 
 def dense(attention: LayerAttention, heads: range | None = None) -> torch.Tensor:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .capture import LayerAttention, RowBlock, block_budget, rows_per_block
+from .capture import LayerAttention, RowBlock, block_budget, full_rows, rows_per_block
 
 THUMBNAIL_SIZE = 48
 """Thumbnails are max-pooled to at most this many cells a side, so no strong weight vanishes."""
@@ -64,10 +64,6 @@ class _PooledMax:
             line = F.pad(line, (k0, self.width - k0 - line.shape[-1]))
             pooled = F.adaptive_max_pool1d(line[:, None], self.cols)[:, 0]
             self.out[:, i] = torch.maximum(self.out[:, i], pooled)
-
-
-def _padded(weights: torch.Tensor, k0: int, k1: int, n: int) -> torch.Tensor:
-    return weights if (k0, k1) == (0, n) else F.pad(weights, (k0, n - k1))
 
 
 @dataclass
@@ -233,9 +229,7 @@ def pooled_window(
 
 def head_rows(attention: LayerAttention, head: int, q0: int, q1: int, batch: int = 0) -> torch.Tensor:
     """Rows [q0, q1) of one head over every key, float32 `[rows, n]`."""
-    block = attention.block(q0, q1, range(head, head + 1))
-    weights = block.weights[batch, 0]
-    return _padded(weights, block.k0, block.k0 + weights.shape[-1], attention.n)
+    return full_rows(attention, q0, q1, range(head, head + 1))[batch, 0]
 
 
 def head_column(attention: LayerAttention, head: int, key: int, batch: int = 0) -> torch.Tensor:

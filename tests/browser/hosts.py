@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from attn_widget.testing.lab import STARTUP_TIMEOUT_S, _free_port
+from attn_widget.testing.lab import STARTUP_TIMEOUT_S, _free_port, stop
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
@@ -56,8 +56,4 @@ def running_host(host: str, root: Path, notebook: str) -> Iterator[str]:
                     time.sleep(0.5)
             yield url
         finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)

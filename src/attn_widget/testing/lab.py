@@ -83,11 +83,16 @@ def running_lab(root: Path, kernel_path: Sequence[Path] = ()) -> Iterator[Lab]:
             _wait_until_up(server, url, root)
             yield Lab(root, url)
         finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """Terminate a server we started, killing it if it does not go within 10 s."""
+    server.terminate()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 def _wait_until_up(server: subprocess.Popen[bytes], url: str, root: Path) -> None:
