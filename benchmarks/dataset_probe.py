@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from models import gpt2_small_shaped, prompt_of
 
-from attn_widget.analysis import PromptAnalysis
+from attn_widget.analysis.dataset import run_dataset
+from attn_widget.analysis.derived import detectors_and_sinks
+from attn_widget.analysis.prompt import PromptAnalysis
 from attn_widget.backends import backend_for
-from attn_widget.dataset import run_dataset
-from attn_widget.detectors import BUILT_IN, Detector
-from attn_widget.prompt_extras import compute_extras
+from attn_widget.maths.detectors import BUILT_IN, Detector
 
 
 def timed(fn, repeats: int = 1) -> float:
@@ -63,7 +63,7 @@ def main() -> None:
         prompt = prompt_of(model, n)
         analysis = PromptAnalysis(backend, prompt)
         own = timed(lambda p=prompt: PromptAnalysis(backend, p), repeats=3)
-        extra = timed(lambda a=analysis: compute_extras(backend, a.token_ids, detectors), repeats=3)
+        extra = timed(lambda a=analysis: detectors_and_sinks(backend, a.token_ids, detectors), repeats=3)
         print(f"{n:>5} tokens: prompt analysis {own:6.3f} s, extras pass (2 detectors + sinks) {extra:6.3f} s "
               f"({extra / own:4.2f}x)")  # fmt: skip
 

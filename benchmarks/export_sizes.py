@@ -20,7 +20,7 @@ sys.path.insert(0, str(BENCH_DIR))
 from models import gpt2_small_shaped, prompt_of  # noqa: E402
 
 from attn_widget import AttentionExplorer  # noqa: E402
-from attn_widget.snapshot import snapshot_html  # noqa: E402
+from attn_widget.export.snapshot import snapshot_html  # noqa: E402
 
 MB = 1e6
 
@@ -32,7 +32,7 @@ def measure(n: int, out: Path) -> tuple[int, int, int, int]:
     w = AttentionExplorer(model, prompt=prompt_of(model, n), layer=0, head=0)
     page = w.save(out / f"page-{n}.html").stat().st_size
     figure = w.save(out / f"all-{n}.svg", view="all").stat().st_size
-    snapshot = len(snapshot_html(w).encode())
+    snapshot = len(snapshot_html(w.view_data(), w.snapshot_key).encode())
     patterns = w._current().layer_pattern(0).float().cpu().numpy()
     circuits = len(cv.attention.attention_heads(attention=patterns, tokens=list(w.tokens)).local_src.encode())
     return page, snapshot, figure, circuits

@@ -20,10 +20,14 @@ export const METRIC_LABELS = {
   "max_attention": "max attention",
   "mean_distance": "mean attention distance",
   "direct_logit_attribution": "direct logit attribution (answer minus counterfactual)",
-  "change_l1": "change vs compare prompt (mean row L1)"
+  "change_l1": "change vs compare prompt (mean row L1)",
+  "sink_share": "attention on sinks",
+  "retrieval": "retrieval (needle in a haystack)",
+  "same_token": "same token (detector)",
+  "successor": "successor (detector)"
 } as const;
 
-/** Head classes (classify.py) and the colour each is drawn in. */
+/** Head classes (maths/head_classes.py) and the colour each is drawn in. */
 export const HEAD_CLASS_COLORS = {
   "previous-token": "#1f77b4",
   "induction": "#d62728",
@@ -53,10 +57,164 @@ export const WEIGHTINGS = [
   "value"
 ] as const;
 
+/** How the weighting menu names each weighting. */
+export const WEIGHTING_LABELS = {
+  "attention": "attention",
+  "value": "value-weighted \u2016A f(x)\u2016"
+} as const;
+
 /** A metric's change against the compare prompt is named metric + this. */
 export const CHANGE_SUFFIX = "_change" as const;
 
-export type Metric = "repeated_tokens" | "induction" | "previous_token" | "duplicate_token" | "first_token" | "entropy" | "max_attention" | "mean_distance" | "direct_logit_attribution" | "change_l1";
+/** A metric's mean over a dataset run is named this + metric. */
+export const DATASET_PREFIX = "dataset:" as const;
+
+/** Metric key of direct logit attribution. */
+export const DLA = "direct_logit_attribution" as const;
+
+/** Metric key of the mean row L1 change against the compare prompt. */
+export const CHANGE = "change_l1" as const;
+
+/** Colour ramps: 256 entries interpolated between these stops. */
+export const COLOR_STOPS = {
+  "blues": [
+    [
+      247,
+      251,
+      255
+    ],
+    [
+      198,
+      219,
+      239
+    ],
+    [
+      107,
+      174,
+      214
+    ],
+    [
+      33,
+      113,
+      181
+    ],
+    [
+      8,
+      48,
+      107
+    ]
+  ],
+  "blues_dark": [
+    [
+      17,
+      20,
+      28
+    ],
+    [
+      18,
+      56,
+      102
+    ],
+    [
+      33,
+      113,
+      181
+    ],
+    [
+      107,
+      174,
+      214
+    ],
+    [
+      222,
+      235,
+      247
+    ]
+  ],
+  "viridis": [
+    [
+      68,
+      1,
+      84
+    ],
+    [
+      59,
+      82,
+      139
+    ],
+    [
+      33,
+      145,
+      140
+    ],
+    [
+      94,
+      201,
+      98
+    ],
+    [
+      253,
+      231,
+      37
+    ]
+  ],
+  "red_blue": [
+    [
+      33,
+      102,
+      172
+    ],
+    [
+      146,
+      197,
+      222
+    ],
+    [
+      247,
+      247,
+      247
+    ],
+    [
+      244,
+      165,
+      130
+    ],
+    [
+      178,
+      24,
+      43
+    ]
+  ],
+  "red_blue_dark": [
+    [
+      67,
+      147,
+      195
+    ],
+    [
+      33,
+      72,
+      110
+    ],
+    [
+      24,
+      24,
+      28
+    ],
+    [
+      120,
+      40,
+      40
+    ],
+    [
+      214,
+      96,
+      77
+    ]
+  ]
+} as const;
+
+export type Metric = "repeated_tokens" | "induction" | "previous_token" | "duplicate_token" | "first_token" | "entropy" | "max_attention" | "mean_distance" | "direct_logit_attribution" | "change_l1" | "sink_share" | "retrieval" | "same_token" | "successor";
 export type HeadClass = "previous-token" | "induction" | "duplicate-token" | "first-token sink" | "diffuse" | "other";
 export type ColorScale = "linear" | "log" | "row";
 export type ShadeBy = "received" | "given" | "attribution";

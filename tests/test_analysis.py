@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from attn_widget.analysis import PromptAnalysis, repeated_tokens_scores
+from attn_widget.analysis.prompt import PromptAnalysis
+from attn_widget.analysis.repeated_tokens import repeated_tokens_scores
 from attn_widget.backends import backend_for
 from attn_widget.errors import ModelError, PromptError, SelectionError
 
@@ -108,7 +109,7 @@ def test_a_prompt_as_long_as_a_4096_position_context(tokenizer):
     from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from attn_widget.reductions import pooled_window
+    from attn_widget.maths.reductions import pooled_window
 
     torch.manual_seed(0)
     config = GPT2Config(n_layer=2, n_head=4, n_embd=32, n_positions=4096, vocab_size=len(tokenizer))

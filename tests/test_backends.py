@@ -14,8 +14,8 @@ import torch
 
 from attn_widget import AttentionExplorer
 from attn_widget.backends import backend_for
+from attn_widget.contract import PROMPT_METRICS as METRICS
 from attn_widget.errors import ModelError, PromptError, SelectionError
-from attn_widget.scores import METRICS
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
 BOS = "<|endoftext|>"

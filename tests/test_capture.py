@@ -12,10 +12,11 @@ import copy
 import pytest
 import torch
 
-from attn_widget import scores
 from attn_widget.backends.huggingface import HuggingFaceBackend
-from attn_widget.capture import LayerCapture, dense
-from attn_widget.reductions import reduce_layer
+from attn_widget.contract import PROMPT_METRICS
+from attn_widget.maths import dense_scores as scores
+from attn_widget.maths.layer import LayerCapture, dense
+from attn_widget.maths.reductions import reduce_layer
 
 N = 20  # longer than the sliding windows below (6), so they matter
 SHAPE = {
@@ -100,7 +101,7 @@ def test_recomputed_heads_equal_eager_weights(kind, tokenizer):
         torch.testing.assert_close(dense(capture), reference, atol=1e-5, rtol=0, msg=f"{kind} layer {layer}")
         got = reduce_layer(capture, tokens, budget_bytes=1)  # row by row
         want = scores.layer_scores(reference, tokens)
-        for metric in scores.METRICS:
+        for metric in PROMPT_METRICS:
             torch.testing.assert_close(got.scores[metric], want[metric], atol=2e-5, rtol=1e-5, msg=metric)
     assert model.config._attn_implementation == implementation  # the model is as it was
 

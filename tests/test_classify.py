@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from attn_widget.classify import classify_heads, uniform_entropy
-from attn_widget.scores import layer_scores
+from attn_widget.maths.dense_scores import layer_scores
+from attn_widget.maths.head_classes import classify_heads, uniform_entropy
 
 
 def scores_of(patterns: list[torch.Tensor], tokens: torch.Tensor) -> dict[str, np.ndarray]:

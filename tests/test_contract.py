@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import anywidget
+
 from attn_widget import AttentionExplorer, contract
-from attn_widget.classify import HEAD_CLASSES
-from attn_widget.scores import METRICS
-from attn_widget.weighing import CHANGE, DLA
+from attn_widget.contract import CHANGE, DLA, HEAD_CLASSES
+from attn_widget.contract import PROMPT_METRICS as METRICS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,8 +20,9 @@ def test_the_generated_typescript_module_is_up_to_date():
 
 
 def test_every_metric_and_head_class_has_its_label_and_colour():
-    # the prompt's metrics, the model's repeated token test, and the weighing scores (issue 12)
-    assert set(contract.METRIC_LABELS) == {contract.REPEATED_TOKENS, *METRICS, DLA, CHANGE}
+    # the prompt's metrics, the model's tests, the attribution and change scores, sinks, built-in detectors
+    extra = {contract.SINK_SHARE, contract.RETRIEVAL, *contract.BUILT_IN_DETECTORS}
+    assert set(contract.METRIC_LABELS) == {contract.REPEATED_TOKENS, *METRICS, DLA, CHANGE, *extra}
     assert tuple(contract.HEAD_CLASS_COLORS) == HEAD_CLASSES
     generated = contract.typescript()
     for value in (*contract.METRIC_LABELS.values(), *contract.HEAD_CLASS_COLORS.values()):
@@ -35,10 +37,10 @@ def explorer_state_fields() -> set[str]:
 
 
 PAGE_ONLY = {"standalone"}
-"""Set by the standalone page's offline model (attn_widget.standalone), never by the kernel."""
+"""Set by the standalone page's offline model (attn_widget.export.standalone), never by the kernel."""
 
 
 def test_explorer_state_lists_exactly_the_synced_traits():
     own = {name for name, trait in AttentionExplorer.class_traits(sync=True).items() if not name.startswith("_")}
-    inherited = set(AttentionExplorer.__mro__[1].class_traits(sync=True))  # anywidget's and ipywidgets' own
+    inherited = set(anywidget.AnyWidget.class_traits(sync=True))  # anywidget's and ipywidgets' own
     assert explorer_state_fields() - PAGE_ONLY == own - inherited

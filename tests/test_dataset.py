@@ -14,12 +14,12 @@ from transformer_lens.head_detector import (
     get_previous_token_head_detection_pattern,
 )
 
-from attn_widget.analysis import PromptAnalysis
+from attn_widget.analysis.dataset import DATASET_METRICS, run_dataset
+from attn_widget.analysis.prompt import PromptAnalysis
 from attn_widget.backends import backend_for
-from attn_widget.dataset import DATASET_METRICS, run_dataset
-from attn_widget.detectors import Detector
+from attn_widget.contract import PROMPT_METRICS as METRICS
 from attn_widget.errors import PromptError
-from attn_widget.scores import METRICS
+from attn_widget.maths.detectors import Detector
 from tiny_models import random_prompt
 
 TL_DETECTORS = {

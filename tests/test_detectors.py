@@ -11,7 +11,7 @@ from transformer_lens.head_detector import (
     get_induction_head_detection_pattern,
 )
 
-from attn_widget.detectors import BUILT_IN, Detector, DetectorError, detector_score
+from attn_widget.maths.detectors import BUILT_IN, Detector, DetectorError, detector_score
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
 

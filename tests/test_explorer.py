@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from attn_widget import AttentionExplorer
-from attn_widget.classify import HEAD_CLASSES
+from attn_widget.contract import HEAD_CLASSES
+from attn_widget.contract import PROMPT_METRICS as METRICS
 from attn_widget.errors import AttnWidgetError, ModelError, PromptError, SelectionError
-from attn_widget.scores import METRICS
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
 
@@ -222,7 +222,7 @@ def test_circuitsvis_keeps_script_tags_inert(bridge):
 
 def test_the_selected_head_goes_out_before_the_scores_fill_in(explorer, monkeypatch):
     """A new prompt pushes the selected head first (unasked), then the scores layer by layer."""
-    import attn_widget.explorer as explorer_module
+    import attn_widget.widget.explorer as explorer_module
 
     monkeypatch.setattr(explorer_module, "PROGRESS_INTERVAL_S", -1.0)  # publish after every layer
     events: list[tuple[str, object]] = []
@@ -243,7 +243,7 @@ def test_the_selected_head_goes_out_before_the_scores_fill_in(explorer, monkeypa
 
 
 def test_scores_of_layers_not_yet_reduced_travel_as_null(bridge):
-    from attn_widget.analysis import PromptAnalysis
+    from attn_widget.analysis.prompt import PromptAnalysis
     from attn_widget.backends import backend_for
 
     widget = AttentionExplorer(bridge, prompt=PROMPT)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformer_lens.head_detector import detect_head, get_induction_head_detection_pattern
 
-from attn_widget.dataset import DATASET_METRICS
-from attn_widget.detectors import DetectorError
+from attn_widget.analysis.dataset import DATASET_METRICS
 from attn_widget.errors import AttnWidgetError, SelectionError
+from attn_widget.maths.detectors import DetectorError
 from tiny_models import random_prompt
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
@@ -216,7 +216,7 @@ def test_an_interrupted_dataset_run_keeps_what_finished(explorer, capsys):
 
 
 def test_past_the_extras_length_the_widget_goes_without_them(explorer, monkeypatch):
-    from attn_widget import prompt_extras
+    from attn_widget.analysis import derived as prompt_extras
 
     monkeypatch.setattr(prompt_extras, "MAX_TOKENS", 5)
     explorer.prompt = "the cat sat on the mat"

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from attn_widget import AttentionExplorer
+from attn_widget.contract import PROMPT_METRICS as METRICS
 from attn_widget.errors import AnswerError, AttnWidgetError, ModelError, PromptError
-from attn_widget.scores import METRICS, layer_scores
+from attn_widget.maths.dense_scores import layer_scores
 from conftest import recording
 from test_weighting import naive_attribution, naive_moved, naive_weighted_norms
 
@@ -137,8 +138,8 @@ def test_pattern_diff_without_compare_prompt_says_what_to_do(explorer):
 
 
 def test_long_compare_tiles_keep_the_sign_of_the_largest_change():
-    from attn_widget.capture import DenseAttention
-    from attn_widget.compare import signed_to_uint8, signed_window
+    from attn_widget.maths.difference import signed_to_uint8, signed_window
+    from attn_widget.maths.layer import DenseAttention
 
     a, b = torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)
     a[0, 0, 0, 0], b[0, 0, 1, 1], a[0, 0, 5, 6], b[0, 0, 5, 7] = 0.3, 0.9, 0.5, 0.2
@@ -203,8 +204,8 @@ def test_precomputed_attention_refuses_weighting_and_attribution():
 
 
 def test_signed_tiles_match_a_naive_pooling_of_the_difference():
-    from attn_widget.capture import DenseAttention
-    from attn_widget.compare import signed_window
+    from attn_widget.maths.difference import signed_window
+    from attn_widget.maths.layer import DenseAttention
 
     torch.manual_seed(3)
     a, b = (torch.randn(1, 2, 40, 40).softmax(-1) for _ in range(2))

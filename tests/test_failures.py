@@ -192,7 +192,7 @@ def test_widget_traits_are_keyword_arguments_too(bridge):
 def test_a_failure_after_the_first_results_are_out_shows_the_previous_prompt_again(bridge, monkeypatch, error):
     """The tokens and the selected head go out before the scores are reduced: a failure while they
     are reduced must still leave the previous prompt shown, in full."""
-    from attn_widget import analysis
+    from attn_widget.analysis import prompt as analysis
 
     widget = AttentionExplorer(bridge, prompt=PROMPT)
     shown_before = shown_state(widget)

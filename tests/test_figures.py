@@ -16,10 +16,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attn_widget import AttentionExplorer, colormaps, png, wire
+from attn_widget import AttentionExplorer
 from attn_widget.errors import AttnWidgetError
-from attn_widget.figure import heatmap
-from attn_widget.saving import figure_bytes, view_data
+from attn_widget.export import colormaps
+from attn_widget.export import png_codec as png
+from attn_widget.export.figure import heatmap
+from attn_widget.maths import encoding as wire
+from attn_widget.widget.saving import figure_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = "mary </script><script>window.pwned=1</script> & <b>john</b>\u2028 gave"
@@ -79,7 +82,7 @@ def test_png_encoder_round_trips_through_pillow():
 def test_saved_png_heatmap_cells_are_the_patterns_colours(explorer, tmp_path, scale):
     path = explorer.save(tmp_path / "head.png", view="heatmap", scale=scale)
     image = np.asarray(Image.open(path).convert("RGB"))
-    layout = heatmap(view_data(explorer))
+    layout = heatmap(explorer.view_data())
     matrix = next(item for item in layout.items if getattr(item, "role", "") == "matrix")
     pad, header = 12, 40  # figure.figure: the header and padding above the view
     x0, y0, cell = (matrix.x + pad) * scale, (matrix.y + pad + header) * scale, matrix.cell * scale
@@ -147,7 +150,7 @@ def test_save_buttons_get_the_figure_from_the_kernel(explorer, monkeypatch):
     explorer._on_front_end_message(explorer, request, [])
     reply, buffers = sent[-1]
     assert reply["type"] == "export" and reply["id"] == 7 and reply["filename"].endswith(".svg")
-    assert buffers == [figure_bytes(explorer, "svg", "all", 2, "dark")]
+    assert buffers == [figure_bytes(explorer.view_data("dark"), "svg", "all", 2)]
     assert buffers[0].startswith(b"<svg") and b"rgb(17,17,17)" in buffers[0]
     explorer._on_front_end_message(explorer, {**request, "format": "gif"}, [])
     assert sent[-1][0]["type"] == "error" and "malformed export" in sent[-1][0]["message"]

@@ -11,8 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from traitlets import TraitError
 
-from attn_widget import AttentionExplorer, protocol
+from attn_widget import AttentionExplorer
+from attn_widget.contract import MAX_TILE_CELLS
 from attn_widget.errors import AttnWidgetError
+from attn_widget.widget import protocol
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -68,7 +70,7 @@ def test_the_parser_returns_a_request_or_says_what_is_malformed(content):
         return
     assert isinstance(request, protocol.PatternRequest | protocol.TileRequest | protocol.RowRequest)
     if isinstance(request, protocol.TileRequest):
-        assert 0 < request.rows <= protocol.MAX_TILE_CELLS and 0 < request.cols <= protocol.MAX_TILE_CELLS
+        assert 0 < request.rows <= MAX_TILE_CELLS and 0 < request.cols <= MAX_TILE_CELLS
 
 
 @FUZZ

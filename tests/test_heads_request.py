@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attn_widget import protocol
 from attn_widget.errors import AttnWidgetError
+from attn_widget.widget import protocol
 
 EMPTY_WINDOW = {"q0": 3, "q1": 1, "k0": 0, "k1": 2}
 PROMPT = "When mary and john went to the store mary gave a drink to john"

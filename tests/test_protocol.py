@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from attn_widget import protocol
+from attn_widget.contract import MAX_TILE_CELLS
 from attn_widget.errors import AttnWidgetError
+from attn_widget.widget import protocol
 
 
 def test_parses_a_pattern_request():
@@ -57,7 +58,7 @@ def test_parses_tile_and_row_requests():
 
 @pytest.mark.parametrize(
     "change",
-    [{"q1": 0}, {"k0": -1}, {"rows": 0}, {"cols": protocol.MAX_TILE_CELLS + 1}, {"q0": "0"}],
+    [{"q1": 0}, {"k0": -1}, {"rows": 0}, {"cols": MAX_TILE_CELLS + 1}, {"q0": "0"}],
 )
 def test_rejects_impossible_tiles(change):
     tile = {"type": "tile", "id": 1, "layer": 0, "head": 0, "q0": 0, "q1": 8, "k0": 0, "k1": 8, "rows": 8, "cols": 8}

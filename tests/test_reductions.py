@@ -7,9 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attn_widget import reductions, scores
-from attn_widget.capture import DenseAttention, LayerCapture, dense
-from attn_widget.reductions import THUMBNAIL_SIZE, head_column, pooled_window, reduce_layer, to_uint8
+from attn_widget.contract import PROMPT_METRICS
+from attn_widget.maths import dense_scores as scores
+from attn_widget.maths import reductions
+from attn_widget.maths.layer import DenseAttention, LayerCapture, dense
+from attn_widget.maths.reductions import THUMBNAIL_SIZE, head_column, pooled_window, reduce_layer, to_uint8
 
 
 def random_capture(batch=2, heads=4, kv_heads=2, n=37, d=8, seed=0, **options) -> LayerCapture:
@@ -40,7 +42,7 @@ def test_block_scores_equal_the_dense_scores(options, budget, pairs, monkeypatch
     tokens = repeated_tokens(2, capture.n)
     got = reduce_layer(capture, tokens, budget_bytes=budget)
     expected = scores.layer_scores(dense(capture), tokens)
-    for metric in scores.METRICS:
+    for metric in PROMPT_METRICS:
         torch.testing.assert_close(got.scores[metric], expected[metric], atol=2e-5, rtol=1e-5, msg=metric)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from attn_widget.analysis.retrieval import make_batch, retrieval_scores
 from attn_widget.backends import backend_for
-from attn_widget.retrieval import make_batch, retrieval_scores
 
 
 def naive_retrieval(model, batch) -> np.ndarray:

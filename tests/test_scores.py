@@ -9,9 +9,10 @@ import pytest
 import torch
 from transformer_lens import head_detector
 
-from attn_widget import scores
-from attn_widget.analysis import PromptAnalysis
+from attn_widget.analysis.prompt import PromptAnalysis
 from attn_widget.backends import backend_for
+from attn_widget.contract import PROMPT_METRICS
+from attn_widget.maths import dense_scores as scores
 from tiny_models import random_prompt
 
 
@@ -26,7 +27,7 @@ def patterns_by_cache(model, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
 def loop_scores(patterns: torch.Tensor, tokens: torch.Tensor) -> dict[str, np.ndarray]:
     """The reference notebook's loop over heads, written out cell by cell."""
     n_layers, n_heads, n, _ = patterns.shape
-    out = {m: np.zeros((n_layers, n_heads)) for m in scores.METRICS}
+    out = {m: np.zeros((n_layers, n_heads)) for m in PROMPT_METRICS}
     toks = tokens.tolist()
     for layer in range(n_layers):
         for head in range(n_heads):
@@ -56,7 +57,7 @@ def test_scores_match_a_plain_loop(any_model, seed):
     prompt = random_prompt(random.Random(seed), 18)
     analysis = PromptAnalysis(backend_for(any_model), prompt)
     expected = loop_scores(*patterns_by_cache(any_model, prompt))
-    for metric in scores.METRICS:
+    for metric in PROMPT_METRICS:
         np.testing.assert_allclose(analysis.scores[metric], expected[metric], rtol=1e-4, atol=1e-5, err_msg=metric)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from attn_widget.similarity import _average_linkage_order, cluster_order, head_similarity, js_distances
+from attn_widget.maths.similarity import _average_linkage_order, cluster_order, head_similarity, js_distances
 
 
 def _patterns(heads: int, n: int, seed: int) -> torch.Tensor:

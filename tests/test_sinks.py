@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from attn_widget.sinks import received_attention, sink_mask, sink_share, without_sinks
+from attn_widget.maths.sinks import received_attention, sink_mask, sink_share, without_sinks
 
 
 def _causal_patterns(heads: int, n: int, seed: int = 0, sink_at: int | None = None) -> torch.Tensor:

@@ -8,7 +8,8 @@ import urllib.parse
 
 import pytest
 
-from attn_widget import AttentionExplorer, snapshot
+from attn_widget import AttentionExplorer
+from attn_widget.export import snapshot
 from tiny_models import native_model, random_prompt
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -56,7 +57,7 @@ def test_snapshot_is_under_300_kb_at_1024_tokens_for_12_layers_of_12_heads(token
     tokens = model.to_str_tokens(prompt)[:1024] if hasattr(model, "to_str_tokens") else None
     w = AttentionExplorer(model, prompt="".join(tokens[1:]) if tokens else prompt, layer=5, head=3)
     assert len(w.tokens) >= 1000
-    html = snapshot.snapshot_html(w)
+    html = snapshot.snapshot_html(w.view_data(), w.snapshot_key)
     assert len(html.encode()) < 300_000, len(html.encode())
     svg = snapshot_svg(html)
     assert "<script" not in svg and "http://" not in svg.replace("http://www.w3.org/2000/svg", "")

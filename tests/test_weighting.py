@@ -8,12 +8,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attn_widget.attribution import logit_direction, source_attribution
+from attn_widget.analysis.value_pass import run_value_pass
 from attn_widget.backends import backend_for
+from attn_widget.backends.weights import OutputWeights, output_weights
 from attn_widget.errors import ModelError
-from attn_widget.model_weights import ReadoutWeights, readout_weights
-from attn_widget.readout_run import run_readout
-from attn_widget.weighting import row_shares, value_norms, value_weighted
+from attn_widget.maths.attribution import logit_direction, source_attribution
+from attn_widget.maths.value_weighting import row_shares, value_norms, value_weighted
 from test_backends import hf_model, reference_attention
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
@@ -68,8 +68,8 @@ def test_value_weighted_matches_naive_on_transformer_lens(name, request):
     model = request.getfixturevalue(name)
     tokens = model.to_tokens(PROMPT)
     backend = backend_for(model)
-    weights = readout_weights(backend)
-    readout = run_readout(backend, weights, tokens, tokens.shape[-1] - 1)
+    weights = output_weights(backend)
+    readout = run_value_pass(backend, weights, tokens, tokens.shape[-1] - 1)
     for layer in range(model.cfg.n_layers):
         x, pattern, _ = _tl_layer_input_and_pattern(model, tokens, layer)
         attn = model.blocks[layer].attn
@@ -87,8 +87,8 @@ def test_logit_attribution_sums_to_transformer_lens_dla(full_bridge):
     model = full_bridge
     tokens = model.to_tokens(PROMPT)
     backend = backend_for(model)
-    weights = readout_weights(backend)
-    readout = run_readout(backend, weights, tokens, tokens.shape[-1] - 1)
+    weights = output_weights(backend)
+    readout = run_value_pass(backend, weights, tokens, tokens.shape[-1] - 1)
     norm = weights.final_norm()
     assert norm.kind == "layernorm" and norm.weight is not None
     direction = logit_direction(weights.w_u(), ANSWER, COUNTERFACTUAL, norm)
@@ -121,7 +121,7 @@ def test_logit_attribution_sums_to_transformer_lens_dla(full_bridge):
 def _hf_layer_inputs(model, tokens):
     """Each attention module's input (the normed residual), and the final norm's input."""
     from attn_widget.backends.huggingface import attention_modules
-    from attn_widget.model_weights import final_norm_module
+    from attn_widget.backends.weights import final_norm_module
 
     inputs: dict[int, torch.Tensor] = {}
     final: list[torch.Tensor] = []
@@ -164,8 +164,8 @@ def test_value_weighting_and_attribution_match_naive_on_hugging_face(kind, token
     model = hf_model(kind, tokenizer)
     tokens = torch.tensor([tokenizer(PROMPT)["input_ids"]])
     backend = backend_for(model, tokenizer=tokenizer)
-    weights = readout_weights(backend)
-    readout = run_readout(backend, weights, tokens, tokens.shape[-1] - 1)
+    weights = output_weights(backend)
+    readout = run_value_pass(backend, weights, tokens, tokens.shape[-1] - 1)
     patterns = torch.from_numpy(reference_attention(model, tokens))
     inputs, final = _hf_layer_inputs(model, tokens)
     norm = weights.final_norm()
@@ -196,7 +196,7 @@ def test_value_weighting_and_attribution_match_naive_on_hugging_face(kind, token
 def test_precomputed_attention_has_no_weights():
     backend = backend_for(torch.rand(2, 4, 5, 5).softmax(-1), tokens=list("abcde"))
     with pytest.raises(ModelError, match="precomputed attention has none"):
-        readout_weights(backend)
+        output_weights(backend)
 
 
 def test_model_without_unembedding_says_so(tokenizer):
@@ -204,4 +204,4 @@ def test_model_without_unembedding_says_so(tokenizer):
 
     base = GPT2Model(hf_model("gpt2", tokenizer).config)
     with pytest.raises(ModelError, match="no language-model head"):
-        ReadoutWeights(base).w_u()
+        OutputWeights(base).w_u()

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from attn_widget import wire
+from attn_widget.contract import WHOLE_HEAD_MAX_TOKENS
+from attn_widget.maths import encoding as wire
 
 
 def test_to_uint8_rounds_and_clamps():
@@ -12,7 +13,7 @@ def test_to_uint8_rounds_and_clamps():
     assert got.tolist() == [0, 0, 128, 255, 255]
 
 
-@pytest.mark.parametrize("n", [7, wire.FLOAT16_MAX_TOKENS])
+@pytest.mark.parametrize("n", [7, WHOLE_HEAD_MAX_TOKENS])
 def test_short_patterns_travel_as_float16(n):
     pattern = torch.rand(n, n)
     dtype, data = wire.encode_pattern(pattern)
@@ -22,7 +23,7 @@ def test_short_patterns_travel_as_float16(n):
 
 
 def test_long_patterns_travel_as_one_byte_per_weight():
-    n = wire.FLOAT16_MAX_TOKENS + 1
+    n = WHOLE_HEAD_MAX_TOKENS + 1
     pattern = torch.rand(n, n)
     dtype, data = wire.encode_pattern(pattern)
     assert dtype == "uint8"

@@ -1,5 +1,5 @@
-"""The kernel-browser contract: every constant and list both sides need, defined once, here or where
-Python uses it, and written to js/contract.gen.ts by `python -m attn_widget.contract`.
+"""The kernel-browser contract: every name, constant and list both sides need, defined once, here,
+and written to js/contract.gen.ts by `python -m attn_widget.contract`. Imports nothing of the package.
 
 The generated module is committed (tsc, biome and esbuild then run without Python) and
 tests/test_contract.py fails when it is out of date: run `make contract` after changing this.
@@ -12,12 +12,52 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .classify import HEAD_CLASSES
-from .protocol import MAX_TILE_CELLS
-from .scores import METRICS
-from .weighing import CHANGE, CHANGE_SUFFIX, DLA
-from .weighting import WEIGHTINGS
-from .wire import FLOAT16_MAX_TOKENS
+PROMPT_METRICS: tuple[str, ...] = (
+    "previous_token",
+    "duplicate_token",
+    "induction",
+    "first_token",
+    "entropy",
+    "max_attention",
+    "mean_distance",
+)
+"""The seven head scores every prompt gets (maths/dense_scores.py, maths/blocked.py)."""
+
+HEAD_CLASSES: tuple[str, ...] = (
+    "previous-token",
+    "induction",
+    "duplicate-token",
+    "first-token sink",
+    "diffuse",
+    "other",
+)
+"""Each head is named by its strongest pattern (maths/head_classes.py)."""
+
+WEIGHTINGS: tuple[str, ...] = ("attention", "value")
+"""What the views weigh: attention, or `||A f(x)||` (value-weighted, Kobayashi et al. 2020)."""
+
+WEIGHTING_LABELS: dict[str, str] = {"attention": "attention", "value": "value-weighted \u2016A f(x)\u2016"}
+
+WHOLE_HEAD_MAX_TOKENS = 512
+"""Up to this prompt length a head travels whole as float16 (512 KiB); longer ones as uint8 tiles."""
+
+MAX_TILE_CELLS = 1024
+"""The largest tile a side the kernel sends: the front end never asks for more."""
+
+DLA = "direct_logit_attribution"
+"""Score name: each head's direct logit attribution (answer minus counterfactual)."""
+CHANGE = "change_l1"
+"""Score name: mean row L1 distance between the two prompts' patterns of a head (0 to 2)."""
+CHANGE_SUFFIX = "_change"
+"""Score name of a metric's change against the compare prompt: metric + CHANGE_SUFFIX."""
+DATASET_PREFIX = "dataset:"
+"""Score name of a metric's mean over the last dataset run: DATASET_PREFIX + metric."""
+RETRIEVAL = "retrieval"
+"""Score name of the retrieval test (Wu et al. 2024)."""
+SINK_SHARE = "sink_share"
+"""Score name: the share of a head's attention on its sink keys."""
+BUILT_IN_DETECTORS: tuple[str, ...] = ("same_token", "successor")
+"""Detectors every explorer has from the start."""
 
 REPEATED_TOKENS = "repeated_tokens"
 """Metric key of the repeated random token test: a property of the model, not of the prompt."""
@@ -33,10 +73,32 @@ METRIC_LABELS: dict[str, str] = {
     "mean_distance": "mean attention distance",
     DLA: "direct logit attribution (answer minus counterfactual)",
     CHANGE: "change vs compare prompt (mean row L1)",
+    SINK_SHARE: "attention on sinks",
+    RETRIEVAL: "retrieval (needle in a haystack)",
+    "same_token": "same token (detector)",
+    "successor": "successor (detector)",
 }
 """Every metric the score view can show, in menu order. Which ones an explorer offers is the keys
 of its `score_table`: precomputed attention has no model to run the repeated random token test.
-With a compare prompt, each metric also comes as "<metric>_change" (CHANGE_SUFFIX)."""
+With a compare prompt, each metric also comes as "<metric>_change" (CHANGE_SUFFIX); after a dataset
+run as "dataset:<metric>" (DATASET_PREFIX); custom detectors keep their names."""
+
+RESERVED_METRICS: frozenset[str] = frozenset(METRIC_LABELS)
+"""Names a custom detector may not take (nor any name starting with DATASET_PREFIX or ending in
+CHANGE_SUFFIX), so it never replaces a built-in metric in the score views."""
+
+COLOR_STOPS: dict[str, list[tuple[int, int, int]]] = {
+    # light themes: white (no attention) to deep blue, the reference notebook's "Blues"
+    "blues": [(247, 251, 255), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 48, 107)],
+    # dark themes: near-black to pale blue, so strong weights stand out on dark
+    "blues_dark": [(17, 20, 28), (18, 56, 102), (33, 113, 181), (107, 174, 214), (222, 235, 247)],
+    # score views, where both ends carry meaning
+    "viridis": [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)],
+    # signed values (a difference, an attribution): blue below zero, white at zero, red above
+    "red_blue": [(33, 102, 172), (146, 197, 222), (247, 247, 247), (244, 165, 130), (178, 24, 43)],
+    "red_blue_dark": [(67, 147, 195), (33, 72, 110), (24, 24, 28), (120, 40, 40), (214, 96, 77)],
+}
+"""Colour ramps (256 entries interpolated between the stops), drawn alike by canvas and figures."""
 
 HEAD_CLASS_COLORS: dict[str, str] = {
     "previous-token": "#1f77b4",
@@ -50,7 +112,7 @@ HEAD_CLASS_COLORS: dict[str, str] = {
 COLOR_SCALES: tuple[str, ...] = ("linear", "log", "row")
 SHADE_BY: tuple[str, ...] = ("received", "given", "attribution")
 
-assert set(METRIC_LABELS) == {REPEATED_TOKENS, *METRICS, DLA, CHANGE}, "every metric needs a label"
+assert set(METRIC_LABELS) == {REPEATED_TOKENS, *PROMPT_METRICS, DLA, CHANGE, SINK_SHARE, RETRIEVAL, *BUILT_IN_DETECTORS}
 assert tuple(HEAD_CLASS_COLORS) == HEAD_CLASSES, "every head class needs a colour"
 
 GENERATED_PATH = Path("js") / "contract.gen.ts"
@@ -63,15 +125,28 @@ def _union(values: tuple[str, ...] | list[str]) -> str:
 def _constants() -> list[tuple[str, str, Any]]:
     """(TypeScript name, doc comment, value) of each constant."""
     return [
-        ("WHOLE_HEAD_MAX_TOKENS", "Up to this many tokens a head travels whole; above, as tiles.", FLOAT16_MAX_TOKENS),
+        (
+            "WHOLE_HEAD_MAX_TOKENS",
+            "Up to this many tokens a head travels whole; above, as tiles.",
+            WHOLE_HEAD_MAX_TOKENS,
+        ),
         ("MAX_TILE_CELLS", "The kernel's largest tile a side: the front end never asks for more.", MAX_TILE_CELLS),
         ("REPEATED_TOKENS", "Metric key of the repeated random token test.", REPEATED_TOKENS),
         ("METRIC_LABELS", "Every metric the score view can show, in menu order, with its label.", METRIC_LABELS),
-        ("HEAD_CLASS_COLORS", "Head classes (classify.py) and the colour each is drawn in.", HEAD_CLASS_COLORS),
+        (
+            "HEAD_CLASS_COLORS",
+            "Head classes (maths/head_classes.py) and the colour each is drawn in.",
+            HEAD_CLASS_COLORS,
+        ),
         ("COLOR_SCALES", "The heatmap's colour scales (the color_scale trait).", list(COLOR_SCALES)),
         ("SHADE_BY", "What the token strip shades by (the shade_by trait).", list(SHADE_BY)),
         ("WEIGHTINGS", "What the views weigh (the weighting trait).", list(WEIGHTINGS)),
+        ("WEIGHTING_LABELS", "How the weighting menu names each weighting.", WEIGHTING_LABELS),
         ("CHANGE_SUFFIX", "A metric's change against the compare prompt is named metric + this.", CHANGE_SUFFIX),
+        ("DATASET_PREFIX", "A metric's mean over a dataset run is named this + metric.", DATASET_PREFIX),
+        ("DLA", "Metric key of direct logit attribution.", DLA),
+        ("CHANGE", "Metric key of the mean row L1 change against the compare prompt.", CHANGE),
+        ("COLOR_STOPS", "Colour ramps: 256 entries interpolated between these stops.", COLOR_STOPS),
     ]
 
 

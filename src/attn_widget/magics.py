@@ -12,8 +12,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from .errors import AttnWidgetError
-from .explorer import DEFAULT_PROMPT, AttentionExplorer
+from attn_widget.errors import AttnWidgetError
+from attn_widget.widget.explorer import DEFAULT_PROMPT, AttentionExplorer
 
 _OPTION = re.compile(r"\s*--(model|layer|head)(?:=|\s+)(\S+)")
 _last_model: Any = None

@@ -460,8 +460,8 @@ def test_hidpi_wide_heatmap_of_a_long_prompt_shows_the_kernels_largest_tile(brow
     import torch
     import torch.nn.functional as F
 
-    from attn_widget.protocol import MAX_TILE_CELLS
-    from attn_widget.reductions import to_uint8
+    from attn_widget.contract import MAX_TILE_CELLS
+    from attn_widget.maths.reductions import to_uint8
 
     long_prompt = " ".join(["When mary and john went to the store mary gave a drink to john"] * 90)
     setup = SETUP_CELL.replace(

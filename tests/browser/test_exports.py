@@ -15,8 +15,7 @@ import pytest
 from PIL import Image
 
 from attn_widget import AttentionExplorer
-from attn_widget.figure import heatmap
-from attn_widget.saving import view_data
+from attn_widget.export.figure import heatmap
 
 pytestmark = pytest.mark.browser
 
@@ -89,7 +88,7 @@ def test_saved_png_has_the_on_screen_canvas_pixels(bridge, browser, tmp_path):
         saved = np.asarray(
             Image.open(io.BytesIO(w.save(tmp_path / f"{scale}.png", scale=1).read_bytes())).convert("RGB")
         )
-        matrix = next(item for item in heatmap(view_data(w)).items if getattr(item, "role", "") == "matrix")
+        matrix = next(item for item in heatmap(w.view_data()).items if getattr(item, "role", "") == "matrix")
         n = len(w.tokens)
         x0, y0 = matrix.x + 12, matrix.y + 12 + 40  # figure.figure's padding and header
         for q in range(n):

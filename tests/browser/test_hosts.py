@@ -102,7 +102,7 @@ def test_vscode_theme_path_on_a_plain_page(bridge, browser, tmp_path):
     """VS Code cannot run here. Its notebook webview marks the body `vscode-light` / `vscode-dark` /
     `vscode-high-contrast` and sets --vscode-* colours; the front end (js/theme.ts) must follow."""
     from attn_widget import AttentionExplorer
-    from attn_widget.colormaps import LUTS
+    from attn_widget.export.colormaps import LUTS
 
     w = AttentionExplorer(bridge, prompt="When mary and john went to the store", layer=0, head=1)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -18,14 +18,14 @@ from typing import Any, cast
 
 import torch
 
-from ..capture import LayerCapture
-from ..errors import ModelError
-from . import LayerCallback
+from attn_widget.backends.base import LayerCallback
+from attn_widget.errors import ModelError
+from attn_widget.maths.layer import LayerCapture
 
 PREFIX = "attn_widget_capture_"
 
 
-class _StopForward(Exception):
+class StopForward(Exception):
     """Raised after the last wanted layer: the rest of the forward pass is not needed."""
 
 
@@ -99,7 +99,7 @@ def _make_capture(implementation: str) -> Callable[..., Any]:
             ),
         )
         if layer == recorder.last_layer:
-            raise _StopForward
+            raise StopForward
         return output
 
     return capture_attention

@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
-from ..capture import DenseAttention, dense
-from ..errors import ModelError
-from . import LayerCallback, PatternCallback, warn_once
-from .attention_interface import _StopForward, can_capture, capturing_attention
+from attn_widget.backends.attention_interface import StopForward, can_capture, capturing_attention
+from attn_widget.backends.base import LayerCallback, PatternCallback, warn_once
+from attn_widget.errors import ModelError
+from attn_widget.maths.layer import DenseAttention, dense
 
 EAGER = "eager"
 HOW_TO_SWITCH = (
@@ -142,7 +142,7 @@ class HuggingFaceBackend:
         try:
             with torch.inference_mode():
                 body(input_ids=tokens.to(self.device), use_cache=False, **extra)
-        except _StopForward:
+        except StopForward:
             pass
 
     def _run_eager(
@@ -218,7 +218,7 @@ def _pattern_hook(
             )
         on_pattern(layer, weights)
         if last:
-            raise _StopForward
+            raise StopForward
 
     handle = module.register_forward_hook(hook)
     try:

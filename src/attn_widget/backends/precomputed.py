@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..capture import DenseAttention
-from ..errors import AttnWidgetWarning, ModelError, PromptError
-from . import LayerCallback, PatternCallback
+from attn_widget.backends.base import LayerCallback, PatternCallback
+from attn_widget.errors import AttnWidgetWarning, ModelError, PromptError
+from attn_widget.maths.layer import DenseAttention
 
 _PATTERN_KEY = re.compile(r"blocks\.(\d+)\.attn\.hook_pattern")
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from ..capture import LayerCapture, dense
-from ..errors import ModelError
-from . import LayerCallback, PatternCallback, warn_once
-from .unwrap import unwrapped_hf_backend
+from attn_widget.backends.base import LayerCallback, PatternCallback, warn_once
+from attn_widget.backends.unwrap import unwrapped_hf_backend
+from attn_widget.errors import ModelError
+from attn_widget.maths.layer import LayerCapture, dense
 
 Q_HOOKS = ("attn.hook_rot_q", "attn.hook_q")
 K_HOOKS = ("attn.hook_rot_k", "attn.hook_k")

@@ -15,8 +15,8 @@ from typing import Any, cast
 
 import torch
 
-from ..capture import dense
-from .huggingface import HuggingFaceBackend
+from attn_widget.backends.huggingface import HuggingFaceBackend
+from attn_widget.maths.layer import dense
 
 AGREEMENT = {torch.float32: 1e-4, torch.float64: 1e-6}
 """Largest difference between the bridge's weights and the unwrapped model's to accept it."""

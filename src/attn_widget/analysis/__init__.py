@@ -1,0 +1,2 @@
+"""A model run through a backend: one prompt and its one pass, the value pass, the repeated-token
+and retrieval tests, datasets."""

@@ -1,0 +1,147 @@
+"""One prompt through one model: tokens, head scores and thumbnails from a single forward pass,
+and any head, tile or row on demand, recomputed from the layer's captured queries and keys
+(kept on the device within a memory budget)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from attn_widget.analysis.forward import capture_layers
+from attn_widget.backends.base import Backend
+from attn_widget.contract import PROMPT_METRICS
+from attn_widget.errors import PromptError, SelectionError
+from attn_widget.maths import reductions
+from attn_widget.maths.layer import DenseAttention, LayerAttention, LayerCapture, dense
+from attn_widget.maths.reductions import reduce_layer, thumbnail_side
+
+CAPTURE_BUDGET_BYTES = {"cuda": 2 * 2**30, "cpu": 256 * 2**20}
+"""Memory for keeping layers' queries and keys between head switches; layers past it are
+recomputed by a pass that stops after them. Kept small next to a forward pass's own working set."""
+
+
+def _default_budget(device: torch.device) -> int:
+    return CAPTURE_BUDGET_BYTES["cuda" if device.type == "cuda" else "cpu"]
+
+
+def _check_index(kind: str, value: int, count: int) -> int:
+    if not 0 <= value < count:
+        raise SelectionError(f"{kind} {value} is out of range: this model has {kind}s 0 to {count - 1}")
+    return value
+
+
+def check_layer(backend: Backend, layer: int) -> int:
+    return _check_index("layer", layer, backend.n_layers)
+
+
+def check_head(backend: Backend, head: int) -> int:
+    return _check_index("head", head, backend.n_heads)
+
+
+def _nbytes(attention: LayerAttention) -> int:
+    if isinstance(attention, DenseAttention):
+        return attention.pattern.numel() * attention.pattern.element_size()
+    return attention.nbytes() if isinstance(attention, LayerCapture) else 0
+
+
+class PromptAnalysis:
+    """Runs `prompt` once with the model's own attention kernel, capturing each layer's queries
+    and keys; scores and thumbnails are reduced from them in query blocks (reductions.py).
+
+    With `defer_scores`, layers kept within the budget are reduced by `finish()`, so a caller can
+    show the first head before every score is done; layers past the budget are reduced during the
+    pass and let go.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        prompt: str,
+        budget_bytes: int | None = None,
+        *,
+        defer_scores: bool = False,
+        keep_values: bool = False,
+    ) -> None:
+        if not prompt.strip():
+            raise PromptError("The prompt is empty: type some text to see its attention patterns.")
+        self.backend = backend
+        self.token_ids, self.tokens = backend.tokenize(prompt)
+        n = len(self.tokens)
+        if backend.n_ctx is not None and n > backend.n_ctx:
+            raise PromptError(
+                f"The prompt is {n} tokens long, more than the model's context of {backend.n_ctx} tokens."
+            )
+        self._budget = _default_budget(backend.device) if budget_bytes is None else budget_bytes
+        self._options = {"keep_values": True} if keep_values else {}
+        self._kept: dict[int, LayerAttention] = {}
+        self._kept_bytes = 0
+        self._unreduced: list[int] = []
+        self._recomputed: tuple[int, LayerAttention] | None = None
+        layers, heads, side = backend.n_layers, backend.n_heads, thumbnail_side(n)
+        self.scores: dict[str, np.ndarray] = {m: np.full((layers, heads), np.nan, np.float32) for m in PROMPT_METRICS}
+        self.thumbnails = np.zeros((layers, heads, side, side), np.uint8)
+        self.scored = np.zeros(layers, bool)
+        """Which layers' scores and thumbnails are in (all of them once `finish()` has run)."""
+
+        def on_layer(layer: int, attention: LayerAttention) -> None:
+            size = _nbytes(attention)
+            if self._kept_bytes + size <= self._budget:
+                self._kept[layer] = attention
+                self._kept_bytes += size
+                self._unreduced.append(layer)
+            else:
+                self._reduce(layer, attention)
+
+        capture_layers(backend, self.token_ids, on_layer, **self._options)
+        if not defer_scores:
+            self.finish()
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens)
+
+    def finish(self, on_layer_scored: Callable[[int], None] | None = None) -> None:
+        """Reduce the kept layers not yet scored, calling `on_layer_scored(layer)` after each."""
+        while self._unreduced:
+            layer = self._unreduced.pop(0)
+            self._reduce(layer, self._kept[layer])
+            if on_layer_scored is not None:
+                on_layer_scored(layer)
+
+    def _reduce(self, layer: int, attention: LayerAttention) -> None:
+        reduction = reduce_layer(attention, self.token_ids)
+        for metric, values in reduction.scores.items():
+            self.scores[metric][layer] = values.float().cpu().numpy()
+        self.thumbnails[layer] = reduction.thumbnails.cpu().numpy()
+        self.scored[layer] = True
+        if isinstance(attention, LayerCapture):
+            attention.release_blocks()
+
+    def capture(self, layer: int) -> LayerAttention:
+        """The layer's attention, readable in query blocks: kept, or recomputed (one at a time)."""
+        check_layer(self.backend, layer)
+        if layer in self._kept:
+            return self._kept[layer]
+        if self._recomputed is not None and self._recomputed[0] == layer:
+            return self._recomputed[1]
+        self._recomputed = None  # let the previous one go before the pass makes another
+        captured: dict[int, LayerAttention] = {}
+
+        def keep(at: int, attention: LayerAttention) -> None:
+            if at == layer:
+                captured[at] = attention
+
+        capture_layers(self.backend, self.token_ids, keep, last_layer=layer, **self._options)
+        self._recomputed = (layer, captured[layer])
+        return captured[layer]
+
+    def layer_pattern(self, layer: int) -> torch.Tensor:
+        """`[head, q, k]` float32: the whole layer, for short prompts (CircuitsVis) only."""
+        return dense(self.capture(layer))[0]
+
+    def head_pattern(self, layer: int, head: int) -> torch.Tensor:
+        """`[q, k]` float32 on the model's device."""
+        check_layer(self.backend, layer), check_head(self.backend, head)
+        return reductions.head_pattern(self.capture(layer), head)

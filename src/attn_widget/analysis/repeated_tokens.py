@@ -1,0 +1,41 @@
+"""The reference notebook's repeated random token test: a property of the model, not the prompt."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from attn_widget.analysis.forward import capture_layers, needs_a_model
+from attn_widget.backends.base import Backend
+from attn_widget.maths import dense_scores
+from attn_widget.maths.layer import LayerAttention, dense
+
+
+def repeated_tokens_scores(backend: Backend, seq_len: int = 50, batch: int = 8, seed: int = 0) -> np.ndarray:
+    """The reference notebook's repeated random token test, batched and in one forward pass.
+
+    Each sequence is `seq_len // 2` random tokens repeated once (after a BOS token when the
+    tokenizer has one). Returns `[n_layers, n_heads]` mean induction-stripe attention.
+    """
+    needs_a_model(backend, "The repeated random token test")
+    half = seq_len // 2
+    if half < 2 or batch < 1:
+        raise ValueError("the repeated random token test needs seq_len >= 4 and batch >= 1")
+    offset = 0 if backend.bos_token_id is None else 1
+    if backend.n_ctx is not None and offset + 2 * half > backend.n_ctx:
+        raise ValueError(f"seq_len {seq_len} does not fit the model's context of {backend.n_ctx} tokens")
+    # The notebook draws ids from [100, 1000): ordinary tokens, clear of specials at the start.
+    high = min(1000, backend.vocab_size)
+    low = min(100, high // 4)
+    generator = torch.Generator().manual_seed(seed)
+    segment = torch.randint(low, high, (batch, half), generator=generator)
+    tokens = torch.cat([segment, segment], dim=1)
+    if offset:
+        tokens = torch.cat([torch.full((batch, 1), int(backend.bos_token_id or 0)), tokens], dim=1)
+    result = torch.zeros(backend.n_layers, backend.n_heads)
+
+    def score(layer: int, attention: LayerAttention) -> None:  # short sequences: the dense layer is small
+        result[layer] = dense_scores.repeated_sequence_score(dense(attention), half, offset).cpu()
+
+    capture_layers(backend, tokens.to(backend.device), score)
+    return result.numpy()

@@ -1,0 +1,57 @@
+"""A figure (figure.py) as SVG: text and outlines stay vector; each matrix is one embedded PNG drawn
+without smoothing, so a 1024-token head is one image, not a million rectangles."""
+
+from __future__ import annotations
+
+import base64
+from xml.sax.saxutils import escape, quoteattr
+
+from attn_widget.export import png_codec as png
+from attn_widget.export.figure import Box, Cells, Figure, Text
+
+
+def _rgb(color: tuple[int, int, int]) -> str:
+    return f"rgb({color[0]},{color[1]},{color[2]})"
+
+
+def cells_png(item: Cells) -> bytes:
+    """The cells one pixel each (palette PNG when they come from one lookup table)."""
+    if item.indices is not None and item.palette is not None:
+        return png.encode_indexed(item.indices, item.palette)
+    return png.encode_rgb(item.rgb)
+
+
+def _item(item: Cells | Text | Box, text_color: str) -> str:
+    if isinstance(item, Cells):
+        uri = "data:image/png;base64," + base64.b64encode(cells_png(item)).decode("ascii")
+        role = f' data-role="{item.role}"' if item.role else ""
+        return (
+            f'<image x="{item.x:g}" y="{item.y:g}" width="{item.width}" height="{item.height}"{role}'
+            f' preserveAspectRatio="none" style="image-rendering:pixelated;image-rendering:crisp-edges" href="{uri}"/>'
+        )
+    if isinstance(item, Box):
+        return (
+            f'<rect x="{item.x:g}" y="{item.y:g}" width="{item.width:g}" height="{item.height:g}" fill="none"'
+            f' stroke="{_rgb(item.stroke)}" stroke-width="{item.line:g}"/>'
+        )
+    weight = ' font-weight="bold"' if item.bold else ""
+    where = (
+        f'transform="translate({item.x:g},{item.y:g}) rotate(-90)"'
+        if item.vertical
+        else f'x="{item.x:g}" y="{item.y:g}"'
+    )
+    anchor = "start" if item.vertical else item.anchor  # vertical labels read up from the matrix
+    return f'<text {where} text-anchor="{anchor}" font-size="{item.size}"{weight}>{escape(item.text)}</text>'
+
+
+def to_svg(fig: Figure, scale: float = 1.0, title: str = "") -> str:
+    """A standalone SVG document; `scale` sets its displayed size, the drawing is the same."""
+    text_color = _rgb(fig.text_color)
+    body = "\n".join(_item(item, text_color) for item in fig.items)
+    label = f"<title>{escape(title)}</title>" if title else ""
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{fig.width * scale:g}" height="{fig.height * scale:g}"'
+        f' viewBox="0 0 {fig.width} {fig.height}" role="img" aria-label={quoteattr(title or "attention figure")}'
+        f' font-family="DejaVu Sans, Helvetica, Arial, sans-serif" fill="{text_color}">{label}'
+        f'<rect width="100%" height="100%" fill="{_rgb(fig.background)}"/>\n{body}\n</svg>'
+    )

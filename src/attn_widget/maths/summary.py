@@ -1,0 +1,72 @@
+"""The reference notebook's summary of a prompt's heads, as a small table."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+
+from attn_widget.contract import REPEATED_TOKENS
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    finding: str
+    layer: int
+    head: int
+    metric: str
+    value: float
+
+
+@dataclass(frozen=True)
+class HeadSummary:
+    rows: list[SummaryRow]
+
+    def __str__(self) -> str:
+        lines = [f"{'finding':<22} {'head':>7}  {'metric':<14} {'value':>8}"]
+        for r in self.rows:
+            lines.append(f"{r.finding:<22} {f'L{r.layer}H{r.head}':>7}  {r.metric:<14} {r.value:>8.4f}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        cells = "".join(
+            f"<tr><td>{html.escape(r.finding)}</td><td>L{r.layer}H{r.head}</td>"
+            f"<td>{html.escape(r.metric)}</td><td>{r.value:.4f}</td></tr>"
+            for r in self.rows
+        )
+        return (
+            "<table><thead><tr><th>finding</th><th>head</th><th>metric</th><th>value</th></tr></thead>"
+            f"<tbody>{cells}</tbody></table>"
+        )
+
+
+def _nan_last(values: np.ndarray, lowest_first: bool) -> np.ndarray:
+    """Flat indices in order of value; undefined (NaN) scores last, whatever the order."""
+    key = np.where(np.isnan(values), np.inf, values if lowest_first else -values)
+    return np.argsort(key, axis=None, kind="stable")
+
+
+def _at(scores: np.ndarray, flat_index: int) -> tuple[int, int, float]:
+    layer, head = np.unravel_index(flat_index, scores.shape)
+    return int(layer), int(head), float(scores[layer, head])
+
+
+def summarize(scores: dict[str, np.ndarray], induction: np.ndarray, top_k: int = 5) -> HeadSummary:
+    """Top induction heads (repeated random token test), most focused and most diffuse head
+    (lowest and highest entropy) and longest-range head (highest mean distance)."""
+    rows = []
+    for rank, flat in enumerate(_nan_last(induction, lowest_first=False)[:top_k], start=1):
+        layer, head, value = _at(induction, int(flat))
+        rows.append(SummaryRow(f"induction head #{rank}", layer, head, REPEATED_TOKENS, value))
+    picks = [
+        ("most focused", "entropy", int(_nan_last(scores["entropy"], lowest_first=True)[0])),
+        ("most diffuse", "entropy", int(_nan_last(scores["entropy"], lowest_first=False)[0])),
+        ("longest-range", "mean_distance", int(_nan_last(scores["mean_distance"], lowest_first=False)[0])),
+    ]
+    for finding, metric, flat in picks:
+        layer, head, value = _at(scores[metric], flat)
+        rows.append(SummaryRow(finding, layer, head, metric, value))
+    return HeadSummary(rows)
