@@ -44,6 +44,7 @@ demo: setup
 	$(PY) -m jupyter lab examples/quickstart.ipynb $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 lint: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy

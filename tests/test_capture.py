@@ -93,7 +93,7 @@ def test_recomputed_heads_equal_eager_weights(kind, tokenizer):
     implementation = model.config._attn_implementation
     tokens = torch.randint(1, len(tokenizer), (1, N), generator=torch.Generator().manual_seed(1))
     backend = HuggingFaceBackend(model, tokenizer)
-    assert backend._captures, f"{kind} should run through the attention interface"
+    assert backend.captures_queries, f"{kind} should run through the attention interface"
     layers = captured(backend, tokens)
     expected = eager_weights(model, tokens)
     assert len(layers) == len(expected) == 3

@@ -19,8 +19,8 @@ from PIL import Image
 from attn_widget import AttentionExplorer
 from attn_widget.errors import AttnWidgetError
 from attn_widget.export import colormaps
-from attn_widget.export import png_codec as png
-from attn_widget.export.figure import heatmap
+from attn_widget.export.figure import Cells, heatmap
+from attn_widget.export.svg import cells_png
 from attn_widget.maths import encoding as wire
 from attn_widget.widget.saving import figure_bytes
 
@@ -69,13 +69,16 @@ def test_colour_tables_and_scales_equal_the_front_ends():
         np.testing.assert_array_equal(got, js["scaled"][scale], err_msg=scale)
 
 
-def test_png_encoder_round_trips_through_pillow():
+def test_svg_cells_are_pngs_with_the_lookup_tables_colours():
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png.encode_rgb(rgb)))), rgb)
+    plain = Cells(0, 0, rgb, 1)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(cells_png(plain)))), rgb)
     indices = rng.integers(0, 256, (6, 3), dtype=np.uint8)
-    decoded = np.asarray(Image.open(io.BytesIO(png.encode_indexed(indices, colormaps.LUTS["viridis"]))).convert("RGB"))
-    np.testing.assert_array_equal(decoded, colormaps.LUTS["viridis"][indices])
+    lut = colormaps.LUTS["viridis"]
+    indexed = Cells(0, 0, lut[indices], 1, indices, lut)
+    decoded = np.asarray(Image.open(io.BytesIO(cells_png(indexed))).convert("RGB"))
+    np.testing.assert_array_equal(decoded, lut[indices])
 
 
 @pytest.mark.parametrize("scale", [1, 2])

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from attn_widget.testing.lab import STARTUP_TIMEOUT_S, _free_port, stop
+from attn_widget.testing.lab import STARTUP_TIMEOUT_S, free_port, stop
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ def host_command(host: str, root: Path, port: int, notebook: str) -> list[str]:
 @contextmanager
 def running_host(host: str, root: Path, notebook: str) -> Iterator[str]:
     """The host serving `notebook` in `root`; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
     url = f"http://127.0.0.1:{port}"
     with open(root / f".{host}.log", "w") as log:

@@ -46,7 +46,7 @@ class ValuePass:
 
 def running_model(backend: Any) -> Any:
     """The module the backend runs: a bridge over a Hugging Face model runs an unwrapped copy."""
-    unwrapped = getattr(backend, "_hf", None)
+    unwrapped = getattr(backend, "unwrapped", None)
     return unwrapped.model if unwrapped is not None else getattr(backend, "model", None)
 
 

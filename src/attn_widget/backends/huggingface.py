@@ -26,7 +26,7 @@ HOW_TO_SWITCH = (
 )
 
 
-def _config(model: Any) -> Any:
+def text_config(model: Any) -> Any:
     config = model.config
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
@@ -78,7 +78,7 @@ class HuggingFaceBackend:
         self._attention = attention_modules(model)
         if not self._attention:
             raise ModelError(f"Found no attention modules in {type(model).__name__}, so its attention cannot be shown.")
-        config = _config(model)
+        config = text_config(model)
         self.n_layers = len(self._attention)
         self.n_heads = int(config.num_attention_heads)
         n_ctx = getattr(config, "max_position_embeddings", None)
@@ -87,8 +87,8 @@ class HuggingFaceBackend:
         self.bos_token_id = getattr(tokenizer, "bos_token_id", None)
         self.device = model.get_input_embeddings().weight.device
         self.name = str(getattr(model.config, "name_or_path", "") or type(model).__name__)
-        self._captures = can_capture(model)
-        if not self._captures:
+        self.captures_queries = can_capture(model)
+        if not self.captures_queries:
             _check_can_be_eager(model)
             warn_once(
                 f"{type(model).__name__} does not run its attention through transformers' attention interface, "
@@ -118,7 +118,7 @@ class HuggingFaceBackend:
     ) -> None:
         """One forward pass with the model's own attention kernel; each layer's queries and keys
         are handed over as that layer runs (see capture.py)."""
-        if not self._captures:
+        if not self.captures_queries:
             self._run_eager(tokens, lambda layer, p: on_layer(layer, DenseAttention(p)), last_layer, attention_mask)
             return
         layers = {id(module): layer for layer, (module, _) in enumerate(self._attention)}

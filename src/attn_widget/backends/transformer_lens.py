@@ -42,8 +42,8 @@ class TransformerLensBackend:
         self.device = next(model.parameters()).device
         self.name = str(getattr(cfg, "model_name", "") or type(model).__name__)
         self._hook_names = [_hook_pair(model, layer) for layer in range(self.n_layers)]
-        self._hf = unwrapped_hf_backend(model, self._reference_patterns)
-        if self._hf is None and hasattr(getattr(model, "original_model", None), "config"):
+        self.unwrapped = unwrapped_hf_backend(model, self._reference_patterns)
+        if self.unwrapped is None and hasattr(getattr(model, "original_model", None), "config"):
             warn_once(
                 f"{self.name}: this TransformerBridge's attention forms each layer's whole pattern; attn-widget "
                 "captures queries and keys from its hooks and frees each layer's pattern as it goes."
@@ -66,8 +66,8 @@ class TransformerLensBackend:
     def capture(
         self, tokens: torch.Tensor, on_layer: LayerCallback, last_layer: int | None = None, *, keep_values: bool = False
     ) -> None:
-        if self._hf is not None:
-            self._hf.capture(tokens, on_layer, last_layer, keep_values=keep_values)
+        if self.unwrapped is not None:
+            self.unwrapped.capture(tokens, on_layer, last_layer, keep_values=keep_values)
             return
         self._capture_from_hooks(tokens, on_layer, last_layer, keep_values)
 

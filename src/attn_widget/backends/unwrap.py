@@ -73,7 +73,7 @@ def unwrapped_hf_backend(
         if fresh is None:
             return None
         backend = HuggingFaceBackend(fresh, tokenizer)
-        if not backend._captures:
+        if not backend.captures_queries:
             return None
         vocab = int(bridge.cfg.d_vocab)
         probe = (torch.arange(12) * 7 % vocab)[None].to(backend.device)

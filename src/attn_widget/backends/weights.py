@@ -134,9 +134,9 @@ def _gain(module: torch.nn.Module | None) -> torch.Tensor | None:
 
 
 def _hf_output_projections(model: Any) -> tuple[Callable[[int], torch.Tensor], int, int]:
-    from attn_widget.backends.huggingface import _config, attention_modules
+    from attn_widget.backends.huggingface import attention_modules, text_config
 
-    config = _config(model)
+    config = text_config(model)
     n_heads = int(config.num_attention_heads)
     projections = [_output_projection(module) for module, _ in attention_modules(model)]
 

@@ -4,9 +4,12 @@ without smoothing, so a 1024-token head is one image, not a million rectangles."
 from __future__ import annotations
 
 import base64
+import io
 from xml.sax.saxutils import escape, quoteattr
 
-from attn_widget.export import png_codec as png
+import numpy as np
+from PIL import Image
+
 from attn_widget.export.figure import Box, Cells, Figure, Text
 
 
@@ -17,8 +20,13 @@ def _rgb(color: tuple[int, int, int]) -> str:
 def cells_png(item: Cells) -> bytes:
     """The cells one pixel each (palette PNG when they come from one lookup table)."""
     if item.indices is not None and item.palette is not None:
-        return png.encode_indexed(item.indices, item.palette)
-    return png.encode_rgb(item.rgb)
+        image = Image.fromarray(np.ascontiguousarray(item.indices, np.uint8), "P")
+        image.putpalette(np.ascontiguousarray(item.palette, np.uint8).reshape(-1).tolist())
+    else:
+        image = Image.fromarray(np.ascontiguousarray(item.rgb, np.uint8), "RGB")
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=6)
+    return out.getvalue()
 
 
 def _item(item: Cells | Text | Box, text_color: str) -> str:

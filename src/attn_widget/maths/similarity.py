@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.cluster.hierarchy import leaves_list, linkage
+from scipy.spatial.distance import squareform
 
 DISTANCES = ("js",)
 
@@ -51,39 +53,8 @@ def cluster_order(distance: np.ndarray) -> list[int]:
     n = len(distance)
     if n <= 2:
         return list(range(n))
-    try:
-        from scipy.cluster.hierarchy import leaves_list, linkage
-        from scipy.spatial.distance import squareform
-    except ImportError:
-        return _average_linkage_order(distance)
     condensed = squareform(np.asarray(distance, dtype=np.float64), checks=False)
     return [int(i) for i in leaves_list(linkage(condensed, "average", optimal_ordering=True))]
-
-
-def _average_linkage_order(distance: np.ndarray) -> list[int]:
-    """Agglomerative average linkage without scipy: merge the two closest clusters until one is left,
-    joining their leaf lists at the ends that are closest to each other."""
-    d = np.array(distance, dtype=np.float64)
-    np.fill_diagonal(d, np.inf)
-    leaves: dict[int, list[int]] = {i: [i] for i in range(len(d))}
-    alive = list(range(len(d)))
-    while len(alive) > 1:
-        sub = d[np.ix_(alive, alive)]
-        a, b = np.unravel_index(int(np.argmin(sub)), sub.shape)
-        i, j = alive[min(a, b)], alive[max(a, b)]
-        size_i, size_j = len(leaves[i]), len(leaves[j])
-        d[i, :] = (size_i * d[i, :] + size_j * d[j, :]) / (size_i + size_j)  # Lance-Williams, average
-        d[:, i] = d[i, :]
-        d[i, i] = np.inf
-        leaves[i] = _join(leaves[i], leaves.pop(j), distance)
-        alive.remove(j)
-    return leaves[alive[0]]
-
-
-def _join(left: list[int], right: list[int], distance: np.ndarray) -> list[int]:
-    # Flip either side so that the two leaves that meet are the closest of the four end pairs.
-    options = [left + right, left + right[::-1], left[::-1] + right, left[::-1] + right[::-1]]
-    return min(options, key=lambda o: distance[o[len(left) - 1], o[len(left)]])
 
 
 def head_similarity(patterns: torch.Tensor, metric: str = "js") -> HeadSimilarity:

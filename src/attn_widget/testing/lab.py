@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
 STARTUP_TIMEOUT_S = 90
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -57,7 +57,7 @@ class Lab:
 @contextmanager
 def running_lab(root: Path, kernel_path: Sequence[Path] = ()) -> Iterator[Lab]:
     """JupyterLab serving `root`; `kernel_path` folders are importable by its kernels (tests/: tiny_models)."""
-    port = _free_port()
+    port = free_port()
     settings = root / ".lab-settings"
     # No "get Jupyter news?" toast over the widget.
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True, exist_ok=True)
