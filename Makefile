@@ -87,7 +87,7 @@ $(VENV_TL3)/.installed: pyproject.toml
 	touch $@
 
 test-tl3: $(VENV_TL3)/.installed $(BUNDLE)
-	$(VENV_TL3)/bin/python -m pytest -q -p no:cacheprovider tests/test_backends.py
+	$(VENV_TL3)/bin/python -m pytest -q -p no:cacheprovider tests/backends/test_backends.py
 
 # Side-by-side measurements against CircuitsVis, a bare forward pass and run_with_cache (minutes).
 bench: setup chromium

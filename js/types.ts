@@ -38,7 +38,7 @@ export interface ExplorerState {
   /** Names the kernel's static snapshot output, which a live view hides (attn_widget.snapshot). */
   snapshot_key?: string;
   standalone?: boolean; // a standalone page (no kernel): attn_widget.standalone
-  /** Dataset mode, sinks and head similarity (src/attn_widget/explorer_extras.py). */
+  /** Dataset mode, sinks and head similarity (src/attn_widget/widget/traits.py). */
   progress: { label?: string; done?: number; total?: number };
   dataset_size: number;
   dataset_index: number;

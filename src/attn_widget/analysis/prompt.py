@@ -48,7 +48,7 @@ def _nbytes(attention: LayerAttention) -> int:
 
 class PromptAnalysis:
     """Runs `prompt` once with the model's own attention kernel, capturing each layer's queries
-    and keys; scores and thumbnails are reduced from them in query blocks (reductions.py).
+    and keys; scores and thumbnails are reduced from them in query blocks (maths/reductions.py).
 
     With `defer_scores`, layers kept within the budget are reduced by `finish()`, so a caller can
     show the first head before every score is done; layers past the budget are reduced during the

@@ -18,8 +18,7 @@ from attn_widget.errors import ModelError, SelectionError
 from attn_widget.maths.attribution import logit_direction, source_attribution
 from attn_widget.maths.layer import LayerAttention
 from attn_widget.maths.reductions import head_pattern
-from attn_widget.maths.value_weighted import ValueWeighted
-from attn_widget.maths.value_weighting import value_norms, value_weighted
+from attn_widget.maths.value_weighting import ValueWeighted, value_norms, value_weighted
 
 
 class PromptValues:

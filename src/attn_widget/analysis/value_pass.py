@@ -26,8 +26,7 @@ from attn_widget.errors import ModelError
 from attn_widget.maths.attribution import final_scale
 from attn_widget.maths.layer import LayerAttention, full_rows
 from attn_widget.maths.reductions import reduce_layer, thumbnail_side, token_pairs
-from attn_widget.maths.value_weighted import ValueWeighted
-from attn_widget.maths.value_weighting import value_norms
+from attn_widget.maths.value_weighting import ValueWeighted, value_norms
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Hugging Face `transformers` models (`PreTrainedModel`) with their tokenizer.
 
 The model runs its own attention kernel (sdpa, flash, ...): attention_interface.py records each
-layer's queries and keys on the way in (see capture.py), so the weights are recomputed, never
+layer's queries and keys on the way in (see maths/layer.py), so the weights are recomputed, never
 formed whole. A model whose attention bypasses transformers' attention interface falls back to
 eager attention, with a forward hook on every attention module handing over its weights.
 """
@@ -117,7 +117,7 @@ class HuggingFaceBackend:
         keep_values: bool = False,
     ) -> None:
         """One forward pass with the model's own attention kernel; each layer's queries and keys
-        are handed over as that layer runs (see capture.py)."""
+        are handed over as that layer runs (see maths/layer.py)."""
         if not self.captures_queries:
             self._run_eager(tokens, lambda layer, p: on_layer(layer, DenseAttention(p)), last_layer, attention_mask)
             return

@@ -3,7 +3,7 @@
 Both expose `cfg`, `to_tokens`, `to_str_tokens` and `run_with_hooks(..., stop_at_layer=)`, and
 name their hooks `blocks.{layer}.attn.hook_q` / `hook_k` (`hook_rot_q` / `hook_rot_k` after
 rotary embeddings), so one adapter serves both: queries and keys are captured there and the
-weights recomputed (capture.py).
+weights recomputed (maths/layer.py).
 
 A bridge's own attention always forms the dense pattern. A bridge over a Hugging Face model is
 therefore run as an unwrapped model of the same class sharing the bridge's parameters, through

@@ -1,5 +1,5 @@
 """Colour lookup tables and scales, exactly as the front end's js/colors.ts computes them, so saved
-figures and snapshots show the colours the canvas shows (tests/test_colormaps.py checks it against
+figures and snapshots show the colours the canvas shows (tests/export/test_figures.py checks it against
 the JS). The stops themselves are in the contract, shared with the front end."""
 
 from __future__ import annotations

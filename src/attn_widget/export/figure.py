@@ -1,6 +1,6 @@
 """Static figures of what the explorer shows: the selected head's heatmap with token labels, the
 layer-by-head grid of thumbnails, the score map. Laid out once as a few primitives (cells, text,
-rectangles) that figure_svg.py and figure_png.py draw, so both formats show the same figure.
+rectangles) that svg.py and png.py draw, so both formats show the same figure.
 
 Colours come from colormaps.py, the front end's own tables and scales: a cell here has the colour
 it has on the canvas.

@@ -1,6 +1,6 @@
 """Everything the views need of a layer, reduced a block of query rows at a time.
 
-Head scores (the same quantities as scores.py, accumulated exactly over row blocks), max-pooled
+Head scores (the same quantities as dense_scores.py, accumulated exactly over row blocks), max-pooled
 thumbnails, and max-pooled windows of one head (the heatmap's tiles). Memory is one block of
 `[batch, heads, rows, n]` weights, never a layer's `[heads, n, n]`.
 """

@@ -1,4 +1,6 @@
-"""Value-weighted attention (Kobayashi et al. 2020, norm-based): pure tensor functions.
+"""Value-weighted attention (Kobayashi et al. 2020, norm-based): pure tensor functions, and
+`ValueWeighted`, a layer's attention read in query blocks with each row of
+`A[h, i, j] * ||v_j W_O^h||` scaled to sum to one (the share of what head h moves into i from j).
 
 `||A[h, i, j] * f_h(x_j)||` with `f_h(x) = (x W_V^h + b_V^h) W_O^h` is the size of what head h
 moves from source j into position i. The attention weight is a scalar, so it factors out:
@@ -11,6 +13,8 @@ moves from source j into position i. The attention weight is a scalar, so it fac
 from __future__ import annotations
 
 import torch
+
+from attn_widget.maths.layer import LayerAttention, RowBlock, weights_block
 
 
 def grouped_by_kv(per_head: torch.Tensor, kv_heads: int) -> torch.Tensor:
@@ -49,3 +53,34 @@ def row_shares(weighted: torch.Tensor) -> torch.Tensor:
     """
     total = weighted.sum(dim=-1, keepdim=True)
     return weighted / total.clamp_min(torch.finfo(weighted.dtype).tiny)
+
+
+class ValueWeighted:
+    """`attention` `[batch, heads, n, n]` weighted by source norms `[heads, n]`, rows renormalised.
+    `statistics=False`: blocks carry weights only (row maxima and entropies zero), for the views."""
+
+    def __init__(self, attention: LayerAttention, norms: torch.Tensor, statistics: bool = True) -> None:
+        self.attention, self.norms, self.statistics = attention, norms.to(attention.device), statistics
+        self.batch, self.n_heads, self.n, self.causal = (
+            attention.batch,
+            attention.n_heads,
+            attention.n,
+            attention.causal,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.attention.device
+
+    def key_range(self, q0: int, q1: int) -> tuple[int, int]:
+        return self.attention.key_range(q0, q1)
+
+    def block(self, q0: int, q1: int, heads: range | None = None) -> RowBlock:
+        heads = heads or range(self.n_heads)
+        inner = self.attention.block(q0, q1, heads)
+        k1 = inner.k0 + inner.weights.shape[-1]
+        # Not in place: a dense layer's block can be a view of the layer itself.
+        weights = inner.weights * self.norms[heads.start : heads.stop, None, inner.k0 : k1]
+        total = weights.sum(dim=-1, keepdim=True)
+        weights.div_(total.clamp_min(torch.finfo(weights.dtype).tiny))
+        return weights_block(weights, inner.k0, total[..., 0] > 0, self.statistics)

@@ -35,12 +35,12 @@ from attn_widget.maths.summary import HeadSummary, summarize
 from attn_widget.widget import protocol, saving
 from attn_widget.widget.answers import Shown, answer, pushed_head_request
 from attn_widget.widget.display import WATCHED, SnapshotOutput
+from attn_widget.widget.json_numbers import json_matrix, json_row
 from attn_widget.widget.research import Research
 from attn_widget.widget.traits import ExplorerTraits
 from attn_widget.widget.view import page_data, page_title
 from attn_widget.widget.view import view_data as current_view
 from attn_widget.widget.view_options import ViewOptions
-from attn_widget.widget.wire_json import json_matrix, json_row
 
 DEFAULT_PROMPT = (
     "When Mary and John went to the store, Mary gave a drink to John. "

@@ -20,8 +20,8 @@ from attn_widget.contract import CHANGE_SUFFIX, DATASET_PREFIX, RESERVED_METRICS
 from attn_widget.errors import AttnWidgetError, SelectionError
 from attn_widget.maths.detectors import BUILT_IN, Detector, DetectorError
 from attn_widget.maths.similarity import HeadSimilarity, head_similarity
+from attn_widget.widget.json_numbers import json_matrix
 from attn_widget.widget.traits import ExplorerTraits
-from attn_widget.widget.wire_json import json_matrix
 
 
 class Research:

@@ -167,7 +167,7 @@ def test_table_and_bad_input(bridge):
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 def test_hugging_face_models_batch_like_each_prompt_alone(tokenizer, kind):
     """Learned positions (GPT-2) and rotary ones with grouped-query attention (Llama), right-padded."""
-    from test_backends import hf_model
+    from references import hf_model
 
     backend = backend_for(hf_model(kind, tokenizer), tokenizer=tokenizer)
     prompts = _prompts(5, seed=4)

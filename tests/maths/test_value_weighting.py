@@ -14,44 +14,13 @@ from attn_widget.backends.weights import OutputWeights, output_weights
 from attn_widget.errors import ModelError
 from attn_widget.maths.attribution import logit_direction, source_attribution
 from attn_widget.maths.value_weighting import row_shares, value_norms, value_weighted
-from test_backends import hf_model, reference_attention
+from references import hf_model, naive_attribution, naive_moved, naive_weighted_norms, reference_attention
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
 ANSWER, COUNTERFACTUAL = 7, 11  # token ids; any two distinct ones will do
 
 
 # ---- naive references: one [d_model] vector per (head, source), formed in full ------------------
-
-
-@torch.no_grad()
-def naive_moved(x: torch.Tensor, w_v: torch.Tensor, b_v: torch.Tensor, w_o: torch.Tensor) -> torch.Tensor:
-    """`[h, n, d_model]`: f_h(x_j) = (x_j W_V^h + b_V^h) W_O^h, head by head, from the layer's input."""
-    return torch.stack([(x @ w_v[h] + b_v[h]) @ w_o[h] for h in range(w_o.shape[0])])
-
-
-@torch.no_grad()
-def naive_weighted_norms(pattern: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
-    h, n, _ = pattern.shape
-    out = torch.zeros(h, n, n)
-    for head in range(h):
-        for i in range(n):
-            for j in range(n):
-                out[head, i, j] = torch.linalg.vector_norm(pattern[head, i, j] * moved[head, j])
-    return out
-
-
-@torch.no_grad()
-def naive_attribution(row: torch.Tensor, moved: torch.Tensor, direction: torch.Tensor, sigma, center: bool):
-    """`[h, n]`: each source's vector through the frozen final norm, dotted with the unembedding."""
-    h, n, _ = moved.shape
-    out = torch.zeros(h, n)
-    for head in range(h):
-        for j in range(n):
-            written = row[head, j] * moved[head, j]
-            if center:
-                written = written - written.mean()
-            out[head, j] = (written / sigma) @ direction
-    return out
 
 
 # ---- TransformerLens --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from attn_widget import AttentionExplorer
-from test_capture import eager_weights, tiny_model
+from references import eager_weights, tiny_model
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
 

@@ -16,41 +16,13 @@ from attn_widget import AttentionExplorer
 from attn_widget.backends import backend_for
 from attn_widget.contract import PROMPT_METRICS as METRICS
 from attn_widget.errors import ModelError, PromptError, SelectionError
+from references import hf_config, hf_model, precomputed_from_hf, reference_attention
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
 BOS = "<|endoftext|>"
 
 
 # ---- tiny models of every kind (random weights, built from configs) ------------------
-
-
-def _hf_config(kind: str, tokenizer):
-    from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig
-
-    ids = {"vocab_size": len(tokenizer), "bos_token_id": 0, "eos_token_id": 0}
-    if kind == "gpt2":
-        return GPT2Config(n_layer=2, n_head=4, n_embd=32, n_positions=64, **ids)
-    shape = {"num_hidden_layers": 2, "hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 64}
-    if kind == "llama":  # grouped-query attention: two query heads per key/value head
-        return LlamaConfig(num_attention_heads=4, num_key_value_heads=2, **shape, **ids)
-    return GPTNeoXConfig(num_attention_heads=4, **shape, **ids)
-
-
-def hf_model(kind: str, tokenizer, state: dict | None = None):
-    """A Hugging Face model in training mode with sdpa attention, as built from a config."""
-    from transformers import GPT2LMHeadModel, GPTNeoXForCausalLM, LlamaForCausalLM
-
-    cls = {"gpt2": GPT2LMHeadModel, "llama": LlamaForCausalLM, "neox": GPTNeoXForCausalLM}[kind]
-    torch.manual_seed(0)
-    model = cls(_hf_config(kind, tokenizer))
-    if state is not None:
-        model.load_state_dict(state)
-        return model
-    with torch.no_grad():  # sharpen the near-uniform random attention, so heads differ
-        for name, p in model.named_parameters():
-            if any(part in name for part in ("c_attn", "q_proj", "k_proj", "query_key_value")):
-                p.mul_(20.0)
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +51,6 @@ def hooked_transformer(tokenizer):
         seed=0,
     )  # fmt: skip
     return HookedTransformer(cfg, tokenizer=tokenizer).eval()
-
-
-def reference_attention(model, tokens: torch.Tensor) -> np.ndarray:
-    """`[layers, heads, q, k]` from transformers' own `output_attentions`, on an eager copy."""
-    import copy
-
-    eager = copy.deepcopy(model).eval()
-    eager.set_attn_implementation("eager")
-    with torch.no_grad():
-        attentions = eager(input_ids=tokens, output_attentions=True).attentions
-    return torch.stack([a[0] for a in attentions]).numpy()
 
 
 # ---- one explorer per kind ------------------------------------------------------------
@@ -130,13 +91,6 @@ def make_explorer(kind: str, request: pytest.FixtureRequest) -> AttentionExplore
     if kind == "activation_cache":
         return cache_explorer(fixture("gpt2_bridge"))
     return precomputed_from_hf(fixture("hf_gpt2"), fixture("tokenizer"), numpy=kind == "precomputed_array")
-
-
-def precomputed_from_hf(model, tokenizer, numpy: bool) -> AttentionExplorer:
-    ids = torch.tensor([[tokenizer.bos_token_id, *tokenizer(PROMPT)["input_ids"]]])
-    patterns = reference_attention(model, ids)
-    tokens = [tokenizer.decode([i]) for i in ids[0].tolist()]
-    return AttentionExplorer(patterns if numpy else torch.from_numpy(patterns), tokens=tokens)
 
 
 def cache_explorer(model) -> AttentionExplorer:
@@ -312,7 +266,7 @@ def test_attention_that_cannot_switch_to_eager_says_how(tokenizer):
         def _can_set_attn_implementation(cls) -> bool:
             return False
 
-    model = FusedOnly(_hf_config("gpt2", tokenizer))
+    model = FusedOnly(hf_config("gpt2", tokenizer))
     assert model.config._attn_implementation == "sdpa"
     with pytest.raises(ModelError, match='attn_implementation="eager"'):
         AttentionExplorer(model, PROMPT, tokenizer=tokenizer)

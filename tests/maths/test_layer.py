@@ -7,8 +7,6 @@ output_attentions. Float32 throughout, so the bound is 1e-5.
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
@@ -17,68 +15,12 @@ from attn_widget.contract import PROMPT_METRICS
 from attn_widget.maths import dense_scores as scores
 from attn_widget.maths.layer import LayerCapture, dense
 from attn_widget.maths.reductions import reduce_layer
+from references import eager_weights, tiny_model
 
 N = 20  # longer than the sliding windows below (6), so they matter
-SHAPE = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 3,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 8,
-    "max_position_embeddings": 128,
-}
-
-
-def _config(kind: str, vocab: int):
-    import transformers as t
-
-    ids = {"vocab_size": vocab, "bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0}
-    if kind == "gpt2":
-        return t.GPT2LMHeadModel, t.GPT2Config(
-            n_layer=3, n_head=4, n_embd=32, n_positions=128, scale_attn_by_inverse_layer_idx=True, **ids
-        )
-    if kind == "llama":  # grouped-query attention and llama3 rope scaling
-        rope = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
-                "high_freq_factor": 4.0, "original_max_position_embeddings": 8}  # fmt: skip
-        return t.LlamaForCausalLM, t.LlamaConfig(**SHAPE, rope_parameters=rope, **ids)
-    if kind == "mistral":
-        return t.MistralForCausalLM, t.MistralConfig(**SHAPE, sliding_window=6, **ids)
-    if kind == "qwen3":  # q/k norm
-        return t.Qwen3ForCausalLM, t.Qwen3Config(**SHAPE, **ids)
-    if kind == "gemma2":  # soft-cap, alternating sliding window, query_pre_attn_scalar
-        return t.Gemma2ForCausalLM, t.Gemma2Config(
-            **SHAPE, sliding_window=6, attn_logit_softcapping=5.0, query_pre_attn_scalar=12, **ids
-        )
-    if kind == "gemma3":
-        return t.Gemma3ForCausalLM, t.Gemma3TextConfig(**SHAPE, sliding_window=6, query_pre_attn_scalar=12, **ids)
-    if kind == "gpt_oss":  # attention sinks, alternating sliding window
-        return t.GptOssForCausalLM, t.GptOssConfig(
-            **SHAPE, sliding_window=6, num_local_experts=2, num_experts_per_tok=1, **ids
-        )
-    raise ValueError(kind)
 
 
 FAMILIES = ["gpt2", "llama", "mistral", "qwen3", "gemma2", "gemma3", "gpt_oss"]
-
-
-def tiny_model(kind: str, vocab: int):
-    cls, config = _config(kind, vocab)
-    torch.manual_seed(0)
-    model = cls(config).eval()
-    with torch.no_grad():  # sharpen the near-uniform random attention, so errors would show
-        for name, p in model.named_parameters():
-            if any(part in name for part in ("c_attn", "q_proj", "k_proj", "sinks")):
-                p.mul_(8.0)
-    return model
-
-
-def eager_weights(model, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
-    eager = copy.deepcopy(model)
-    eager.set_attn_implementation("eager")
-    with torch.no_grad():
-        out = eager(input_ids=tokens, attention_mask=attention_mask, output_attentions=True, use_cache=False)
-    return list(out.attentions)
 
 
 def captured(backend: HuggingFaceBackend, tokens: torch.Tensor, attention_mask=None) -> list[LayerCapture]:

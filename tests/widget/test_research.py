@@ -182,7 +182,7 @@ def test_retrieval_test_is_a_score_view(explorer):
 
 
 def test_precomputed_attention_gets_detectors_sinks_and_similarity(tokenizer):
-    from test_backends import hf_model, precomputed_from_hf
+    from references import hf_model, precomputed_from_hf
 
     widget = precomputed_from_hf(hf_model("gpt2", tokenizer), tokenizer, numpy=True)
     patterns = torch.stack([torch.from_numpy(widget.pattern(layer, 0)) for layer in range(2)])  # head 0 of each layer

@@ -13,7 +13,7 @@ from attn_widget.contract import PROMPT_METRICS as METRICS
 from attn_widget.errors import AnswerError, AttnWidgetError, ModelError, PromptError
 from attn_widget.maths.dense_scores import layer_scores
 from conftest import recording
-from test_weighting import naive_attribution, naive_moved, naive_weighted_norms
+from references import naive_attribution, naive_moved, naive_weighted_norms
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
 COMPARE = "When john and mary went to the store john gave a drink to mary"  # same token count
