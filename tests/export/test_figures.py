@@ -138,7 +138,7 @@ def test_standalone_page_is_script_safe_and_embeds_the_chosen_layers(bridge, tmp
     assert data["state"]["tokens"] == w.tokens and "</script>" in "".join(w.tokens)
     assert set(data["layers"]) == {"2"}
     embedded = data["layers"]["2"]
-    dtype, expected = wire.encode_pattern(w._current().layer_pattern(2))
+    dtype, expected = wire.encode_pattern(w._session.current().layer_pattern(2))
     assert embedded["dtype"] == dtype
     assert zlib.decompress(base64.b64decode(embedded["deflate"])) == expected
     assert zlib.decompress(base64.b64decode(data["buffers"]["thumbnails"])) == w.thumbnails

@@ -222,9 +222,9 @@ def test_circuitsvis_keeps_script_tags_inert(bridge):
 
 def test_the_selected_head_goes_out_before_the_scores_fill_in(explorer, monkeypatch):
     """A new prompt pushes the selected head first (unasked), then the scores layer by layer."""
-    import attn_widget.widget.explorer as explorer_module
+    import attn_widget.widget.session as session_module
 
-    monkeypatch.setattr(explorer_module, "PROGRESS_INTERVAL_S", -1.0)  # publish after every layer
+    monkeypatch.setattr(session_module, "PROGRESS_INTERVAL_S", -1.0)  # publish after every layer
     events: list[tuple[str, object]] = []
     explorer.observe(lambda change: events.append(("scored_layers", change["new"])), "scored_layers")
     explorer.send = lambda content, buffers=None: events.append(("message", (content, buffers)))
@@ -249,7 +249,7 @@ def test_scores_of_layers_not_yet_reduced_travel_as_null(bridge):
     widget = AttentionExplorer(bridge, prompt=PROMPT)
     analysis = PromptAnalysis(backend_for(bridge), PROMPT, defer_scores=True)
     assert not analysis.scored.any()
-    table = widget._score_table(analysis)
+    table = widget._session.score_table_json(analysis)
     assert table["entropy"] == [[None] * 4] * 3  # JSON-safe: no NaN on the wire
     analysis.finish()
-    assert all(v is not None for row in widget._score_table(analysis)["entropy"] for v in row)
+    assert all(v is not None for row in widget._session.score_table_json(analysis)["entropy"] for v in row)

@@ -57,7 +57,7 @@ def assert_consistent(widget: AttentionExplorer) -> None:
     assert -1 <= widget.focus_token < len(widget.tokens)
     assert widget.metric in widget.score_table
     assert widget.color_scale in ("linear", "log", "row") and widget.shade_by in ("received", "given")
-    assert widget.tokens == widget._current().tokens  # the prompt shown is the one analysed
+    assert widget.tokens == widget._session.current().tokens  # the prompt shown is the one analysed
 
 
 @FUZZ

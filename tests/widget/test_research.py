@@ -195,7 +195,7 @@ def test_precomputed_attention_gets_detectors_sinks_and_similarity(tokenizer):
 
 
 def test_an_interrupted_dataset_run_keeps_what_finished(explorer, capsys):
-    original, calls = explorer._backend.run, []
+    original, calls = explorer._session.backend.run, []
 
     def interrupted_on_second(tokens, on_pattern, last_layer=None):
         calls.append(1)
@@ -203,11 +203,11 @@ def test_an_interrupted_dataset_run_keeps_what_finished(explorer, capsys):
             raise KeyboardInterrupt
         return original(tokens, on_pattern, last_layer)
 
-    explorer._backend.run = interrupted_on_second
+    explorer._session.backend.run = interrupted_on_second
     try:
         result = explorer.run_dataset(_prompts(6), batch_size=2, progress=False)
     finally:
-        explorer._backend.run = original
+        explorer._session.backend.run = original
     assert result.interrupted and result.n_prompts == 2 and explorer.dataset_size == 2
     assert "kept the 2 of 6 prompts" in capsys.readouterr().out
     assert explorer.progress == {} and "dataset:induction" in explorer.score_table

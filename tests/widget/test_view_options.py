@@ -34,8 +34,8 @@ def _naive_value_layer(model, tokens, layer):
 
 def _count_runs(explorer):
     calls = []
-    capture = explorer._backend.capture
-    explorer._backend.capture = lambda *args, **kwargs: (calls.append(1), capture(*args, **kwargs))[1]
+    capture = explorer._session.backend.capture
+    explorer._session.backend.capture = lambda *args, **kwargs: (calls.append(1), capture(*args, **kwargs))[1]
     return calls
 
 

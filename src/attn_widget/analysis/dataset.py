@@ -22,6 +22,7 @@ from attn_widget.errors import PromptError
 from attn_widget.maths import dense_scores as scores
 from attn_widget.maths import sinks
 from attn_widget.maths.detectors import Detector, detector_score
+from attn_widget.maths.layer import looks_causal
 
 DATASET_METRICS: tuple[str, ...] = (*PROMPT_METRICS, SINK_SHARE)
 """Every prompt's built-in metrics (custom detectors follow them)."""
@@ -80,11 +81,6 @@ def prompt_metrics(
     return torch.stack(rows).float()
 
 
-def _is_causal(pattern: torch.Tensor) -> bool:
-    # Row 0 of a causal pattern has all its weight on key 0.
-    return bool((pattern[:, :, 0, 0] > 0.999).all())
-
-
 class _Batch:
     """Right-padded ids `[b, n_max]` and each prompt's length."""
 
@@ -109,7 +105,7 @@ def _run_batch(
     def reduce_layer(layer: int, pattern: torch.Tensor) -> None:
         if state["not_causal"]:
             return
-        if padded and not _is_causal(pattern):
+        if padded and not looks_causal(pattern):
             state["not_causal"] = True
             return
         for i, n in enumerate(batch.lengths):

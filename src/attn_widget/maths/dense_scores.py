@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from attn_widget.maths.layer import looks_causal
+
 
 def duplicate_mask(tokens: torch.Tensor) -> torch.Tensor:
     """`[batch, q, k]` bool: key k < query q holds the same token as the query."""
@@ -62,11 +64,6 @@ def first_token(pattern: torch.Tensor) -> torch.Tensor:
     return pattern[..., 0].mean(dim=(0, -1))
 
 
-def _is_causal(pattern: torch.Tensor) -> bool:
-    # In a causal model the first query can only see itself, so all its weight sits on key 0.
-    return bool((pattern[..., 0, 0] > 0.999).all())
-
-
 ENTROPY_BLOCK_ROWS = 512
 """Rows per block when a causal pattern's entropy skips the keys no query in the block can see."""
 
@@ -75,7 +72,7 @@ def entropy(pattern: torch.Tensor) -> torch.Tensor:
     # The notebook's -p log(p + 1e-10) differs from the exact -p log p (entr) by under 1e-10 per
     # weight; entr is a third faster and needs no temporary for the log.
     n = pattern.shape[-1]
-    if n <= ENTROPY_BLOCK_ROWS or not _is_causal(pattern):
+    if n <= ENTROPY_BLOCK_ROWS or not looks_causal(pattern):
         per_query = torch.special.entr(pattern).sum(dim=-1)
     else:  # the log is the costliest step of all: take it over the lower triangle only (about half)
         blocks = [
@@ -94,7 +91,7 @@ def max_attention(pattern: torch.Tensor) -> torch.Tensor:
 def mean_distance(pattern: torch.Tensor) -> torch.Tensor:
     n = pattern.shape[-1]
     pos = torch.arange(n, device=pattern.device, dtype=pattern.dtype)
-    if _is_causal(pattern):
+    if looks_causal(pattern):
         # sum_k p[q, k] (q - k) = q * rowsum - p @ positions: one matrix-vector product, no [q, k] temporary
         per_query = pos * pattern.sum(dim=-1) - pattern @ pos
     else:

@@ -258,3 +258,9 @@ def weights_block(weights: torch.Tensor, k0: int, seen: torch.Tensor, statistics
         return RowBlock(weights, k0, seen.to(weights.dtype), zeros, zeros)
     entropy = torch.special.entr(weights).sum(dim=-1)
     return RowBlock(weights, k0, seen.to(weights.dtype), weights.amax(dim=-1), entropy)
+
+
+def looks_causal(pattern: torch.Tensor) -> bool:
+    """Whether dense weights `[..., q, k]` are causal: the first query, which sees only itself in a
+    causal model, puts all its weight on key 0."""
+    return bool((pattern[..., 0, 0] > 0.999).all())

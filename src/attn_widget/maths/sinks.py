@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import torch
 
+from attn_widget.maths.layer import looks_causal
+
 SINK_THRESHOLD = 0.3
 ROUNDING = 1e-6
 EMPTY_ROW = 1e-6
-
-
-def _causal(pattern: torch.Tensor) -> bool:
-    # Row 0 of a causal pattern puts all its weight on key 0.
-    return bool((pattern[..., 0, 0] > 0.999).all())
 
 
 def received_attention(pattern: torch.Tensor) -> torch.Tensor:
@@ -25,7 +22,7 @@ def received_attention(pattern: torch.Tensor) -> torch.Tensor:
     pattern = pattern.float()
     n = pattern.shape[-1]
     total = pattern.sum(dim=-2)
-    if not _causal(pattern):
+    if not looks_causal(pattern):
         return total / n
     seen_by = torch.arange(n, 0, -1, device=pattern.device, dtype=pattern.dtype)  # key k: n - k queries
     return total / seen_by
