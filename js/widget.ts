@@ -2,23 +2,23 @@
  *  synced traits (layer, head, focus token, colour scale) and the selected head's pattern. */
 
 import type { AnyModel, RenderProps } from "@anywidget/types";
-import { bytesOf } from "./buffers";
-import { element } from "./canvas";
+import { bytesOf } from "./requests/buffers";
+import { element } from "./views/canvas";
 import type { ColorScale } from "./contract.gen";
-import { ExportBar } from "./export";
-import { type Cached, type HeadSpec, RequestLayer, Slot, Superseded, headKey } from "./requests";
-import { Store } from "./store";
-import { isDark, patternLut, watchTheme } from "./theme";
-import type { ExplorerState, HeadData, KernelMessage, Tile } from "./types";
+import { ExportBar } from "./views/export";
+import { type Cached, type HeadSpec, RequestLayer, Slot, Superseded, headKey } from "./requests/requests";
+import { Store } from "./state/store";
+import { isDark, patternLut, watchTheme } from "./colors/theme";
+import type { ExplorerState, HeadData, KernelMessage, Tile } from "./state/types";
 import { HeatmapView } from "./views/heatmap";
-import { hideSnapshot } from "./snapshot";
+import { hideSnapshot } from "./views/snapshot";
 import { PromptView } from "./views/prompt";
 import { mountResearch } from "./views/research";
 import { ScoreView } from "./views/scores";
 import { HeadGridView, OverviewView, type Thumbnails } from "./views/thumbnails";
 import { TokenStripView } from "./views/tokens";
-import { WeighingControls, weightingSelect, type WeighingState } from "./views/weighing";
-import { RED_BLUE, RED_BLUE_DARK } from "./diverging";
+import { WeighingControls, weightingSelect, type WeighingState } from "./views/view-options";
+import { RED_BLUE, RED_BLUE_DARK } from "./colors/diverging";
 
 /** Room the head grid and overview need beside the heatmap (and its token labels). */
 const SIDE_PANEL_PX = 560;

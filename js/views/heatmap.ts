@@ -2,12 +2,12 @@
  *  prompts zoom and pan (wheel, drag, + - 0 and Shift+arrows); the kernel sends max-pooled tiles
  *  of the visible window, so no strong weight vanishes at any zoom. */
 
-import { cellAt, drawCells, element, reuseCanvas, sizeCanvas, viewRoot } from "../canvas";
-import { COLOR_SCALES, UNDEFINED_CSS, applyScale, countUndefined, paintCells, type ColorScale, type Lut } from "../colors";
+import { cellAt, drawCells, element, reuseCanvas, sizeCanvas, viewRoot } from "./canvas";
+import { COLOR_SCALES, UNDEFINED_CSS, applyScale, countUndefined, paintCells, type ColorScale, type Lut } from "../colors/colors";
 import { MAX_TILE_CELLS } from "../contract.gen";
-import { RED_BLUE, signedShades } from "../diverging";
-import { displayToken, labelIndices } from "../labels";
-import type { HeadData, Pattern, Tile, Window } from "../types";
+import { RED_BLUE, signedShades } from "../colors/diverging";
+import { displayToken, labelIndices } from "./labels";
+import type { HeadData, Pattern, Tile, Window } from "../state/types";
 import { Viewport } from "./viewport";
 
 const LABEL_PX = 96;

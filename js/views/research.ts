@@ -2,11 +2,11 @@
  *  sinks from the heatmap, and the head similarity matrix (clustered; a click selects a head). */
 
 import type { AnyModel } from "@anywidget/types";
-import { cellAt, element, sizeCanvas, viewRoot } from "../canvas";
-import { VIRIDIS, cssColor } from "../colors";
+import { cellAt, element, sizeCanvas, viewRoot } from "./canvas";
+import { VIRIDIS, cssColor } from "../colors/colors";
 import { CHANGE_SUFFIX } from "../contract.gen";
-import type { Store } from "../store";
-import type { ExplorerState } from "../types";
+import type { Store } from "../state/store";
+import type { ExplorerState } from "../state/types";
 
 /** Labels for the metrics these features add to the score views (custom detectors keep their names). */
 export const EXTRA_METRIC_LABELS: Record<string, string> = {

@@ -1,10 +1,10 @@
 /** Head scores: a layers x heads map of the chosen metric, the top heads for it, the reference
  *  notebook's summary, and each head named by its strongest pattern. Clicks select heads. */
 
-import { cellAt, drawPending, element, sizeCanvas, viewRoot } from "../canvas";
-import { UNDEFINED_CSS, VIRIDIS, cssColor } from "../colors";
+import { cellAt, drawPending, element, sizeCanvas, viewRoot } from "./canvas";
+import { UNDEFINED_CSS, VIRIDIS, cssColor } from "../colors/colors";
 import { HEAD_CLASS_COLORS, METRIC_LABELS, type Metric } from "../contract.gen";
-import type { SummaryRow } from "../types";
+import type { SummaryRow } from "../state/types";
 import { metricLabel } from "./research";
 import { formatScore, isUndefinedScore, scoreAt, scoreProgress, scoreRange, scoredCells, type ScoreRows } from "./score-cells";
 

@@ -3,10 +3,10 @@
  *  window of STRIP_WINDOW tokens that follows the focus, with a minimap of the whole prompt (shaded
  *  by the same weights, max-pooled) and a position box to jump anywhere. */
 
-import { element, sizeCanvas, viewRoot } from "../canvas";
-import { applyScale, lutColor, textOn, type ColorScale, type Lut } from "../colors";
-import { RED_BLUE, centredByMax, signedShades } from "../diverging";
-import { displayToken } from "../labels";
+import { element, sizeCanvas, viewRoot } from "./canvas";
+import { applyScale, lutColor, textOn, type ColorScale, type Lut } from "../colors/colors";
+import { RED_BLUE, centredByMax, signedShades } from "../colors/diverging";
+import { displayToken } from "./labels";
 import { STRIP_WINDOW, follow, maxPool, parseTokenIndex, tokenAtFraction, windowAround, type Span } from "./token-window";
 
 export type ShadeBy = "received" | "given" | "attribution";

@@ -2,7 +2,7 @@
  *  the same length, and the answer / counterfactual tokens for logit attribution. Each field sends
  *  its trait on Enter (or change); the kernel answers with the views redrawn or an error. */
 
-import { element, viewRoot } from "../canvas";
+import { element, viewRoot } from "./canvas";
 
 export type Weighting = "attention" | "value";
 

@@ -59,8 +59,8 @@ export function cssColor(lut: Lut, value: number): string {
 
 // ---- colour scales: how a weight maps to [0, 1] before the lookup ------------------------------
 
-export type { ColorScale } from "./contract.gen";
-import type { ColorScale } from "./contract.gen";
+export type { ColorScale } from "../contract.gen";
+import type { ColorScale } from "../contract.gen";
 
 /** NaN or infinite weights and scores (a float16 model overflowing, bad precomputed input): a colour
  *  no lookup table uses, so undefined never passes for "no attention". */
