@@ -243,13 +243,13 @@ export class ScoreView {
     const std = hit ? this.spread[this.metric]?.[hit[0]]?.[hit[1]] : undefined;
     const spread = typeof std === "number" ? ` \u00b1 ${formatScore(std, 4)} (std over prompts)` : "";
     this.readout.textContent = hit
-      ? `L${hit[0]} H${hit[1]} ${metricLabel(this.metric, METRIC_LABELS)}: ${
+      ? `L${hit[0]}H${hit[1]} ${metricLabel(this.metric, METRIC_LABELS)}: ${
           isUndefinedScore(this.table, hit[0], hit[1], this.scoredLayers) ? "undefined" : formatScore(this.table[hit[0]]?.[hit[1]], 4)
         }${spread}`
       : "\u00a0";
   }
 
   private describeClass(hit: [number, number] | null): void {
-    this.readout.textContent = hit ? `L${hit[0]} H${hit[1]}: ${this.classes[hit[0]]?.[hit[1]] ?? ""}` : "\u00a0";
+    this.readout.textContent = hit ? `L${hit[0]}H${hit[1]}: ${this.classes[hit[0]]?.[hit[1]] ?? ""}` : "\u00a0";
   }
 }
