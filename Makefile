@@ -26,7 +26,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-$(BUNDLE): node_modules/.installed $(wildcard js/*.ts js/*.css js/*.mjs)
+$(BUNDLE): node_modules/.installed $(shell find js -name '*.ts' -o -name '*.css' -o -name '*.mjs')
 	npm run --silent build
 
 js: $(BUNDLE)

@@ -14,7 +14,7 @@ const options = {
   sourcemap: process.argv.includes("--watch") ? "inline" : false,
   outfile: `${outdir}/widget.js`,
 };
-// The standalone page (attn_widget.standalone) inlines this one: the same front end over embedded data.
+// The standalone page (attn_widget.export.standalone) inlines this one: the same front end over embedded data.
 const standalone = { ...options, entryPoints: ["js/standalone/main.ts"], format: "iife", outfile: `${outdir}/standalone.js` };
 if (process.argv.includes("--watch")) {
   await Promise.all([options, standalone].map(async (o) => (await esbuild.context(o)).watch()));

@@ -1,11 +1,11 @@
 /** Bundled with esbuild and loaded into a blank page in Chromium by tests/browser/test_js_units.py. */
 
 import type { Tests } from "./testing";
-import { tests as buffers } from "./buffers.test";
-import { tests as colors } from "./colors.test";
-import { tests as diverging } from "./diverging.test";
-import { tests as labels } from "./labels.test";
-import { tests as requests } from "./requests.test";
+import { tests as buffers } from "./requests/buffers.test";
+import { tests as colors } from "./colors/colors.test";
+import { tests as diverging } from "./colors/diverging.test";
+import { tests as labels } from "./views/labels.test";
+import { tests as requests } from "./requests/requests.test";
 import { tests as undefinedValues } from "./undefined.test";
 import { tests as heatmap } from "./views/heatmap.test";
 import { tests as scoreCells } from "./views/score-cells.test";

@@ -1,6 +1,6 @@
-import { BLUES, UNDEFINED_RGB, applyScale, countUndefined, paintCells } from "./colors";
+import { BLUES, UNDEFINED_RGB, applyScale, countUndefined, paintCells } from "./colors/colors";
 import { MAX_TILE_CELLS, METRIC_LABELS } from "./contract.gen";
-import { markUndefined } from "./buffers";
+import { markUndefined } from "./requests/buffers";
 import { assert, assertEqual, type Tests } from "./testing";
 import { HeatmapView } from "./views/heatmap";
 import { isUndefinedScore } from "./views/score-cells";

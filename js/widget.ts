@@ -2,23 +2,23 @@
  *  synced traits (layer, head, focus token, colour scale) and the selected head's pattern. */
 
 import type { AnyModel, RenderProps } from "@anywidget/types";
-import { bytesOf } from "./buffers";
-import { element } from "./canvas";
+import { bytesOf } from "./requests/buffers";
+import { element } from "./views/canvas";
 import type { ColorScale } from "./contract.gen";
-import { ExportBar } from "./export";
-import { type Cached, type HeadSpec, RequestLayer, Slot, Superseded, headKey } from "./requests";
-import { Store } from "./store";
-import { isDark, patternLut, watchTheme } from "./theme";
-import type { ExplorerState, HeadData, KernelMessage, Tile } from "./types";
+import { ExportBar } from "./views/export";
+import { type Cached, type HeadSpec, RequestLayer, Slot, Superseded, headKey } from "./requests/requests";
+import { Store } from "./state/store";
+import { isDark, patternLut, watchTheme } from "./colors/theme";
+import type { ExplorerState, HeadData, KernelMessage, Tile } from "./state/types";
 import { HeatmapView } from "./views/heatmap";
-import { hideSnapshot } from "./snapshot";
+import { hideSnapshot } from "./views/snapshot";
 import { PromptView } from "./views/prompt";
 import { mountResearch } from "./views/research";
 import { ScoreView } from "./views/scores";
 import { HeadGridView, OverviewView, type Thumbnails } from "./views/thumbnails";
 import { TokenStripView } from "./views/tokens";
-import { WeighingControls, weightingSelect, type WeighingState } from "./views/weighing";
-import { RED_BLUE, RED_BLUE_DARK } from "./diverging";
+import { ViewOptionsView, weightingSelect, type ViewOptions } from "./views/view-options";
+import { RED_BLUE, RED_BLUE_DARK } from "./colors/diverging";
 
 /** Room the head grid and overview need beside the heatmap (and its token labels). */
 const SIDE_PANEL_PX = 560;
@@ -52,7 +52,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   const tokens = new TokenStripView({
     hover: (i) => store.hoverToken(i),
     toggleLock: (i) => store.toggleLock(i),
-    setShadeBy: (mode) => store.save({ shade_by: mode }),
+    setShadeBy: (shadeBy) => store.save({ shade_by: shadeBy }),
     jump: (i) => {
       store.save({ focus_locked: true, focus_token: i });
       heatmap.centerOn(i);
@@ -63,7 +63,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     setScale: (scale: ColorScale) => store.save({ color_scale: scale }),
     windowChanged: () => requestHead(false),
   });
-  const weighing = new WeighingControls((values: Partial<WeighingState>) => {
+  const viewOptions = new ViewOptionsView((values: Partial<ViewOptions>) => {
     localError = "";
     store.save(values);
   });
@@ -114,7 +114,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   const kernelGone = element("div", "aw-kernel-gone", "Kernel gone: this explorer no longer has a kernel behind it. Re-run its cell to explore again.");
   kernelGone.dataset.role = "kernel-gone";
   kernelGone.hidden = true;
-  root.append(prompt.root, weighing.root, errorBar, tokens.root, main, exportBar.root, scores.root, kernelGone);
+  root.append(prompt.root, viewOptions.root, errorBar, tokens.root, main, exportBar.root, scores.root, kernelGone);
   el.append(root);
   const unmountResearch = mountResearch({ store, model, prompt: prompt.root, heatmap: heatmap.root, scores: scores.root, scoreView: scores });
 
@@ -197,11 +197,11 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   function drawFocus(): void {
     const focus = store.get("focus_token");
     const { scale, lut } = style();
-    const mode = store.get("shade_by");
+    const shadeBy = store.get("shade_by");
     const attribution = store.get("attribution") ?? [];
     // Attribution comes as a trait (of the last or locked token); attention as the focus's row or column.
-    const weights = mode === "attribution" ? (attribution.length ? Float32Array.from(attribution) : null) : focus >= 0 ? focusWeights(focus) : null;
-    tokens.update(focus, store.get("focus_locked"), mode, weights, scale, lut, Boolean(shown?.data.signed), signedLut());
+    const weights = shadeBy === "attribution" ? (attribution.length ? Float32Array.from(attribution) : null) : focus >= 0 ? focusWeights(focus) : null;
+    tokens.update(focus, store.get("focus_locked"), shadeBy, weights, scale, lut, Boolean(shown?.data.signed), signedLut());
     heatmap.setFocusQuery(focus >= 0 ? focus : null);
   }
   function drawHeads(): void {
@@ -231,14 +231,14 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     drawHeads();
     drawFocus();
   }
-  function syncWeighing(): void {
+  function syncViewOptions(): void {
     const state = {
       weighting: store.get("weighting"),
       compare_prompt: store.get("compare_prompt"),
       answer: store.get("answer"),
       counterfactual: store.get("counterfactual"),
     };
-    weighing.update(state);
+    viewOptions.update(state);
     for (const select of weightingSelects) select.value = state.weighting;
   }
   function onPromptResult(): void {
@@ -333,10 +333,10 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     ["change:shade_by", drawFocus],
     ["change:error", showError],
     ["change:attribution", drawFocus],
-    ["change:weighting", syncWeighing],
-    ["change:compare_prompt", syncWeighing],
-    ["change:answer", syncWeighing],
-    ["change:counterfactual", syncWeighing],
+    ["change:weighting", syncViewOptions],
+    ["change:compare_prompt", syncViewOptions],
+    ["change:answer", syncViewOptions],
+    ["change:counterfactual", syncViewOptions],
     ["change:prompt", onPrompt],
   ];
   for (const [event, handler] of handlers) model.on(event, handler);
@@ -346,7 +346,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   lifecycle.on("comm_live_update", onCommLive);
   lifecycle.on("destroy", onDestroy);
   drawStyle();
-  syncWeighing();
+  syncViewOptions();
   onPromptResult();
 
   return () => {

@@ -1,8 +1,8 @@
-/** Entry point of a standalone page (attn_widget.standalone): the explorer's front end over the
+/** Entry point of a standalone page (attn_widget.export.standalone): the explorer's front end over the
  *  data the page embeds, with no kernel. Bundled as an IIFE into static/standalone.js. */
 
 import type { AnyModel, RenderProps } from "@anywidget/types";
-import type { ExplorerState } from "../types";
+import type { ExplorerState } from "../state/types";
 import widget from "../widget";
 import { type EmbeddedLayer, fromBase64, OfflineModel } from "./offline-model";
 

@@ -1,8 +1,8 @@
-/** A stand-in for the kernel in a standalone page (attn_widget.standalone): the anywidget model's
+/** A stand-in for the kernel in a standalone page (attn_widget.export.standalone): the anywidget model's
  *  get/set/on/off/save_changes/send, answering pattern, tile and row requests from the layers the
  *  page embeds. The front end cannot tell it from a kernel. */
 
-import type { ExplorerState, KernelMessage, Request } from "../types";
+import type { ExplorerState, KernelMessage, Request } from "../state/types";
 
 type Handler = (...args: unknown[]) => void;
 
@@ -106,7 +106,7 @@ export class OfflineModel {
   }
 }
 
-/** The window max-pooled to at most rows x cols uint8 cells, as attn_widget.wire.tile does
+/** The window max-pooled to at most rows x cols uint8 cells, as the kernel's tiles are (attn_widget.maths.reductions)
  *  (adaptive max pooling: cell i covers [floor(i * len / cells), ceil((i + 1) * len / cells))). */
 export function maxPoolTile(
   head: Uint8Array,

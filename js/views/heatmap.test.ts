@@ -1,6 +1,6 @@
-import { BLUES, lutColor } from "../colors";
+import { BLUES, lutColor } from "../colors/colors";
 import { assert, assertEqual, type Tests } from "../testing";
-import type { Pattern, Tile, Window } from "../types";
+import type { Pattern, Tile, Window } from "../state/types";
 import { HeatmapView, tileCell } from "./heatmap";
 
 function pixel(canvas: HTMLCanvasElement, x: number, y: number): number[] {

@@ -2,12 +2,12 @@
  *  prompts zoom and pan (wheel, drag, + - 0 and Shift+arrows); the kernel sends max-pooled tiles
  *  of the visible window, so no strong weight vanishes at any zoom. */
 
-import { cellAt, drawCells, element, reuseCanvas, sizeCanvas, viewRoot } from "../canvas";
-import { COLOR_SCALES, UNDEFINED_CSS, applyScale, countUndefined, paintCells, type ColorScale, type Lut } from "../colors";
+import { cellAt, drawCells, element, reuseCanvas, sizeCanvas, viewRoot } from "./canvas";
+import { COLOR_SCALE_LABELS, UNDEFINED_CSS, applyScale, countUndefined, paintCells, type ColorScale, type Lut } from "../colors/colors";
 import { MAX_TILE_CELLS } from "../contract.gen";
-import { RED_BLUE, signedShades } from "../diverging";
-import { displayToken, labelIndices } from "../labels";
-import type { HeadData, Pattern, Tile, Window } from "../types";
+import { RED_BLUE, signedShades } from "../colors/diverging";
+import { displayToken, labelIndices } from "./labels";
+import type { HeadData, Pattern, Tile, Window } from "../state/types";
 import { Viewport } from "./viewport";
 
 const LABEL_PX = 96;
@@ -66,7 +66,7 @@ export class HeatmapView {
     this.overlay.dataset.role = "overlay";
     this.readout.dataset.role = "readout";
     this.scaleSelect.setAttribute("aria-label", "colour scale");
-    this.scaleSelect.replaceChildren(...Object.entries(COLOR_SCALES).map(([k, label]) => new Option(label, k)));
+    this.scaleSelect.replaceChildren(...Object.entries(COLOR_SCALE_LABELS).map(([k, label]) => new Option(label, k)));
     this.scaleSelect.addEventListener("change", () => this.callbacks.setScale(this.scaleSelect.value as ColorScale));
     this.header.append(this.title, " \u00b7 scale ", this.scaleSelect, " ", this.zoomLabel, " ", this.undefinedLabel);
     this.undefinedLabel.dataset.role = "undefined-weights";

@@ -1,6 +1,6 @@
 /** The prompt box: Enter runs the model, Shift+Enter adds a line. */
 
-import { element, viewRoot } from "../canvas";
+import { element, viewRoot } from "./canvas";
 
 export class PromptView {
   readonly root = viewRoot("prompt", "aw-prompt");

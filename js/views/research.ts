@@ -2,28 +2,19 @@
  *  sinks from the heatmap, and the head similarity matrix (clustered; a click selects a head). */
 
 import type { AnyModel } from "@anywidget/types";
-import { cellAt, element, sizeCanvas, viewRoot } from "../canvas";
-import { VIRIDIS, cssColor } from "../colors";
-import { CHANGE_SUFFIX } from "../contract.gen";
-import type { Store } from "../store";
-import type { ExplorerState } from "../types";
+import { cellAt, element, sizeCanvas, viewRoot } from "./canvas";
+import { VIRIDIS, cssColor } from "../colors/colors";
+import { CHANGE_SUFFIX, DATASET_PREFIX } from "../contract.gen";
+import type { Store } from "../state/store";
+import type { ExplorerState } from "../state/types";
 
-/** Labels for the metrics these features add to the score views (custom detectors keep their names). */
-export const EXTRA_METRIC_LABELS: Record<string, string> = {
-  sink_share: "attention on sinks",
-  same_token: "same token (detector)",
-  successor: "successor (detector)",
-  retrieval: "retrieval (needle in a haystack)",
-};
-
-export const DATASET_PREFIX = "dataset:";
-
-/** A score-table key as the metric menu shows it: dataset means say so. */
+/** A score-table key as the metric menu shows it: dataset means and changes say so, and a custom
+ *  detector, which has no label, keeps its name. */
 export function metricLabel(key: string, labels: Record<string, string>): string {
   if (key.startsWith(DATASET_PREFIX)) return `${metricLabel(key.slice(DATASET_PREFIX.length), labels)} \u2014 dataset mean`;
-  // A metric's change against the compare prompt (issue 12): "induction_change".
+  // A metric's change against the compare prompt: "induction_change".
   if (key.endsWith(CHANGE_SUFFIX)) return `change of ${metricLabel(key.slice(0, -CHANGE_SUFFIX.length), labels)}`;
-  return labels[key] ?? EXTRA_METRIC_LABELS[key] ?? key.replaceAll("_", " ");
+  return labels[key] ?? key.replaceAll("_", " ");
 }
 
 export interface Progress {

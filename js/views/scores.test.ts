@@ -1,4 +1,4 @@
-import { UNDEFINED_RGB } from "../colors";
+import { UNDEFINED_RGB } from "../colors/colors";
 import { assert, assertEqual, type Tests } from "../testing";
 import { ScoreView } from "./scores";
 

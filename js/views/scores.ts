@@ -1,10 +1,10 @@
 /** Head scores: a layers x heads map of the chosen metric, the top heads for it, the reference
  *  notebook's summary, and each head named by its strongest pattern. Clicks select heads. */
 
-import { cellAt, drawPending, element, sizeCanvas, viewRoot } from "../canvas";
-import { UNDEFINED_CSS, VIRIDIS, cssColor } from "../colors";
+import { cellAt, drawPending, element, sizeCanvas, viewRoot } from "./canvas";
+import { UNDEFINED_CSS, VIRIDIS, cssColor } from "../colors/colors";
 import { HEAD_CLASS_COLORS, METRIC_LABELS, type Metric } from "../contract.gen";
-import type { SummaryRow } from "../types";
+import type { SummaryRow } from "../state/types";
 import { metricLabel } from "./research";
 import { formatScore, isUndefinedScore, scoreAt, scoreProgress, scoreRange, scoredCells, type ScoreRows } from "./score-cells";
 
@@ -243,13 +243,13 @@ export class ScoreView {
     const std = hit ? this.spread[this.metric]?.[hit[0]]?.[hit[1]] : undefined;
     const spread = typeof std === "number" ? ` \u00b1 ${formatScore(std, 4)} (std over prompts)` : "";
     this.readout.textContent = hit
-      ? `L${hit[0]} H${hit[1]} ${metricLabel(this.metric, METRIC_LABELS)}: ${
+      ? `L${hit[0]}H${hit[1]} ${metricLabel(this.metric, METRIC_LABELS)}: ${
           isUndefinedScore(this.table, hit[0], hit[1], this.scoredLayers) ? "undefined" : formatScore(this.table[hit[0]]?.[hit[1]], 4)
         }${spread}`
       : "\u00a0";
   }
 
   private describeClass(hit: [number, number] | null): void {
-    this.readout.textContent = hit ? `L${hit[0]} H${hit[1]}: ${this.classes[hit[0]]?.[hit[1]] ?? ""}` : "\u00a0";
+    this.readout.textContent = hit ? `L${hit[0]}H${hit[1]}: ${this.classes[hit[0]]?.[hit[1]] ?? ""}` : "\u00a0";
   }
 }

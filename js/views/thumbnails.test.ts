@@ -1,4 +1,4 @@
-import { BLUES } from "../colors";
+import { BLUES } from "../colors/colors";
 import { assertEqual, type Tests } from "../testing";
 import { HeadGridView, OverviewView, thumbBytes, type Thumbnails } from "./thumbnails";
 

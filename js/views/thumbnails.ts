@@ -1,7 +1,7 @@
 /** Head thumbnails: the selected layer's heads as a grid, and every layer's as an overview. */
 
-import { cellAt, drawCells, drawPending, element, reuseCanvas, sizeCanvas, viewRoot } from "../canvas";
-import { applyScale, paintCells, type ColorScale, type Lut } from "../colors";
+import { cellAt, drawCells, drawPending, element, reuseCanvas, sizeCanvas, viewRoot } from "./canvas";
+import { applyScale, paintCells, type ColorScale, type Lut } from "../colors/colors";
 
 const GRID_THUMB_PX = 72;
 const OVERVIEW_MAX_WIDTH_PX = 420;

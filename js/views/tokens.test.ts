@@ -1,4 +1,4 @@
-import { BLUES } from "../colors";
+import { BLUES } from "../colors/colors";
 import { assert, assertEqual, type Tests } from "../testing";
 import { STRIP_WINDOW } from "./token-window";
 import { TokenStripView } from "./tokens";

@@ -3,10 +3,10 @@
  *  window of STRIP_WINDOW tokens that follows the focus, with a minimap of the whole prompt (shaded
  *  by the same weights, max-pooled) and a position box to jump anywhere. */
 
-import { element, sizeCanvas, viewRoot } from "../canvas";
-import { applyScale, lutColor, textOn, type ColorScale, type Lut } from "../colors";
-import { RED_BLUE, centredByMax, signedShades } from "../diverging";
-import { displayToken } from "../labels";
+import { element, sizeCanvas, viewRoot } from "./canvas";
+import { applyScale, lutColor, textOn, type ColorScale, type Lut } from "../colors/colors";
+import { RED_BLUE, centredByMax, signedShades } from "../colors/diverging";
+import { displayToken } from "./labels";
 import { STRIP_WINDOW, follow, maxPool, parseTokenIndex, tokenAtFraction, windowAround, type Span } from "./token-window";
 
 export type ShadeBy = "received" | "given" | "attribution";
@@ -14,7 +14,7 @@ export type ShadeBy = "received" | "given" | "attribution";
 export interface TokenCallbacks {
   hover(index: number | null): void;
   toggleLock(index: number): void;
-  setShadeBy(mode: ShadeBy): void;
+  setShadeBy(shadeBy: ShadeBy): void;
   /** Go to a token anywhere in the prompt: focus it and bring it into the other views. */
   jump(index: number): void;
 }
@@ -24,7 +24,7 @@ const SHADE_LABELS: Record<ShadeBy, string> = {
   given: "shade: attention to the focused token",
   attribution: "shade: logit attribution through this head",
 };
-const NEXT_MODE: Record<ShadeBy, ShadeBy> = { received: "given", given: "attribution", attribution: "received" };
+const NEXT_SHADE_BY: Record<ShadeBy, ShadeBy> = { received: "given", given: "attribution", attribution: "received" };
 
 const MINIMAP_HEIGHT_PX = 12;
 const MINIMAP_FALLBACK_WIDTH_PX = 600; // before the strip is laid out
@@ -33,7 +33,7 @@ const MINIMAP_FALLBACK_WIDTH_PX = 600; // before the strip is laid out
 interface Shading {
   focus: number;
   locked: boolean;
-  mode: ShadeBy;
+  shadeBy: ShadeBy;
   weights: Float32Array | null;
   scale: ColorScale;
   lut: Lut;
@@ -45,7 +45,7 @@ interface Shading {
 export class TokenStripView {
   readonly root = viewRoot("tokens", "aw-tokens");
   private readonly strip = element("div", "aw-token-strip");
-  private readonly modeButton = element("button", "aw-mode");
+  private readonly shadeByButton = element("button", "aw-mode");
   private readonly hint = element("span", "aw-hint");
   private readonly nav = element("div", "aw-token-nav");
   private readonly range = element("span", "aw-hint");
@@ -54,14 +54,14 @@ export class TokenStripView {
   private tokens: string[] = [];
   private shown: Span = { start: 0, end: 0 };
   private spans: HTMLSpanElement[] = []; // the shown tokens, spans[i] is token shown.start + i
-  private mode: ShadeBy = "received";
+  private shadeBy: ShadeBy = "received";
   private last: Shading | null = null;
   private scrub = false;
   private jumped: number | null = null; // the typed position last jumped to (Enter, then change on blur)
 
   constructor(private readonly callbacks: TokenCallbacks) {
-    this.modeButton.dataset.role = "shade-mode";
-    this.modeButton.addEventListener("click", () => this.callbacks.setShadeBy(NEXT_MODE[this.mode]));
+    this.shadeByButton.dataset.role = "shade-mode";
+    this.shadeByButton.addEventListener("click", () => this.callbacks.setShadeBy(NEXT_SHADE_BY[this.shadeBy]));
     this.jumpBox.type = "number";
     this.jumpBox.min = "0";
     this.jumpBox.placeholder = "token #";
@@ -86,7 +86,7 @@ export class TokenStripView {
     window.addEventListener("mouseup", this.endScrub);
     this.nav.append(this.range, " go to ", this.jumpBox);
     const header = element("div", "aw-token-header");
-    header.append(this.modeButton, this.hint, this.nav);
+    header.append(this.shadeByButton, this.hint, this.nav);
     this.root.append(header, this.minimap, this.strip);
     this.showNavigation(false);
   }
@@ -110,7 +110,7 @@ export class TokenStripView {
   update(
     focus: number,
     locked: boolean,
-    mode: ShadeBy,
+    shadeBy: ShadeBy,
     weights: Float32Array | null,
     scale: ColorScale,
     lut: Lut,
@@ -121,7 +121,7 @@ export class TokenStripView {
     const next = follow(this.shown, this.tokens.length, focus);
     const rebuilt = next.start !== this.shown.start || next.end !== this.shown.end;
     if (rebuilt) this.show(next);
-    this.redraw({ focus, locked, mode, weights, scale, lut, signed, signedLut });
+    this.redraw({ focus, locked, shadeBy, weights, scale, lut, signed, signedLut });
     if (moved && focus >= 0) this.reveal(focus, rebuilt || this.jumped === focus);
   }
 
@@ -162,18 +162,18 @@ export class TokenStripView {
 
   private redraw(s: Shading): void {
     this.last = s;
-    const { focus, locked, mode, weights } = s;
-    this.mode = mode;
-    this.modeButton.textContent = SHADE_LABELS[mode];
+    const { focus, locked, shadeBy, weights } = s;
+    this.shadeBy = shadeBy;
+    this.shadeByButton.textContent = SHADE_LABELS[shadeBy];
     this.root.dataset.focus = String(focus);
     this.root.dataset.locked = String(locked);
     this.hint.textContent = locked ? `locked on token ${focus}: click a token or press Escape to unlock` : "hover a token to focus it, click to lock";
     const n = this.tokens.length;
     // Attribution is of the attributed query (the last or locked token), whatever is hovered.
-    const shown = weights && weights.length === n && (focus >= 0 || mode === "attribution");
+    const shown = weights && weights.length === n && (focus >= 0 || shadeBy === "attribution");
     const shades = !shown
       ? null
-      : mode === "attribution"
+      : shadeBy === "attribution"
         ? centredByMax(weights)
         : s.signed
           ? signedShades(weights, n, s.scale)
@@ -244,5 +244,5 @@ export class TokenStripView {
 
 /** Diverging colours for signed shading (attribution, a change between prompts), else the pattern's. */
 function paletteOf(s: Shading): Lut {
-  return s.mode === "attribution" || s.signed ? s.signedLut : s.lut;
+  return s.shadeBy === "attribution" || s.signed ? s.signedLut : s.lut;
 }

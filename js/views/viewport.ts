@@ -1,6 +1,6 @@
 /** Which square window of a head the heatmap shows: zoomed around a point, panned, clamped. */
 
-import type { Window } from "../types";
+import type { Window } from "../state/types";
 
 /** The narrowest window, in tokens, that zooming in stops at. */
 export const MIN_SPAN = 8;

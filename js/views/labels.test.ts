@@ -1,5 +1,5 @@
 import { displayToken, labelIndices } from "./labels";
-import { assert, assertEqual, type Tests } from "./testing";
+import { assert, assertEqual, type Tests } from "../testing";
 
 export const tests: Tests = {
   "every token is labelled when there is room"() {

@@ -1,9 +1,13 @@
-/** Colour lookup tables and scales: a weight in [0, 1] becomes one of 256 RGBA colours. */
+/** Colour lookup tables and scales: a weight in [0, 1] becomes one of 256 RGBA colours. The ramps'
+ *  stops come from the contract, so the kernel's saved figures use the same colours. */
 
+import { COLOR_STOPS, type ColorScale } from "../contract.gen";
+
+export type { ColorScale } from "../contract.gen";
 export type Lut = Uint8ClampedArray; // 256 * 4
 export type Rgb = [number, number, number];
 
-export function ramp(stops: Rgb[]): Lut {
+export function ramp(stops: readonly (readonly [number, number, number])[]): Lut {
   const lut = new Uint8ClampedArray(256 * 4);
   for (let i = 0; i < 256; i++) {
     const t = (i / 255) * (stops.length - 1);
@@ -16,31 +20,13 @@ export function ramp(stops: Rgb[]): Lut {
 }
 
 /** Light themes: white (no attention) to deep blue (all of it), the reference notebook's "Blues". */
-export const BLUES: Lut = ramp([
-  [247, 251, 255],
-  [198, 219, 239],
-  [107, 174, 214],
-  [33, 113, 181],
-  [8, 48, 107],
-]);
+export const BLUES: Lut = ramp(COLOR_STOPS.blues);
 
 /** Dark themes: near-black (no attention) to pale blue, so strong weights stand out on dark. */
-export const BLUES_DARK: Lut = ramp([
-  [17, 20, 28],
-  [18, 56, 102],
-  [33, 113, 181],
-  [107, 174, 214],
-  [222, 235, 247],
-]);
+export const BLUES_DARK: Lut = ramp(COLOR_STOPS.blues_dark);
 
 /** Viridis, for score views, where both ends carry meaning. */
-export const VIRIDIS: Lut = ramp([
-  [68, 1, 84],
-  [59, 82, 139],
-  [33, 145, 140],
-  [94, 201, 98],
-  [253, 231, 37],
-]);
+export const VIRIDIS: Lut = ramp(COLOR_STOPS.viridis);
 
 export function lutIndex(value: number): number {
   if (!(value > 0)) return 0;
@@ -59,9 +45,6 @@ export function cssColor(lut: Lut, value: number): string {
 
 // ---- colour scales: how a weight maps to [0, 1] before the lookup ------------------------------
 
-export type { ColorScale } from "./contract.gen";
-import type { ColorScale } from "./contract.gen";
-
 /** NaN or infinite weights and scores (a float16 model overflowing, bad precomputed input): a colour
  *  no lookup table uses, so undefined never passes for "no attention". */
 export const UNDEFINED_RGB: Rgb = [255, 0, 200];
@@ -74,7 +57,8 @@ export function countUndefined(values: ArrayLike<number>): number {
   return count;
 }
 
-export const COLOR_SCALES: Record<ColorScale, string> = {
+/** How the scale menu names each colour scale. */
+export const COLOR_SCALE_LABELS: Record<ColorScale, string> = {
   linear: "linear",
   log: "log (1e-4 to 1)",
   row: "per row (rescaled to its max)",

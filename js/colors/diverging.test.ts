@@ -1,6 +1,6 @@
 import { lutColor } from "./colors";
 import { RED_BLUE, centredByMax, signedShades } from "./diverging";
-import { assertClose, assertEqual, type Tests } from "./testing";
+import { assertClose, assertEqual, type Tests } from "../testing";
 
 export const tests: Tests = {
   "zero is white, the ends are blue and red"() {

@@ -3,9 +3,9 @@
  *  heatmap's canvas is saved as PNG. Either way the browser downloads a file. */
 
 import type { AnyModel } from "@anywidget/types";
-import { bytesOf } from "./buffers";
+import { bytesOf } from "../requests/buffers";
 import { element } from "./canvas";
-import type { ExplorerState } from "./types";
+import type { ExplorerState } from "../state/types";
 
 type Format = "png" | "svg";
 const MIME: Record<Format, string> = { png: "image/png", svg: "image/svg+xml" };

@@ -1,5 +1,5 @@
 import { bytesOf, decodeWeights } from "./buffers";
-import { assertClose, assertEqual, type Tests } from "./testing";
+import { assertClose, assertEqual, type Tests } from "../testing";
 
 export const tests: Tests = {
   "a DataView with an offset is read from its offset"() {

@@ -1,17 +1,12 @@
-/** Controls beyond attention: the weighting (attention or value-weighted), a compare prompt of
- *  the same length, and the answer / counterfactual tokens for logit attribution. Each field sends
- *  its trait on Enter (or change); the kernel answers with the views redrawn or an error. */
+/** The view options (the kernel's ViewOptions): the weighting (attention or value-weighted), a
+ *  compare prompt of the same length, and the answer / counterfactual tokens for logit attribution.
+ *  Each field sends its trait on Enter (or change); the kernel answers with the views redrawn or an
+ *  error. */
 
-import { element, viewRoot } from "../canvas";
+import { WEIGHTING_LABELS, type Weighting } from "../contract.gen";
+import { element, viewRoot } from "./canvas";
 
-export type Weighting = "attention" | "value";
-
-export const WEIGHTING_LABELS: Record<Weighting, string> = {
-  attention: "attention",
-  value: "value-weighted \u2016A f(x)\u2016",
-};
-
-export interface WeighingState {
+export interface ViewOptions {
   weighting: Weighting;
   compare_prompt: string;
   answer: string;
@@ -41,13 +36,13 @@ function field(role: string, label: string, placeholder: string, onSubmit: (valu
   return input;
 }
 
-export class WeighingControls {
-  readonly root = viewRoot("weighing", "aw-weighing");
+export class ViewOptionsView {
+  readonly root = viewRoot("view-options", "aw-view-options");
   private readonly compare: HTMLInputElement;
   private readonly answer: HTMLInputElement;
   private readonly counterfactual: HTMLInputElement;
 
-  constructor(save: (values: Partial<WeighingState>) => void) {
+  constructor(save: (values: Partial<ViewOptions>) => void) {
     this.compare = field("compare-prompt", "compare prompt", "compare with a prompt of the same token count (Enter)", (v) => save({ compare_prompt: v }));
     this.answer = field("answer", "answer token", 'answer, e.g. " John"', (v) => save({ answer: v }));
     this.counterfactual = field("counterfactual", "counterfactual token", "counterfactual", (v) => save({ counterfactual: v }));
@@ -56,7 +51,7 @@ export class WeighingControls {
     this.root.append(this.compare, attribution);
   }
 
-  update(state: WeighingState): void {
+  update(state: ViewOptions): void {
     // Never overwrite what the user is typing.
     for (const [input, value] of [
       [this.compare, state.compare_prompt],

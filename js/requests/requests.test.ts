@@ -13,8 +13,8 @@ import {
   headKey,
   prefetchBudget,
 } from "./requests";
-import { assert, assertEqual, type Tests } from "./testing";
-import type { ExplorerState } from "./types";
+import { assert, assertEqual, type Tests } from "../testing";
+import type { ExplorerState } from "../state/types";
 
 type Sent = Record<string, unknown> & { id: number; type: string };
 

@@ -1,23 +1,12 @@
 /** Signed values (a change between two prompts, a logit attribution) in diverging colours: blue
  *  below zero, white (or the theme's dark) at zero, red above. */
 
+import { COLOR_STOPS } from "../contract.gen";
 import { ramp, type ColorScale, type Lut } from "./colors";
 
-export const RED_BLUE: Lut = ramp([
-  [33, 102, 172],
-  [146, 197, 222],
-  [247, 247, 247],
-  [244, 165, 130],
-  [178, 24, 43],
-]);
+export const RED_BLUE: Lut = ramp(COLOR_STOPS.red_blue);
 
-export const RED_BLUE_DARK: Lut = ramp([
-  [67, 147, 195],
-  [33, 72, 110],
-  [24, 24, 28],
-  [120, 40, 40],
-  [214, 96, 77],
-]);
+export const RED_BLUE_DARK: Lut = ramp(COLOR_STOPS.red_blue_dark);
 
 /** Values in [-1, 1] (rows of `cols`) to [0, 1] lookup positions, 0.5 at zero. "row" rescales each
  *  row by its largest magnitude; "log" spreads magnitudes 1e-4..1 like the attention log scale. */

@@ -1,4 +1,4 @@
-/** The kernel displays a static snapshot beside the explorer (attn_widget.snapshot), for notebooks
+/** The kernel displays a static snapshot beside the explorer (attn_widget.export.snapshot), for notebooks
  *  saved and opened without a kernel. Where the live view renders, hide it: a style rule rather
  *  than the element's own style, because updating the snapshot replaces its element. */
 

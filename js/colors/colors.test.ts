@@ -1,5 +1,5 @@
 import { BLUES, LOG_FLOOR, VIRIDIS, applyScale, lutColor, lutIndex, paintCells, ramp, textOn } from "./colors";
-import { assertClose, assertEqual, type Tests } from "./testing";
+import { assertClose, assertEqual, type Tests } from "../testing";
 
 export const tests: Tests = {
   "lookup tables run from the first stop to the last"() {

@@ -1,8 +1,8 @@
-/** The widget's synced traits (see src/attn_widget/explorer.py) and custom messages (protocol.py).
+/** The widget's synced traits (see src/attn_widget/widget/traits.py) and custom messages (widget/protocol.py).
  *  ExplorerState lists the trait names and nothing else, so a misspelt trait does not compile;
  *  tests/test_contract.py checks it against the kernel's synced traits. */
 
-import type { ColorScale, Metric, ShadeBy, Weighting } from "./contract.gen";
+import type { ColorScale, Metric, ShadeBy, Weighting } from "../contract.gen";
 
 export interface ExplorerState {
   prompt: string;
@@ -35,9 +35,9 @@ export interface ExplorerState {
   summary_rows: SummaryRow[];
   /** Layers whose scores are in; the rest of score_table's rows are null (pending). */
   scored_layers: number;
-  /** Names the kernel's static snapshot output, which a live view hides (attn_widget.snapshot). */
+  /** Names the kernel's static snapshot output, which a live view hides (attn_widget.export.snapshot). */
   snapshot_key?: string;
-  standalone?: boolean; // a standalone page (no kernel): attn_widget.standalone
+  standalone?: boolean; // a standalone page (no kernel): attn_widget.export.standalone
   /** Dataset mode, sinks and head similarity (src/attn_widget/widget/traits.py). */
   progress: { label?: string; done?: number; total?: number };
   dataset_size: number;
@@ -50,7 +50,7 @@ export interface ExplorerState {
   similarity: { order?: number[][]; distance?: number[][] };
 }
 
-/** One line of the reference notebook's summary (attn_widget.summary.SummaryRow). */
+/** One line of the reference notebook's summary (attn_widget.maths.summary.SummaryRow). */
 export interface SummaryRow {
   finding: string;
   layer: number;

@@ -9,9 +9,9 @@
 import type { AnyModel } from "@anywidget/types";
 import { bytesOf, decodeWeights, markUndefined } from "./buffers";
 import { ByteCache } from "./cache";
-import { WHOLE_HEAD_MAX_TOKENS } from "./contract.gen";
+import { WHOLE_HEAD_MAX_TOKENS } from "../contract.gen";
 import { prefetchBatches } from "./prefetch";
-import type { Axis, HeadData, KernelMessage, Line, Window } from "./types";
+import type { Axis, HeadData, KernelMessage, Line, Window } from "../state/types";
 
 export { WHOLE_HEAD_MAX_TOKENS };
 const KINDS = ["pattern", "tile", "row", "heads"];
@@ -51,7 +51,7 @@ export class Superseded extends Error {
 
 type Entry = Cached<HeadData> | Cached<Line>;
 
-/** A "heads" reply (protocol.py): one buffer per head, whole or tiles of one window. */
+/** A "heads" reply (src/attn_widget/widget/protocol.py): one buffer per head, whole or tiles of one window. */
 export interface HeadsReply {
   type: "heads";
   id: number | null;
