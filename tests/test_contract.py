@@ -1,5 +1,5 @@
 """One contract between kernel and browser: js/contract.gen.ts is generated from contract.py and up
-to date, and js/types.ts's ExplorerState names exactly the synced traits."""
+to date, and js/state/types.ts's ExplorerState names exactly the synced traits."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ def test_every_metric_and_head_class_has_its_label_and_colour():
 
 
 def explorer_state_fields() -> set[str]:
-    source = (REPO / "js" / "types.ts").read_text()
+    source = (REPO / "js" / "state" / "types.ts").read_text()
     body = re.search(r"export interface ExplorerState \{(.*?)\n\}", source, re.S)
-    assert body, "ExplorerState not found in js/types.ts"
+    assert body, "ExplorerState not found in js/state/types.ts"
     return set(re.findall(r"^  (\w+)\??:", body.group(1), re.M))
 
 

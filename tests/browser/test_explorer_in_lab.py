@@ -19,7 +19,7 @@ BLUES = np.array([[247, 251, 255], [198, 219, 239], [107, 174, 214], [33, 113, 1
 
 
 def blues(value: float) -> np.ndarray:
-    """js/colors.ts's lookup: 256 steps along the ramp."""
+    """js/colors/colors.ts's lookup: 256 steps along the ramp."""
     t = round(min(max(value, 0.0), 1.0) * 255) / 255 * (len(BLUES) - 1)
     lo = min(int(t), len(BLUES) - 2)
     return BLUES[lo] + (BLUES[lo + 1] - BLUES[lo]) * (t - lo)

@@ -100,7 +100,7 @@ def test_explorer_renders_selects_and_reruns_in_host(host, browser, tmp_path, mo
 
 def test_vscode_theme_path_on_a_plain_page(bridge, browser, tmp_path):
     """VS Code cannot run here. Its notebook webview marks the body `vscode-light` / `vscode-dark` /
-    `vscode-high-contrast` and sets --vscode-* colours; the front end (js/theme.ts) must follow."""
+    `vscode-high-contrast` and sets --vscode-* colours; the front end (js/colors/theme.ts) must follow."""
     from attn_widget import AttentionExplorer
     from attn_widget.export.colormaps import LUTS
 

@@ -19,7 +19,7 @@ KEYS = ("weighting", "compare_prompt", "answer", "counterfactual", "attribution"
 
 
 def red_blue(value: float) -> np.ndarray:
-    """js/diverging.ts's lookup of a change in [-1, 1] (linear scale)."""
+    """js/colors/diverging.ts's lookup of a change in [-1, 1] (linear scale)."""
     t = round(min(max(0.5 + 0.5 * value, 0.0), 1.0) * 255) / 255 * (len(RED_BLUE) - 1)
     lo = min(int(t), len(RED_BLUE) - 2)
     return RED_BLUE[lo] + (RED_BLUE[lo + 1] - RED_BLUE[lo]) * (t - lo)

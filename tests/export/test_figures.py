@@ -35,7 +35,7 @@ def explorer(bridge):
 
 
 def naive_blues(value: float) -> tuple[int, int, int]:
-    """An independent reading of js/colors.ts: 256 steps along the stops, each channel rounded."""
+    """An independent reading of js/colors/colors.ts: 256 steps along the stops, each channel rounded."""
     index = 0 if not value > 0 else 255 if value >= 1 else int(value * 255 + 0.5)
     t = index / 255 * 4
     lo = min(int(t), 3)

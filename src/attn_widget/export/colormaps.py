@@ -1,4 +1,4 @@
-"""Colour lookup tables and scales, exactly as the front end's js/colors.ts computes them, so saved
+"""Colour lookup tables and scales, exactly as the front end's js/colors/colors.ts computes them, so saved
 figures and snapshots show the colours the canvas shows (tests/export/test_figures.py checks it against
 the JS). The stops themselves are in the contract, shared with the front end."""
 
@@ -18,7 +18,7 @@ LOG_FLOOR = 1e-4
 
 
 def ramp(stops: list[tuple[int, int, int]]) -> np.ndarray:
-    """`(256, 3)` uint8: js/colors.ts `ramp` (float64 maths, Uint8ClampedArray's round-half-even)."""
+    """`(256, 3)` uint8: js/colors/colors.ts `ramp` (float64 maths, Uint8ClampedArray's round-half-even)."""
     s = np.asarray(stops, dtype=np.float64)
     t = np.arange(256, dtype=np.float64) / 255 * (len(s) - 1)
     lo = np.minimum(np.floor(t), len(s) - 2).astype(int)
@@ -35,7 +35,7 @@ def pattern_lut(theme: Theme) -> np.ndarray:
 
 
 def apply_scale(values: np.ndarray, scale: ColorScale) -> np.ndarray:
-    """`(rows, cols)` weights to [0, 1] as float32, as js/colors.ts `applyScale` does."""
+    """`(rows, cols)` weights to [0, 1] as float32, as js/colors/colors.ts `applyScale` does."""
     v = np.asarray(values, dtype=np.float32)
     if scale == "linear":
         copied: np.ndarray = v.copy()
@@ -55,7 +55,7 @@ def apply_scale(values: np.ndarray, scale: ColorScale) -> np.ndarray:
 
 
 def lut_index(values: np.ndarray) -> np.ndarray:
-    """[0, 1] to 0..255 as js/colors.ts `lutIndex`: NaN and <= 0 to 0, >= 1 to 255, else round half up."""
+    """[0, 1] to 0..255 as js/colors/colors.ts `lutIndex`: NaN and <= 0 to 0, >= 1 to 255, else round half up."""
     x = np.asarray(values, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         out = np.floor(np.where(x > 0, np.minimum(x, 1.0), 0.0) * 255 + 0.5)

@@ -116,13 +116,13 @@ class ViewData:
 
 
 def display_token(token: str, limit: int = 14) -> str:
-    """How a token reads in a label, as js/labels.ts shows it: line breaks and tabs made visible."""
+    """How a token reads in a label, as js/views/labels.ts shows it: line breaks and tabs made visible."""
     shown = token.replace("\n", "\u23ce").replace("\t", "\u21e5")
     return shown if len(shown) <= limit else shown[: limit - 1] + "\u2026"
 
 
 def label_indices(n: int, extent_px: float, label_px: float) -> list[int]:
-    """Tokens to label so labels never overlap (js/labels.ts `labelIndices`)."""
+    """Tokens to label so labels never overlap (js/views/labels.ts `labelIndices`)."""
     step = max(1, int(np.ceil(n * label_px / extent_px))) if n > 0 else 1
     return list(range(0, n, step))
 

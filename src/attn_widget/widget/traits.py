@@ -1,7 +1,7 @@
 """The explorer's synced state: every trait the front end reads or sets, in one place.
 
 Traits are state (small, synced both ways); bulk data travels as custom messages (protocol.py).
-js/types.ts `ExplorerState` mirrors this list, and a test keeps the two equal.
+js/state/types.ts `ExplorerState` mirrors this list, and a test keeps the two equal.
 """
 
 from __future__ import annotations
