@@ -24,7 +24,7 @@ from attn_widget.export.svg import cells_png
 from attn_widget.maths import encoding as wire
 from attn_widget.widget.saving import figure_bytes
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HOSTILE = "mary </script><script>window.pwned=1</script> & <b>john</b>\u2028 gave"
 BLUES_STOPS = [(247, 251, 255), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 48, 107)]
 
@@ -49,7 +49,7 @@ def test_colour_tables_and_scales_equal_the_front_ends():
         pytest.skip("needs node and node_modules (make setup)")
     values = [0, 1e-6, 1e-4, 2e-4, 0.003, 0.1, 0.25, 0.5, 0.77, 0.999, 1.0]
     script = (
-        "import { BLUES, BLUES_DARK, VIRIDIS, applyScale, lutIndex } from './js/colors';\n"
+        "import { BLUES, BLUES_DARK, VIRIDIS, applyScale, lutIndex } from './js/colors/colors';\n"
         f"const v = Float32Array.from({json.dumps(values)});\n"
         "console.log(JSON.stringify({ blues: [...BLUES], blues_dark: [...BLUES_DARK],"
         " viridis: [...VIRIDIS], scaled: Object.fromEntries(['linear', 'log', 'row']"
