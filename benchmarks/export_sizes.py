@@ -33,7 +33,7 @@ def measure(n: int, out: Path) -> tuple[int, int, int, int]:
     page = w.save(out / f"page-{n}.html").stat().st_size
     figure = w.save(out / f"all-{n}.svg", view="all").stat().st_size
     snapshot = len(snapshot_html(w.view_data(), w.snapshot_key).encode())
-    patterns = w._current().layer_pattern(0).float().cpu().numpy()
+    patterns = w._session.current().layer_pattern(0).float().cpu().numpy()
     circuits = len(cv.attention.attention_heads(attention=patterns, tokens=list(w.tokens)).local_src.encode())
     return page, snapshot, figure, circuits
 

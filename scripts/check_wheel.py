@@ -17,7 +17,7 @@ from pathlib import Path
 def installed(page: Path) -> None:
     import attn_widget
     from attn_widget import AttentionExplorer
-    from attn_widget.widget.explorer import STATIC
+    from attn_widget.export.standalone import BUNDLE_DIR as STATIC
 
     location = Path(attn_widget.__file__).resolve()
     checkout = Path(__file__).resolve().parents[1]
