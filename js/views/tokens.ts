@@ -7,6 +7,8 @@ import { element, sizeCanvas, viewRoot } from "./canvas";
 import { applyScale, lutColor, textOn, type ColorScale, type Lut } from "../colors/colors";
 import { RED_BLUE, centredByMax, signedShades } from "../colors/diverging";
 import { displayToken } from "./labels";
+import { ColorBar } from "./colorbar";
+import { COLORBAR_UNITS } from "../contract.gen";
 import { STRIP_WINDOW, follow, maxPool, parseTokenIndex, tokenAtFraction, windowAround, type Span } from "./token-window";
 
 export type ShadeBy = "received" | "given" | "attribution";
@@ -51,6 +53,9 @@ export class TokenStripView {
   private readonly range = element("span", "aw-hint");
   private readonly jumpBox = element("input", "aw-jump");
   private readonly minimap = element("canvas", "aw-token-minimap");
+  private readonly minimapLabel = element("div", "aw-hint", "whole prompt (click or drag to show another part):");
+  readonly colorBar = new ColorBar();
+  private attributionAt: number | null = null;
   private tokens: string[] = [];
   private shown: Span = { start: 0, end: 0 };
   private spans: HTMLSpanElement[] = []; // the shown tokens, spans[i] is token shown.start + i
@@ -86,8 +91,9 @@ export class TokenStripView {
     window.addEventListener("mouseup", this.endScrub);
     this.nav.append(this.range, " go to ", this.jumpBox);
     const header = element("div", "aw-token-header");
-    header.append(this.shadeByButton, this.hint, this.nav);
-    this.root.append(header, this.minimap, this.strip);
+    this.minimap.setAttribute("aria-label", "whole prompt: click or drag to show another part");
+    header.append(this.shadeByButton, this.hint, this.colorBar.root, this.nav);
+    this.root.append(header, this.minimapLabel, this.minimap, this.strip);
     this.showNavigation(false);
   }
 
@@ -136,9 +142,16 @@ export class TokenStripView {
     this.jumped = index;
   }
 
+  /** The token that logit attribution is computed at (the last one, or the locked one). */
+  setAttributionAt(index: number | null): void {
+    this.attributionAt = index;
+    if (this.last) this.redraw(this.last);
+  }
+
   private showNavigation(on: boolean): void {
     this.nav.hidden = !on;
     this.minimap.hidden = !on;
+    this.minimapLabel.hidden = !on;
   }
 
   /** Build the token nodes of `span` (at most STRIP_WINDOW of them). */
@@ -167,7 +180,15 @@ export class TokenStripView {
     this.shadeByButton.textContent = SHADE_LABELS[shadeBy];
     this.root.dataset.focus = String(focus);
     this.root.dataset.locked = String(locked);
-    this.hint.textContent = locked ? `locked on token ${focus}: click a token or press Escape to unlock` : "hover a token to focus it, click to lock";
+    const at = this.attributionAt;
+    this.hint.textContent =
+      shadeBy === "attribution"
+        ? at === null
+          ? "give an answer (Analysis) to see attribution"
+          : `attribution at token ${at} ${JSON.stringify(this.tokens[at] ?? "")}${locked ? "" : " (the last; click a token to lock another)"}`
+        : locked
+          ? `locked on token ${focus}: click a token or press Escape to unlock`
+          : "hover a token to focus it, click to lock";
     const n = this.tokens.length;
     // Attribution is of the attributed query (the last or locked token), whatever is hovered.
     const shown = weights && weights.length === n && (focus >= 0 || shadeBy === "attribution");
@@ -179,6 +200,9 @@ export class TokenStripView {
           ? signedShades(weights, n, s.scale)
           : applyScale(weights, n, s.scale);
     const palette = paletteOf(s);
+    this.drawColorBar(s, weights, Boolean(shades));
+    const what =
+      shadeBy === "attribution" ? "attribution (logits)" : shadeBy === "received" ? "attention from the focused token" : "attention to the focused token";
     this.spans.forEach((span, j) => {
       const i = this.shown.start + j;
       span.classList.toggle("aw-focused", i === focus);
@@ -188,13 +212,37 @@ export class TokenStripView {
         span.style.background = `rgb(${rgb.join(", ")})`;
         span.style.color = textOn(rgb);
         span.dataset.weight = weights![i].toFixed(4);
+        span.title = `${i}: ${JSON.stringify(this.tokens[i])} \u00b7 ${what}: ${weights![i].toFixed(4)}`;
       } else {
         span.style.background = "";
         span.style.color = "";
         delete span.dataset.weight;
+        span.title = `${i}: ${JSON.stringify(this.tokens[i])}`;
       }
     });
     if (!this.minimap.hidden) this.drawMinimap(shades, s);
+  }
+
+  /** The shading's colour bar: attention from 0 to 1 on the heatmap's scale, attribution and
+   *  differences diverging around zero; hidden when nothing is shaded. */
+  private drawColorBar(s: Shading, weights: Float32Array | null, shaded: boolean): void {
+    this.colorBar.root.hidden = !shaded || !weights;
+    if (this.colorBar.root.hidden || !weights) return;
+    if (s.shadeBy === "attribution") {
+      let max = 0;
+      for (const v of weights) max = Math.max(max, Math.abs(v));
+      this.colorBar.update({ lut: s.signedLut, lo: -max, hi: max, signed: true, scale: "centred on zero", units: COLORBAR_UNITS.attribution });
+    } else if (s.signed) {
+      this.colorBar.update({ lut: s.signedLut, lo: -1, hi: 1, signed: true, scale: `${s.scale}, centred on zero`, units: COLORBAR_UNITS.difference });
+    } else {
+      this.colorBar.update({
+        lut: s.lut,
+        lo: s.scale === "log" ? 1e-4 : 0,
+        hi: 1,
+        scale: s.scale === "row" ? "per row" : s.scale,
+        units: COLORBAR_UNITS.attention,
+      });
+    }
   }
 
   /** The whole prompt as a bar: the shading max-pooled per pixel, the shown window, the focus. */
