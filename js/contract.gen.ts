@@ -253,7 +253,7 @@ export const METRIC_UNITS = {
 /** What each map's colour bar says its values are in. */
 export const COLORBAR_UNITS = {
   "attention": "attention weight",
-  "value": "\u2016\u03b1 f(x)\u2016 (value-weighted)",
+  "value": "\u2016A f(x)\u2016 (value-weighted)",
   "difference": "weight, prompt \u2212 compare prompt",
   "attribution": "logits",
   "similarity": "Jensen-Shannon distance (bits)",

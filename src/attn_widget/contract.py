@@ -147,8 +147,8 @@ METRIC_UNITS: dict[str, str] = {
 
 COLORBAR_UNITS: dict[str, str] = {
     "attention": "attention weight",
-    "value": "‖α f(x)‖ (value-weighted)",
-    "difference": "weight, prompt − compare prompt",
+    "value": "\u2016A f(x)\u2016 (value-weighted)",
+    "difference": "weight, prompt \u2212 compare prompt",
     "attribution": "logits",
     "similarity": "Jensen-Shannon distance (bits)",
     "score": "share of attention",

@@ -17,11 +17,12 @@ from .test_explorer_in_lab import last_state, wait_for_state
 pytestmark = pytest.mark.browser
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-WORDS = (
+SENTENCE = (
     "When Mary and John went to the store , Mary gave a drink to John because she was thirsty and the day was very"
     " hot outside so they sat down in the shade of a big old tree near the river bank and talked about the long"
     " summer holidays"
-).split()
+)
+WORDS = SENTENCE.split(" ")
 DATASET = ["the cat sat on the mat the cat", "mary gave a ball to john", "the park was a store for the head"]
 KEYS = ("prompt", "tokens", "revision", "dataset_index", "dataset_size")
 
@@ -115,8 +116,6 @@ def test_layout_numbers_colour_bars_and_accessibility(page, lab):
     open_layout(page, lab, "layout")
     m = page.evaluate(MEASURE)
     print("layout at 1400x1000:", json.dumps(m))
-    print(page.evaluate("() => [...document.querySelector('.attn-widget').querySelectorAll('.attn-widget > *, .aw-main > *, .aw-side > *, .aw-below > *, .aw-score-details > *, .aw-heatmap > *')].map(e => e.className + ' ' + Math.round(e.getBoundingClientRect().height) + 'x' + Math.round(e.getBoundingClientRect().width))"))
-    page.locator(".attn-widget").screenshot(path="/tmp/layout.png")
     assert m["fileBrowser"] and not m["analysisOpen"]
     assert m["height"] <= 1000, m
     assert m["matrixWidth"] >= m["outputWidth"] / 2, m
@@ -135,7 +134,9 @@ def test_layout_numbers_colour_bars_and_accessibility(page, lab):
     before = page.locator("canvas[data-role=matrix]").bounding_box()
     page.locator("[data-role=analysis] > summary").click()
     page.locator("[data-role=exclude-sinks]").check()
-    page.wait_for_function("document.querySelector('[data-role=heatmap-context]').textContent.includes('sinks excluded')")
+    page.wait_for_function(
+        "document.querySelector('[data-role=heatmap-context]').textContent.includes('sinks excluded')"
+    )
     page.locator("[data-role=analysis] > summary").click()
     page.wait_for_timeout(300)
     after = page.locator("canvas[data-role=matrix]").bounding_box()
@@ -169,8 +170,7 @@ def test_dataset_stepper_reruns_the_model_and_every_view_follows(page, lab):
     page.locator("[data-role=analysis] > summary").click()
     for step, expected in ((0, DATASET[0]), (1, DATASET[1])):
         page.locator("[data-role=dataset-next]").click()
-        state = wait_for_state(log, lambda s, i=step: s["dataset_index"] == i and s["prompt"] == DATASET[i], timeout_s=60)
-        state = wait_for_state(log, lambda s, i=step: s["tokens"] and s["dataset_index"] == i, timeout_s=30)
+        wait_for_state(log, lambda s, i=step: s["dataset_index"] == i and s["prompt"] == DATASET[i], timeout_s=60)
         page.wait_for_function(
             "(r) => document.querySelector('[data-view=heatmap]')?.dataset.drawn?.startsWith(r + ':')",
             arg=last_state(log)["revision"],
@@ -180,7 +180,8 @@ def test_dataset_stepper_reruns_the_model_and_every_view_follows(page, lab):
         shown = page.evaluate(
             """() => ({
               prompt: document.querySelector('[data-view=prompt] textarea').value,
-              tokens: [...document.querySelectorAll('[data-view=tokens] .aw-token')].map((t) => JSON.parse(t.title.split(': ').slice(1).join(': ').split(' \\u00b7 ')[0])),
+              tokens: [...document.querySelectorAll('[data-view=tokens] .aw-token')]
+                .map((t) => JSON.parse(t.title.split(': ').slice(1).join(': ').split(' \\u00b7 ')[0])),
               position: document.querySelector('[data-role=dataset-position]').textContent.trim(),
             })"""
         )

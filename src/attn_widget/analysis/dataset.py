@@ -22,8 +22,8 @@ from attn_widget.errors import PromptError
 from attn_widget.maths import dense_scores as scores
 from attn_widget.maths import sinks
 from attn_widget.maths.detectors import Detector, detector_score
-from attn_widget.maths.summary import top_heads_text
 from attn_widget.maths.layer import looks_causal
+from attn_widget.maths.summary import top_heads_text
 
 DATASET_METRICS: tuple[str, ...] = (*PROMPT_METRICS, SINK_SHARE)
 """Every prompt's built-in metrics (custom detectors follow them)."""

@@ -37,7 +37,8 @@ class DetectorsAndSinks:
 
     def __repr__(self) -> str:
         layers, heads, n = self.sink_mask.shape
-        return f"<DetectorsAndSinks {layers}x{heads} heads, {n} tokens, most on sinks: {top_heads_text(self.scores[SINK_SHARE])}>"
+        top = top_heads_text(self.scores[SINK_SHARE])
+        return f"<DetectorsAndSinks {layers}x{heads} heads, {n} tokens, most on sinks: {top}>"
 
     def sink_positions(self, layer: int, head: int) -> list[int]:
         return [int(k) for k in np.flatnonzero(self.sink_mask[layer, head])]
