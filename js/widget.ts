@@ -351,6 +351,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   const resizer = new ResizeObserver(() => {
     const layout = pictureLayout(main.clientWidth);
     main.classList.toggle("aw-stacked", layout.stacked);
+    side.style.width = layout.side === null ? "" : `${layout.side}px`;
     heatmap.resize(layout.matrix);
     if (laidOut || !root.clientWidth) return;
     laidOut = true;

@@ -124,6 +124,8 @@ export class HeatmapView {
     if (size === this.size && this.matrix.width) return;
     this.size = size;
     this.stage.style.gridTemplateColumns = `${LABEL_PX}px ${this.size}px`;
+    // The view is as wide as its labels and matrix: a longer header or readout is cut, never wider.
+    this.root.style.width = `${LABEL_PX + this.size + 4}px`;
     this.draw();
     this.scheduleWindowRequest();
   }

@@ -6,8 +6,10 @@ import type { ExplorerState } from "../state/types";
 import { element } from "./canvas";
 import { LABEL_PX, MAX_MATRIX_PX, MIN_MATRIX_PX } from "./heatmap";
 
-/** The side column (head grid, overview) beside the heatmap. */
+/** The side column (head grid, overview, score map) beside the heatmap: at most this wide, and at
+ *  least the smaller, so that the heatmap keeps half the width or more. */
 export const SIDE_PX = 340;
+const MIN_SIDE_PX = 240;
 const GAP_PX = 16;
 /** Below this, a heatmap beside the side column is too small: stack them instead. */
 const MIN_BESIDE_PX = 380;
@@ -17,15 +19,20 @@ export interface PictureLayout {
   stacked: boolean;
   /** The matrix's side in CSS pixels. */
   matrix: number;
+  /** The side column's width (beside), or null (stacked: it takes the whole width). */
+  side: number | null;
 }
 
 /** Where the picture's parts go in `width` pixels: the heatmap takes what the side column leaves,
  *  or, when that is too little, the whole width with the side column below. */
 export function pictureLayout(width: number): PictureLayout {
-  const beside = width - SIDE_PX - GAP_PX - LABEL_PX - SLACK_PX;
+  const fixed = GAP_PX + LABEL_PX + SLACK_PX;
+  // The heatmap gets a little more than half (the widget's own padding): half the output at least.
+  const side = Math.round(Math.max(MIN_SIDE_PX, Math.min(SIDE_PX, width / 2 - fixed - 2 * SLACK_PX)));
+  const beside = width - side - fixed;
   const fit = (px: number) => Math.round(Math.max(MIN_MATRIX_PX, Math.min(MAX_MATRIX_PX, px)));
-  if (beside >= MIN_BESIDE_PX) return { stacked: false, matrix: fit(beside) };
-  return { stacked: true, matrix: fit(width - LABEL_PX - SLACK_PX) };
+  if (beside >= MIN_BESIDE_PX) return { stacked: false, matrix: fit(beside), side };
+  return { stacked: true, matrix: fit(width - LABEL_PX - SLACK_PX), side: null };
 }
 
 /** Open or closed, per explorer (widget model): every view of it, and a re-render, keep it. */

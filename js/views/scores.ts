@@ -10,7 +10,7 @@ import type { SummaryRow } from "../state/types";
 import { metricGroup, metricLabel } from "./research";
 import { formatScore, isUndefinedScore, scoreAt, scoreProgress, scoreRange, scoredCells, type ScoreRows } from "./score-cells";
 
-const MAX_WIDTH_PX = 360;
+const MAX_WIDTH_PX = 236; // the narrowest side column
 const AXIS_PX = 28;
 const TOP_K = 5;
 

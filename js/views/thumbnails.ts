@@ -4,7 +4,7 @@ import { SELECTED_COLOR, cellAt, drawCells, drawPending, element, reuseCanvas, s
 import { applyScale, paintCells, type ColorScale, type Lut } from "../colors/colors";
 
 const GRID_THUMB_PX = 64;
-const OVERVIEW_MAX_WIDTH_PX = 320;
+const OVERVIEW_MAX_WIDTH_PX = 236; // the narrowest side column
 const OVERVIEW_AXIS_PX = 26;
 
 /** uint8 thumbnails [layers, heads, side, side] as the kernel sends them. */

@@ -121,6 +121,8 @@ def test_layout_numbers_colour_bars_and_accessibility(page, lab):
     assert m["matrixWidth"] >= m["outputWidth"] / 2, m
     assert m["interactive"] <= 20, m
     assert {"matrix", "score-map"} <= set(m["maps"]) and m["withBar"] == m["maps"], m
+    scroll = page.evaluate(NO_HORIZONTAL_SCROLL)
+    assert all(w <= c + 1 for w, c in scroll.values()), scroll  # nothing wider than the cell at 1400 either
 
     # the heatmap's colour bar says range, scale and units; a new scale is said at once
     bar = page.locator("[data-view=heatmap] [data-role=colorbar]")
