@@ -30,11 +30,14 @@ const ARROWS: Record<string, [number, number]> = {
   ArrowDown: [1, 0],
 };
 
+const OFFLINE_REASON = "A saved page: there is no kernel to run another prompt";
+
 function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLayer): () => void {
   // Marks for anyone timing the explorer (the benchmarks do): render start, first head drawn.
   performance.mark("attn-widget:render");
   let painted = false;
   const store = new Store(model);
+  const offline = Boolean(model.get("standalone"));
   const root = element("div", "attn-widget");
   const errorBar = element("div", "aw-error");
   errorBar.dataset.role = "error";
@@ -129,6 +132,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     scores: scores.root,
     scoreView: scores,
     changed: () => describeShown(),
+    busy: () => prompt.setBusy(true),
   });
   analysis.add(exportBar.root);
   analysis.finish();
@@ -283,7 +287,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   function onPromptResult(): void {
     localError = "";
     shown = null;
-    prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt"));
+    prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt") || offline, offline ? OFFLINE_REASON : undefined);
     prompt.setBusy(false);
     tokens.setTokens(store.get("tokens"));
     heatmap.reset(store.get("tokens").length, store.get("tokens"));
@@ -342,7 +346,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     else if (!shown || !isSelected(shown.data.revision, shown.data.layer, shown.data.head)) show({ ...(entry as Cached<HeadData>), exact: false });
   });
   const stopErrors = requests.onError((message) => showRequestError(new Error(message)));
-  const onPrompt = () => prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt"));
+  const onPrompt = () => prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt") || offline, offline ? OFFLINE_REASON : undefined);
 
   // The heatmap takes what the side panel leaves of the cell's width (or the whole width, with the
   // panel below it when they do not fit side by side); it depends on the width alone, so a longer

@@ -227,6 +227,8 @@ export interface ResearchHost {
   scoreView: { setSpread(spread: Record<string, (number | null)[][]>): void; setDatasetSize(size: number): void };
   /** Told when the sinks excluded or the dataset prompt change (the heatmap says what it shows). */
   changed(): void;
+  /** A step through the dataset re-runs the model: the prompt box says so if it takes a while. */
+  busy(): void;
 }
 
 /** Adds the research views next to the widget's own and keeps them in step with their traits.
@@ -235,7 +237,10 @@ export function mountResearch(host: ResearchHost): () => void {
   const { store, model } = host;
   const save = (values: Partial<ExplorerState>) => store.save(values);
   const progress = new ProgressView();
-  const stepper = new DatasetStepper((index) => save({ dataset_index: index }));
+  const stepper = new DatasetStepper((index) => {
+    host.busy();
+    save({ dataset_index: index });
+  });
   const sinks = new SinkToggle((exclude) => save({ exclude_sinks: exclude }));
   const similarity = new SimilarityView(
     (on) => save({ show_similarity: on }),

@@ -12,7 +12,7 @@ import { formatScore, isUndefinedScore, scoreAt, scoreProgress, scoreRange, scor
 
 const MAX_WIDTH_PX = 236; // the narrowest side column
 const AXIS_PX = 28;
-const TOP_K = 5;
+const TOP_K = 8;
 
 const CLASS_COLORS: Record<string, string> = HEAD_CLASS_COLORS;
 

@@ -25,6 +25,7 @@ def test_live_lab_shows_the_explorer_and_a_reopened_notebook_its_snapshot(page, 
     page.wait_for_function("document.querySelector('[data-aw-snapshot] img')?.alt.endsWith('head 3')")
     assert not page.locator("[data-aw-snapshot]").is_visible()  # still hidden once updated
 
+    page.locator("[data-role=analysis] > summary").first.click()  # the analysis bar starts collapsed
     with page.expect_download() as saved:  # the save button: the kernel draws the figure
         page.locator("[data-role=export] button[data-format=svg]").click()
     assert saved.value.suggested_filename == "attention-L0H3-heatmap.svg"
