@@ -29,6 +29,7 @@ const SHADE_LABELS: Record<ShadeBy, string> = {
 const NEXT_SHADE_BY: Record<ShadeBy, ShadeBy> = { received: "given", given: "attribution", attribution: "received" };
 
 const MINIMAP_HEIGHT_PX = 12;
+const ROW_GAP_PX = 2; // .aw-token-strip's gap
 const MINIMAP_FALLBACK_WIDTH_PX = 600; // before the strip is laid out
 
 /** What the last update drew with, to redraw when the window moves. */
@@ -92,8 +93,10 @@ export class TokenStripView {
     this.nav.append(this.range, " go to ", this.jumpBox);
     const header = element("div", "aw-token-header");
     this.minimap.setAttribute("aria-label", "whole prompt: click or drag to show another part");
-    header.append(this.shadeByButton, this.hint, this.colorBar.root, this.nav);
-    this.root.append(header, this.minimapLabel, this.minimap, this.strip);
+    header.append(this.shadeByButton, this.hint, this.colorBar.root);
+    const overviewRow = element("div", "aw-token-overview");
+    overviewRow.append(this.minimapLabel, this.nav);
+    this.root.append(header, overviewRow, this.minimap, this.strip);
     this.showNavigation(false);
   }
 
@@ -226,8 +229,9 @@ export class TokenStripView {
   /** The shading's colour bar: attention from 0 to 1 on the heatmap's scale, attribution and
    *  differences diverging around zero; hidden when nothing is shaded. */
   private drawColorBar(s: Shading, weights: Float32Array | null, shaded: boolean): void {
-    this.colorBar.root.hidden = !shaded || !weights;
-    if (this.colorBar.root.hidden || !weights) return;
+    // Kept in the layout while nothing is shaded: showing it must not move the tokens under the pointer.
+    this.colorBar.root.style.visibility = shaded && weights ? "" : "hidden";
+    if (!shaded || !weights) return;
     if (s.shadeBy === "attribution") {
       let max = 0;
       for (const v of weights) max = Math.max(max, Math.abs(v));
@@ -285,7 +289,11 @@ export class TokenStripView {
     const top = node.offsetTop;
     const bottom = top + node.offsetHeight;
     if (centre || bottom <= this.strip.scrollTop || top >= this.strip.scrollTop + this.strip.clientHeight) {
-      this.strip.scrollTop = top - (this.strip.clientHeight - node.offsetHeight) / 2;
+      // Rows have one pitch (CSS: 18 px tokens 2 px apart): scroll to a row's top, the token's row
+      // in the middle, so no row is ever cut in half.
+      const pitch = node.offsetHeight + ROW_GAP_PX;
+      const rows = Math.max(1, Math.round((this.strip.clientHeight + ROW_GAP_PX) / pitch));
+      this.strip.scrollTop = Math.max(0, top - Math.floor(rows / 2) * pitch);
     }
   }
 }

@@ -6,6 +6,7 @@ the dataset stepper re-running the model so that tokens, heatmap and prompt agre
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,9 @@ def layout_cells(lab: Lab, name: str, dataset: bool) -> list[str]:
 
 
 def open_layout(page, lab: Lab, name: str, dataset: bool = False) -> Path:
-    path = lab.write_notebook(f"{name}.ipynb", layout_cells(lab, name, dataset))
+    # A notebook (and so a JupyterLab workspace) of a new name: JupyterLab's default layout, not the
+    # panel sizes an earlier run left in ~/.jupyter/lab/workspaces.
+    path = lab.write_notebook(f"{name}-{uuid.uuid4().hex[:8]}.ipynb", layout_cells(lab, name, dataset))
     open_and_run(page, lab, path)
     # JupyterLab's default: the file browser open on the left.
     page.evaluate("window.jupyterapp.commands.execute('filebrowser:activate')")
@@ -88,6 +91,9 @@ MEASURE = """() => {
     withBar: withBar.map((m) => m.dataset.role),
     analysisOpen: root.querySelector('[data-role=analysis]').open,
     fileBrowser: !!document.querySelector('#filebrowser:not(.lm-mod-hidden)'),
+    left: document.querySelector('#jp-left-stack')?.getBoundingClientRect().width,
+    right: document.querySelector('#jp-right-stack')?.getBoundingClientRect().width,
+    notebook: document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)')?.getBoundingClientRect().width,
   };
 }"""
 
