@@ -214,6 +214,52 @@ export const COLOR_STOPS = {
   ]
 } as const;
 
+/** The metric menu's groups, in order, with their headings. */
+export const METRIC_GROUPS = {
+  "scores": "head scores",
+  "tests": "tests",
+  "attribution": "attribution",
+  "changes": "changes vs compare prompt",
+  "dataset": "dataset means",
+  "detectors": "your detectors"
+} as const;
+
+/** The menu group of each metric of METRIC_LABELS. */
+export const METRIC_GROUP = {
+  "previous_token": "scores",
+  "duplicate_token": "scores",
+  "induction": "scores",
+  "first_token": "scores",
+  "entropy": "scores",
+  "max_attention": "scores",
+  "mean_distance": "scores",
+  "sink_share": "scores",
+  "repeated_tokens": "tests",
+  "retrieval": "tests",
+  "direct_logit_attribution": "attribution",
+  "change_l1": "changes",
+  "same_token": "detectors",
+  "successor": "detectors"
+} as const;
+
+/** A metric's colour-bar units; unlisted metrics are a share of attention. */
+export const METRIC_UNITS = {
+  "entropy": "nats",
+  "mean_distance": "tokens",
+  "direct_logit_attribution": "logits",
+  "change_l1": "mean row L1 (0 to 2)"
+} as const;
+
+/** What each map's colour bar says its values are in. */
+export const COLORBAR_UNITS = {
+  "attention": "attention weight",
+  "value": "\u2016A f(x)\u2016 (value-weighted)",
+  "difference": "weight, prompt \u2212 compare prompt",
+  "attribution": "logits",
+  "similarity": "Jensen-Shannon distance (bits)",
+  "score": "share of attention"
+} as const;
+
 export type Metric = "repeated_tokens" | "induction" | "previous_token" | "duplicate_token" | "first_token" | "entropy" | "max_attention" | "mean_distance" | "direct_logit_attribution" | "change_l1" | "sink_share" | "retrieval" | "same_token" | "successor";
 export type HeadClass = "previous-token" | "induction" | "duplicate-token" | "first-token sink" | "diffuse" | "other";
 export type ColorScale = "linear" | "log" | "row";

@@ -15,9 +15,11 @@ import { tests as tokenWindow } from "./views/token-window.test";
 import { tests as tokens } from "./views/tokens.test";
 import { tests as viewport } from "./views/viewport.test";
 import { tests as research } from "./views/research.test";
+import { tests as layout } from "./views/layout.test";
 
 const SUITES: Record<string, Tests> = {
   buffers,
+  layout,
   colors,
   diverging,
   labels,

@@ -58,9 +58,9 @@ export const tests: Tests = {
     const ratio = map.width / Number.parseFloat(map.style.width);
     const [x, y] = [(Number(left) + Number(cell) + 2) * ratio, (Number(top) + 2) * ratio];
     assertEqual(Array.from(map.getContext("2d")!.getImageData(Math.floor(x), Math.floor(y), 1, 1).data.slice(0, 3)), UNDEFINED_RGB);
-    const ranked = view.root.querySelector("[data-role=ranked]")!.textContent!;
+    const ranked = view.details.querySelector("[data-role=ranked]")!.textContent!;
     assert(ranked.includes("1 head undefined") && !ranked.includes("L0H1"), ranked);
-    assert(view.root.querySelector("[data-role=summary]")!.textContent!.includes("entropy undefined"));
+    assert(view.details.querySelector("[data-role=summary]")!.textContent!.includes("entropy undefined"));
     view.root.remove();
   },
   "the metric menu offers what the score table has, in the contract's order"() {

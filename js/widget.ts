@@ -19,9 +19,8 @@ import { HeadGridView, OverviewView, type Thumbnails } from "./views/thumbnails"
 import { TokenStripView } from "./views/tokens";
 import { ViewOptionsView, weightingSelect, type ViewOptions } from "./views/view-options";
 import { RED_BLUE, RED_BLUE_DARK } from "./colors/diverging";
-
-/** Room the head grid and overview need beside the heatmap (and its token labels). */
-const SIDE_PANEL_PX = 560;
+import { COLORBAR_UNITS, WEIGHTING_LABELS } from "./contract.gen";
+import { AnalysisBar, pictureLayout } from "./views/layout";
 
 /** Arrow keys move the selection: left/right between heads, up/down between layers. */
 const ARROWS: Record<string, [number, number]> = {
@@ -31,11 +30,14 @@ const ARROWS: Record<string, [number, number]> = {
   ArrowDown: [1, 0],
 };
 
+const OFFLINE_REASON = "A saved page: there is no kernel to run another prompt";
+
 function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLayer): () => void {
   // Marks for anyone timing the explorer (the benchmarks do): render start, first head drawn.
   performance.mark("attn-widget:render");
   let painted = false;
   const store = new Store(model);
+  const offline = Boolean(model.get("standalone"));
   const root = element("div", "attn-widget");
   const errorBar = element("div", "aw-error");
   errorBar.dataset.role = "error";
@@ -67,9 +69,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     localError = "";
     store.save(values);
   });
-  // The weighting selector sits in the heatmap's header and in the head grid's; both stay in step.
-  const weightingSelects = [0, 1].map(() => weightingSelect((weighting) => store.save({ weighting })));
-  heatmap.header.append(" \u00b7 ", weightingSelects[0]);
+  const weighting = weightingSelect((value) => store.save({ weighting: value }));
   const grid = new HeadGridView(
     (layer) => store.select(layer, store.get("head")),
     (head) => store.select(store.get("layer"), head),
@@ -105,18 +105,37 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     () => isDark(root),
   );
   const side = element("div", "aw-side");
-  grid.root.firstElementChild?.append(" \u00b7 ", weightingSelects[1]);
-  side.append(grid.root, overview.root);
+  side.append(grid.root, overview.root, scores.root);
   const main = element("div", "aw-main");
+  main.dataset.role = "picture";
   main.append(heatmap.root, side);
+  // Compare prompt, attribution, weighting, sinks, dataset and saving: one bar, collapsed at first,
+  // open or closed as this explorer's other views left it.
+  const analysis = new AnalysisBar(model, Boolean(model.get("standalone")));
+  const weightingLabel = element("label", "aw-inline");
+  weightingLabel.append("weigh by ", weighting);
+  analysis.add(weightingLabel, viewOptions.root);
   // Shown over the views when the kernel behind them is gone (restarted, shut down): without it the
   // views would look alive but answer nothing.
   const kernelGone = element("div", "aw-kernel-gone", "Kernel gone: this explorer no longer has a kernel behind it. Re-run its cell to explore again.");
   kernelGone.dataset.role = "kernel-gone";
   kernelGone.hidden = true;
-  root.append(prompt.root, viewOptions.root, errorBar, tokens.root, main, exportBar.root, scores.root, kernelGone);
+  const below = element("div", "aw-below");
+  below.append(scores.details);
+  root.append(prompt.root, analysis.root, errorBar, tokens.root, main, below, kernelGone);
   el.append(root);
-  const unmountResearch = mountResearch({ store, model, prompt: prompt.root, heatmap: heatmap.root, scores: scores.root, scoreView: scores });
+  const unmountResearch = mountResearch({
+    store,
+    model,
+    prompt: prompt.root,
+    analysis: analysis.body,
+    scores: scores.root,
+    scoreView: scores,
+    changed: () => describeShown(),
+    busy: () => prompt.setBusy(true),
+  });
+  analysis.add(exportBar.root);
+  analysis.finish();
 
   const style = () => ({ scale: store.get("color_scale"), lut: patternLut(root) });
   const signedLut = () => (isDark(root) ? RED_BLUE_DARK : RED_BLUE);
@@ -131,6 +150,28 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   const scoredLayers = () => store.get("scored_layers") as number | undefined;
   const scoresInProgress = () => (scoredLayers() ?? Infinity) < store.get("n_layers");
 
+  /** Say above the heatmap what it and the attribution show: weighting, compare prompt, sinks
+   *  excluded, the dataset prompt, and the token attribution is computed at. */
+  function describeShown(): void {
+    const parts: string[] = [];
+    const weighting = store.get("weighting");
+    parts.push(WEIGHTING_LABELS[weighting] ?? weighting);
+    const compare = store.get("compare_prompt");
+    if (compare) parts.push(`minus compare prompt \u201c${compare.length > 40 ? `${compare.slice(0, 39)}\u2026` : compare}\u201d`);
+    if (store.get("exclude_sinks")) parts.push("sinks excluded, rows renormalised");
+    const [index, size] = [store.get("dataset_index") ?? -1, store.get("dataset_size") ?? 0];
+    if (index >= 0 && size > 0) parts.push(`dataset prompt ${index + 1} / ${size}`);
+    const tokensNow = store.get("tokens");
+    const at = store.get("attribution_query");
+    if (store.get("answer") && at >= 0 && at < tokensNow.length) {
+      parts.push(
+        `DLA and attribution at token ${at} ${JSON.stringify(tokensNow[at])}${store.get("focus_locked") ? " (locked)" : " (lock a token to move it)"}`,
+      );
+    }
+    const units = weighting === "value" ? COLORBAR_UNITS.value : COLORBAR_UNITS.attention;
+    heatmap.setContext(parts.join(" \u00b7 "), units);
+    tokens.setAttributionAt(at >= 0 && at < tokensNow.length ? at : null);
+  }
   function showError(): void {
     const message = store.get("error") || localError;
     errorBar.textContent = message;
@@ -228,6 +269,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   function drawStyle(): void {
     const { scale, lut } = style();
     heatmap.setStyle(scale, lut, signedLut());
+    scores.setSignedLut(signedLut());
     drawHeads();
     drawFocus();
   }
@@ -239,15 +281,17 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
       counterfactual: store.get("counterfactual"),
     };
     viewOptions.update(state);
-    for (const select of weightingSelects) select.value = state.weighting;
+    weighting.value = state.weighting;
+    describeShown();
   }
   function onPromptResult(): void {
     localError = "";
     shown = null;
-    prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt"));
+    prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt") || offline, offline ? OFFLINE_REASON : undefined);
     prompt.setBusy(false);
     tokens.setTokens(store.get("tokens"));
     heatmap.reset(store.get("tokens").length, store.get("tokens"));
+    describeShown();
     showError();
     drawHeads();
     drawFocus();
@@ -302,17 +346,22 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     else if (!shown || !isSelected(shown.data.revision, shown.data.layer, shown.data.head)) show({ ...(entry as Cached<HeadData>), exact: false });
   });
   const stopErrors = requests.onError((message) => showRequestError(new Error(message)));
-  const onPrompt = () => prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt"));
+  const onPrompt = () => prompt.setPrompt(store.get("prompt"), store.get("read_only_prompt") || offline, offline ? OFFLINE_REASON : undefined);
 
-  // The heatmap takes what the side panel leaves of the cell's width, and follows it. Tiles are
-  // asked for at its size: prefetch waits for the first layout, or it would fetch at the wrong size.
+  // The heatmap takes what the side panel leaves of the cell's width (or the whole width, with the
+  // panel below it when they do not fit side by side); it depends on the width alone, so a longer
+  // header never moves anything. Tiles are asked for at its size: prefetch waits for the first
+  // layout, or it would fetch at the wrong size.
   const resizer = new ResizeObserver(() => {
-    heatmap.resize(root.clientWidth - SIDE_PANEL_PX);
+    const layout = pictureLayout(main.clientWidth);
+    main.classList.toggle("aw-stacked", layout.stacked);
+    side.style.width = layout.side === null ? "" : `${layout.side}px`;
+    heatmap.resize(layout.matrix);
     if (laidOut || !root.clientWidth) return;
     laidOut = true;
     requestHead(true);
   });
-  resizer.observe(root);
+  resizer.observe(main);
   const unwatchTheme = watchTheme(drawStyle);
   const showSnapshot = hideSnapshot(store.get("snapshot_key") ?? "");
   root.addEventListener("keydown", onKey);
@@ -330,6 +379,8 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     ["change:color_scale", drawStyle],
     ["change:focus_token", drawFocus],
     ["change:focus_locked", drawFocus],
+    ["change:attribution_query", describeShown],
+    ["change:focus_locked", describeShown],
     ["change:shade_by", drawFocus],
     ["change:error", showError],
     ["change:attribution", drawFocus],

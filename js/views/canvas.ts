@@ -81,3 +81,7 @@ export function drawPending(ctx: CanvasRenderingContext2D, x: number, y: number,
 /** Pending cells' colours: a grey no colour ramp of ours contains. */
 export const PENDING_FILL = "rgb(200, 200, 200)";
 const PENDING_HATCH = "rgb(150, 150, 150)";
+
+/** The one colour a selected head is marked with, in every view (the keyboard focus ring is a
+ *  dashed outline in the host's accent colour, so the two never look alike). */
+export const SELECTED_COLOR = "#e0301e";

@@ -9,11 +9,13 @@ import { RED_BLUE, signedShades } from "../colors/diverging";
 import { displayToken, labelIndices } from "./labels";
 import type { HeadData, Pattern, Tile, Window } from "../state/types";
 import { Viewport } from "./viewport";
+import { ColorBar } from "./colorbar";
+import { COLORBAR_UNITS } from "../contract.gen";
 
-const LABEL_PX = 96;
+export const LABEL_PX = 80;
 const LABEL_FONT_PX = 11;
 export const MIN_MATRIX_PX = 240;
-export const MAX_MATRIX_PX = 560;
+export const MAX_MATRIX_PX = 720;
 const WHEEL_ZOOM = 1.25;
 const WINDOW_REQUEST_DELAY_MS = 40;
 
@@ -45,6 +47,9 @@ export class HeatmapView {
   private readonly keyLabels = element("canvas", "aw-labels");
   private readonly stage = element("div", "aw-stage");
   private readonly readout = element("div", "aw-readout", "\u00a0");
+  private readonly context = element("div", "aw-context");
+  readonly colorBar = new ColorBar();
+  private units: string = COLORBAR_UNITS.attention;
   private readonly viewport = new Viewport();
   private data: HeadData | null = null;
   private labelled: string[] | null = null; // the tokens the labels show
@@ -68,14 +73,20 @@ export class HeatmapView {
     this.scaleSelect.setAttribute("aria-label", "colour scale");
     this.scaleSelect.replaceChildren(...Object.entries(COLOR_SCALE_LABELS).map(([k, label]) => new Option(label, k)));
     this.scaleSelect.addEventListener("change", () => this.callbacks.setScale(this.scaleSelect.value as ColorScale));
-    this.header.append(this.title, " \u00b7 scale ", this.scaleSelect, " ", this.zoomLabel, " ", this.undefinedLabel);
+    this.title.dataset.role = "heatmap-title";
+    this.context.dataset.role = "heatmap-context";
+    const scaleLabel = element("label", "aw-inline");
+    scaleLabel.append("scale ", this.scaleSelect);
+    this.header.append(this.title, scaleLabel, this.zoomLabel, this.undefinedLabel);
     this.undefinedLabel.dataset.role = "undefined-weights";
     this.undefinedLabel.style.setProperty("--aw-swatch", UNDEFINED_CSS);
     this.undefinedLabel.hidden = true;
     const matrixBox = element("div", "aw-matrix-box");
     matrixBox.append(this.matrix, this.overlay);
     this.stage.append(element("div"), this.keyLabels, this.queryLabels, matrixBox);
-    this.root.append(this.header, this.stage, this.readout);
+    const foot = element("div", "aw-foot");
+    foot.append(this.colorBar.root, this.readout);
+    this.root.append(this.header, this.context, this.stage, foot);
     this.overlay.addEventListener("mousemove", (e) => this.onMouseMove(e));
     this.overlay.addEventListener("mouseleave", () => this.hover(null));
     this.overlay.addEventListener("mousedown", (e) => (this.drag = { x: e.offsetX, y: e.offsetY }));
@@ -113,6 +124,8 @@ export class HeatmapView {
     if (size === this.size && this.matrix.width) return;
     this.size = size;
     this.stage.style.gridTemplateColumns = `${LABEL_PX}px ${this.size}px`;
+    // The view is as wide as its labels and matrix: a longer header or readout is cut, never wider.
+    this.root.style.width = `${LABEL_PX + this.size + 4}px`;
     this.draw();
     this.scheduleWindowRequest();
   }
@@ -123,7 +136,7 @@ export class HeatmapView {
     this.data = data;
     this.tokens = tokens;
     this.exact = exact;
-    this.title.textContent = `Layer ${data.layer}, head ${data.head}${data.signed ? ": prompt \u2212 compare prompt" : ""}`;
+    this.title.textContent = `L${data.layer}H${data.head}${data.signed ? ": prompt \u2212 compare prompt" : ""}`;
     this.root.dataset.signed = String(Boolean(data.signed));
     delete this.root.dataset.preview;
     this.root.dataset.drawn = `${data.revision}:${data.layer}:${data.head}`;
@@ -143,7 +156,7 @@ export class HeatmapView {
   showPreview(thumbnail: Tile): void {
     this.data = thumbnail;
     this.exact = false;
-    this.title.textContent = `Layer ${thumbnail.layer}, head ${thumbnail.head} (preview)`;
+    this.title.textContent = `L${thumbnail.layer}H${thumbnail.head} (preview)`;
     delete this.root.dataset.drawn;
     delete this.root.dataset.exact;
     this.root.dataset.preview = `${thumbnail.revision}:${thumbnail.layer}:${thumbnail.head}`;
@@ -159,6 +172,28 @@ export class HeatmapView {
     this.scaleSelect.value = scale;
     this.lut = lut;
     this.draw();
+  }
+
+  /** What the map shows, said above it (weighting, compare prompt, sinks excluded); and the
+   *  colour bar's units for unsigned weights. */
+  setContext(text: string, units: string): void {
+    this.context.textContent = text;
+    this.context.hidden = !text;
+    this.units = units;
+    this.drawColorBar();
+  }
+
+  private drawColorBar(): void {
+    const signed = Boolean(this.data?.signed);
+    const lut = signed ? this.signedLut : this.lut;
+    if (!lut) return;
+    const lo = this.scale === "log" ? 1e-4 : 0;
+    const scale = { linear: "linear", log: "log", row: "per row: 1 = the row's largest" }[this.scale];
+    this.colorBar.update(
+      signed
+        ? { lut, lo: -1, hi: 1, signed, scale: `${scale}, centred on zero`, units: COLORBAR_UNITS.difference }
+        : { lut, lo, hi: 1, scale, units: this.units },
+    );
   }
 
   /** Highlight one query row (the focused token), or none. */
@@ -207,6 +242,7 @@ export class HeatmapView {
         ? "wheel to zoom, drag to pan"
         : "";
     this.root.dataset.window = `${w.q0}:${w.q1}:${w.k0}:${w.k1}`;
+    this.drawColorBar();
     if (labels) this.drawLabels();
     this.drawOverlay();
     this.updateReadout();
@@ -245,11 +281,15 @@ export class HeatmapView {
     }
     left.textAlign = "right";
     top.textAlign = "left";
+    // Labels stay whole: centred on their cell but kept inside the canvas, cut with an ellipsis to fit.
+    const half = LABEL_FONT_PX / 2 + 1;
+    const along = (i: number) => Math.min(this.size - half, Math.max(half, (i + 0.5) * cell));
     for (const i of labelIndices(span, this.size, LABEL_FONT_PX + 1)) {
-      const label = (index: number) => (span < this.viewport.n || span > 64 ? `${index} ` : "") + displayToken(this.tokens[index] ?? "");
-      left.fillText(label(q0 + i), LABEL_PX - 4, (i + 0.5) * cell);
+      const label = (index: number) =>
+        fitText(left, (span < this.viewport.n || span > 64 ? `${index} ` : "") + displayToken(this.tokens[index] ?? ""), LABEL_PX - 6);
+      left.fillText(label(q0 + i), LABEL_PX - 4, along(i));
       top.save();
-      top.translate((i + 0.5) * cell, LABEL_PX - 4);
+      top.translate(along(i), LABEL_PX - 4);
       top.rotate(-Math.PI / 2);
       top.fillText(label(k0 + i), 0, 0);
       top.restore();
@@ -374,4 +414,12 @@ export function tileCell(t: Tile, q: number, k: number): [number, number, number
   const [qa, qb] = bin(r, rowsLen, t.rows);
   const [ka, kb] = bin(c, colsLen, t.cols);
   return [r, c, t.q0 + qa, t.q0 + qb, t.k0 + ka, t.k0 + kb];
+}
+
+/** `text` cut with an ellipsis so that it is at most `px` wide in the context's font. */
+export function fitText(ctx: CanvasRenderingContext2D, text: string, px: number): string {
+  if (ctx.measureText(text).width <= px) return text;
+  let cut = text;
+  while (cut.length > 1 && ctx.measureText(`${cut}\u2026`).width > px) cut = cut.slice(0, -1);
+  return `${cut}\u2026`;
 }

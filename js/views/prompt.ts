@@ -2,6 +2,8 @@
 
 import { element, viewRoot } from "./canvas";
 
+const BUSY_AFTER_MS = 500;
+
 export class PromptView {
   readonly root = viewRoot("prompt", "aw-prompt");
   private readonly input = element("textarea", "aw-input");
@@ -19,18 +21,34 @@ export class PromptView {
       }
     });
     this.run.addEventListener("click", () => this.submit());
+    this.status.dataset.role = "run-status";
+    this.status.setAttribute("aria-live", "polite");
     this.root.append(this.input, this.run, this.status);
   }
 
-  setPrompt(prompt: string, readOnly: boolean): void {
+  private busyTimer: ReturnType<typeof setTimeout> | null = null;
+  private reason = "";
+
+  /** `readOnly` with the reason there is nothing to run (precomputed attention, a standalone page):
+   *  Run is hidden and the reason said. */
+  setPrompt(prompt: string, readOnly: boolean, reason = "These patterns were given precomputed: there is no model to re-run"): void {
     this.input.value = prompt;
     this.input.readOnly = readOnly;
-    this.run.disabled = readOnly;
-    this.input.title = readOnly ? "These patterns were given precomputed: there is no model to re-run" : "";
+    this.run.hidden = readOnly;
+    this.reason = readOnly ? reason : "";
+    this.input.title = this.reason;
+    if (this.busyTimer === null) this.status.textContent = this.reason;
   }
 
+  /** "running…" for a run that takes over half a second (a quicker one would only flicker). */
   setBusy(busy: boolean): void {
-    this.status.textContent = busy ? "running\u2026" : "";
+    if (this.busyTimer !== null) clearTimeout(this.busyTimer);
+    this.busyTimer = null;
+    this.status.textContent = this.reason;
+    if (!busy) return;
+    this.busyTimer = setTimeout(() => {
+      this.status.textContent = "running\u2026";
+    }, BUSY_AFTER_MS);
   }
 
   private submit(): void {

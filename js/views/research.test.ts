@@ -72,7 +72,9 @@ export const tests: Tests = {
       [1, 0],
     ]);
     view.update(false, { order, distance }, 0, 0);
-    assert(view.canvas.hidden, "hidden when not shown");
+    assert(!view.canvas.closest("[hidden]"), "shown whenever the kernel has computed it (a Python call)");
+    view.update(false, {}, 0, 0);
+    assert(view.canvas.closest("[hidden]") !== null, "hidden when not shown");
     view.root.remove();
   },
 };

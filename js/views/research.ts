@@ -2,9 +2,10 @@
  *  sinks from the heatmap, and the head similarity matrix (clustered; a click selects a head). */
 
 import type { AnyModel } from "@anywidget/types";
-import { cellAt, element, sizeCanvas, viewRoot } from "./canvas";
+import { SELECTED_COLOR, cellAt, element, sizeCanvas, viewRoot } from "./canvas";
 import { VIRIDIS, cssColor } from "../colors/colors";
-import { CHANGE_SUFFIX, DATASET_PREFIX } from "../contract.gen";
+import { CHANGE_SUFFIX, COLORBAR_UNITS, DATASET_PREFIX, METRIC_GROUP, type METRIC_GROUPS } from "../contract.gen";
+import { ColorBar } from "./colorbar";
 import type { Store } from "../state/store";
 import type { ExplorerState } from "../state/types";
 
@@ -15,6 +16,14 @@ export function metricLabel(key: string, labels: Record<string, string>): string
   // A metric's change against the compare prompt: "induction_change".
   if (key.endsWith(CHANGE_SUFFIX)) return `change of ${metricLabel(key.slice(0, -CHANGE_SUFFIX.length), labels)}`;
   return labels[key] ?? key.replaceAll("_", " ");
+}
+
+/** The metric menu's group of a score-table key: dataset means and changes by their names, the
+ *  contract's metrics by METRIC_GROUP, and anything else (a custom detector) under "your detectors". */
+export function metricGroup(key: string): keyof typeof METRIC_GROUPS {
+  if (key.startsWith(DATASET_PREFIX)) return "dataset";
+  if (key.endsWith(CHANGE_SUFFIX)) return "changes";
+  return (METRIC_GROUP as Record<string, keyof typeof METRIC_GROUPS>)[key] ?? "detectors";
 }
 
 export interface Progress {
@@ -62,6 +71,7 @@ export class DatasetStepper {
     this.next.setAttribute("aria-label", "next dataset prompt");
     this.prev.addEventListener("click", () => step(this.index <= 0 ? this.size - 1 : this.index - 1));
     this.next.addEventListener("click", () => step(this.index < 0 || this.index >= this.size - 1 ? 0 : this.index + 1));
+    this.text.dataset.role = "dataset-position";
     this.root.append("Dataset prompt ", this.prev, this.text, this.next);
     this.root.hidden = true;
   }
@@ -107,14 +117,17 @@ export interface Similarity {
 }
 
 const SIM_MAX_PX = 360;
-const SIM_AXIS_PX = 4;
+const SIM_AXIS_PX = 44;
 
-/** Every two heads' pattern distance (mean Jensen-Shannon), in clustered order. */
+/** Every two heads' pattern distance (mean Jensen-Shannon, in bits), in clustered order: dark is
+ *  alike (distance 0), bright is far apart. Rows and columns are labelled with their heads. */
 export class SimilarityView {
   readonly root = viewRoot("similarity", "aw-similarity");
   private readonly button = element("button", "aw-mode");
   readonly canvas = element("canvas", "aw-head-map");
   private readonly readout = element("div", "aw-readout", "\u00a0");
+  private readonly body = element("div", "aw-similarity-body");
+  readonly colorBar = new ColorBar();
   private data: Similarity = {};
   private cell = 4;
   private shown = false;
@@ -134,35 +147,55 @@ export class SimilarityView {
     this.canvas.addEventListener("mouseleave", () => this.describe(null));
     const header = element("div", "aw-title");
     header.append("Head similarity ", this.button);
-    this.root.append(header, this.canvas, this.readout);
+    this.body.append(this.canvas, this.colorBar.root, this.readout);
+    this.root.append(header, this.body);
   }
 
+  /** Drawn when asked for in the widget or when `head_similarity()` ran in Python (its data is here). */
   update(shown: boolean, data: Similarity, layer: number, head: number): void {
-    this.shown = shown;
-    this.data = data;
-    this.button.textContent = shown ? "hide" : "show (Jensen-Shannon, clustered)";
     const order = data.order ?? [];
     const size = order.length;
-    this.canvas.hidden = !shown || size === 0;
-    if (this.canvas.hidden) return;
-    this.cell = Math.max(2, Math.min(16, Math.floor(SIM_MAX_PX / size)));
-    const ctx = sizeCanvas(this.canvas, SIM_AXIS_PX + size * this.cell, SIM_AXIS_PX + size * this.cell);
+    this.shown = shown || size > 0;
+    this.data = data;
+    this.button.textContent = this.shown ? "hide" : "show (clustered)";
+    this.body.hidden = !this.shown || size === 0;
+    if (this.body.hidden) return;
+    this.cell = Math.max(4, Math.min(16, Math.floor(SIM_MAX_PX / size)));
+    const extent = size * this.cell;
+    const ctx = sizeCanvas(this.canvas, SIM_AXIS_PX + extent, SIM_AXIS_PX + extent);
     Object.assign(this.canvas.dataset, { left: SIM_AXIS_PX, top: SIM_AXIS_PX, cell: this.cell, rows: size, cols: size });
     const flat = (data.distance ?? []).flat();
     const hi = Math.max(...flat, 1e-12);
     for (let i = 0; i < size; i++) {
       for (let j = 0; j < size; j++) {
-        // Alike heads are bright: 1 - distance / largest distance.
-        ctx.fillStyle = cssColor(VIRIDIS, 1 - (data.distance?.[i]?.[j] ?? 0) / hi);
+        ctx.fillStyle = cssColor(VIRIDIS, (data.distance?.[i]?.[j] ?? 0) / hi);
         ctx.fillRect(SIM_AXIS_PX + j * this.cell, SIM_AXIS_PX + i * this.cell, this.cell, this.cell);
       }
     }
+    // Head labels in the clustered order, as many as fit without overlapping.
+    ctx.font = "10px sans-serif";
+    ctx.fillStyle = getComputedStyle(this.root).color || "#333";
+    ctx.textBaseline = "middle";
+    const every = Math.ceil(11 / this.cell);
+    for (let i = 0; i < size; i += every) {
+      const label = `L${order[i][0]}H${order[i][1]}`;
+      const at = SIM_AXIS_PX + (i + 0.5) * this.cell;
+      ctx.textAlign = "right";
+      ctx.fillText(label, SIM_AXIS_PX - 3, at);
+      ctx.save();
+      ctx.translate(at, SIM_AXIS_PX - 3);
+      ctx.rotate(-Math.PI / 2);
+      ctx.textAlign = "left";
+      ctx.fillText(label, 0, 0);
+      ctx.restore();
+    }
     const at = order.findIndex(([l, h]) => l === layer && h === head);
     if (at >= 0) {
-      ctx.strokeStyle = "#ff3b30";
-      ctx.lineWidth = 1;
-      ctx.strokeRect(SIM_AXIS_PX + 0.5, SIM_AXIS_PX + at * this.cell + 0.5, size * this.cell - 1, this.cell - 1);
+      ctx.strokeStyle = SELECTED_COLOR;
+      ctx.lineWidth = 1.5;
+      ctx.strokeRect(SIM_AXIS_PX + 0.5, SIM_AXIS_PX + at * this.cell + 0.5, extent - 1, this.cell - 1);
     }
+    this.colorBar.update({ lut: VIRIDIS, lo: 0, hi, scale: "linear; 0 = identical patterns", units: COLORBAR_UNITS.similarity });
   }
 
   /** The heads of the row and column under the pointer: [row head, column head, distance]. */
@@ -177,7 +210,7 @@ export class SimilarityView {
 
   private describe(hit: [number[], number[], number] | null): void {
     this.readout.textContent = hit
-      ? `L${hit[0][0]}H${hit[0][1]} vs L${hit[1][0]}H${hit[1][1]}: ${hit[2].toFixed(4)} bits (click selects L${hit[0][0]}H${hit[0][1]})`
+      ? `L${hit[0][0]}H${hit[0][1]} vs L${hit[1][0]}H${hit[1][1]}: distance ${hit[2].toFixed(4)} bits (click selects L${hit[0][0]}H${hit[0][1]})`
       : "\u00a0";
   }
 }
@@ -186,10 +219,16 @@ export class SimilarityView {
 export interface ResearchHost {
   store: Store;
   model: AnyModel<ExplorerState>;
+  /** Where the progress bar goes (beside the prompt). */
   prompt: HTMLElement;
-  heatmap: HTMLElement;
+  /** The analysis bar, where the dataset stepper and the sink toggle go. */
+  analysis: HTMLElement;
   scores: HTMLElement;
-  scoreView: { setSpread(spread: Record<string, (number | null)[][]>): void };
+  scoreView: { setSpread(spread: Record<string, (number | null)[][]>): void; setDatasetSize(size: number): void };
+  /** Told when the sinks excluded or the dataset prompt change (the heatmap says what it shows). */
+  changed(): void;
+  /** A step through the dataset re-runs the model: the prompt box says so if it takes a while. */
+  busy(): void;
 }
 
 /** Adds the research views next to the widget's own and keeps them in step with their traits.
@@ -198,14 +237,17 @@ export function mountResearch(host: ResearchHost): () => void {
   const { store, model } = host;
   const save = (values: Partial<ExplorerState>) => store.save(values);
   const progress = new ProgressView();
-  const stepper = new DatasetStepper((index) => save({ dataset_index: index }));
+  const stepper = new DatasetStepper((index) => {
+    host.busy();
+    save({ dataset_index: index });
+  });
   const sinks = new SinkToggle((exclude) => save({ exclude_sinks: exclude }));
   const similarity = new SimilarityView(
     (on) => save({ show_similarity: on }),
     (layer, head) => store.select(layer, head),
   );
-  host.prompt.append(stepper.root, progress.root);
-  host.heatmap.append(sinks.root);
+  host.prompt.append(progress.root);
+  host.analysis.append(stepper.root, sinks.root);
   host.scores.after(similarity.root);
 
   const draw = () => {
@@ -216,6 +258,8 @@ export function mountResearch(host: ResearchHost): () => void {
     sinks.update(store.get("exclude_sinks") ?? false, positions, layer, head, store.get("tokens"));
     similarity.update(store.get("show_similarity") ?? false, store.get("similarity") ?? {}, layer, head);
     host.scoreView.setSpread(store.get("score_spread") ?? {});
+    host.scoreView.setDatasetSize(store.get("dataset_size") ?? 0);
+    host.changed();
   };
   const events = [
     "progress",

@@ -38,9 +38,9 @@ export const tests: Tests = {
     assertEqual(cellColour(map, 2, 3), [200, 200, 200]); // a pending layer
     const scored = cellColour(map, 0, 3);
     assert(!(scored[0] === scored[1] && scored[1] === scored[2]), `scored cell is coloured: ${scored}`);
-    const ranked = Array.from(view.root.querySelectorAll("[data-role=ranked] button"), (b) => b.textContent);
+    const ranked = Array.from(view.details.querySelectorAll("[data-role=ranked] button"), (b) => b.textContent);
     assertEqual(ranked, ["L0H3  0.750", "L0H0  0.500", "L0H2  0.250"]);
-    assert(view.root.querySelector("[data-role=summary]")!.textContent!.includes("first_token undefined"));
+    assert(view.details.querySelector("[data-role=summary]")!.textContent!.includes("first_token undefined"));
 
     view.update(
       {

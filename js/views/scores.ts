@@ -1,14 +1,16 @@
 /** Head scores: a layers x heads map of the chosen metric, the top heads for it, the reference
  *  notebook's summary, and each head named by its strongest pattern. Clicks select heads. */
 
-import { cellAt, drawPending, element, sizeCanvas, viewRoot } from "./canvas";
-import { UNDEFINED_CSS, VIRIDIS, cssColor } from "../colors/colors";
-import { HEAD_CLASS_COLORS, METRIC_LABELS, type Metric } from "../contract.gen";
+import { SELECTED_COLOR, cellAt, drawPending, element, sizeCanvas, viewRoot } from "./canvas";
+import { UNDEFINED_CSS, VIRIDIS, cssColor, type Lut } from "../colors/colors";
+import { RED_BLUE } from "../colors/diverging";
+import { ColorBar } from "./colorbar";
+import { CHANGE_SUFFIX, COLORBAR_UNITS, DATASET_PREFIX, HEAD_CLASS_COLORS, METRIC_GROUPS, METRIC_LABELS, METRIC_UNITS, type Metric } from "../contract.gen";
 import type { SummaryRow } from "../state/types";
-import { metricLabel } from "./research";
+import { metricGroup, metricLabel } from "./research";
 import { formatScore, isUndefinedScore, scoreAt, scoreProgress, scoreRange, scoredCells, type ScoreRows } from "./score-cells";
 
-const MAX_WIDTH_PX = 360;
+const MAX_WIDTH_PX = 236; // the narrowest side column
 const AXIS_PX = 28;
 const TOP_K = 8;
 
@@ -62,6 +64,9 @@ class HeadMap {
     const labelEvery = Math.ceil(18 / this.cell);
     for (let h = 0; h < cols; h += labelEvery) ctx.fillText(`H${h}`, AXIS_PX + (h + 0.5) * this.cell, AXIS_PX / 2);
     for (let l = 0; l < rows; l += labelEvery) ctx.fillText(`L${l}`, AXIS_PX / 2, AXIS_PX + (l + 0.5) * this.cell);
+    // Grey between the cells: the darkest colours stay apart from a dark theme's background.
+    ctx.fillStyle = "rgba(128, 128, 128, 0.6)";
+    ctx.fillRect(AXIS_PX - 1, AXIS_PX - 1, cols * this.cell + 1, rows * this.cell + 1);
     for (let l = 0; l < rows; l++) {
       for (let h = 0; h < cols; h++) {
         const fill = color(l, h);
@@ -76,7 +81,7 @@ class HeadMap {
     }
     const [layer, head] = selected;
     if (layer < rows && head < cols) {
-      ctx.strokeStyle = "#ff3b30";
+      ctx.strokeStyle = SELECTED_COLOR;
       ctx.lineWidth = 2;
       ctx.strokeRect(AXIS_PX + head * this.cell, AXIS_PX + layer * this.cell, this.cell - 1, this.cell - 1);
     }
@@ -98,8 +103,22 @@ function headButton(label: string, layer: number, head: number, onSelect: (l: nu
   return button;
 }
 
+/** The offered metrics as menu options under their group's heading, groups in the contract's order. */
+function groupedOptions(offered: Metric[]): HTMLOptGroupElement[] {
+  return (Object.keys(METRIC_GROUPS) as (keyof typeof METRIC_GROUPS)[]).flatMap((group) => {
+    const keys = offered.filter((key) => metricGroup(key) === group);
+    if (!keys.length) return [];
+    const node = element("optgroup");
+    node.label = METRIC_GROUPS[group];
+    node.append(...keys.map((key) => new Option(metricLabel(key, METRIC_LABELS), key)));
+    return [node];
+  });
+}
+
 export class ScoreView {
   readonly root = viewRoot("scores", "aw-scores");
+  /** The top heads, the summary and the head types: below the picture, while the map sits beside it. */
+  readonly details = viewRoot("score-details", "aw-score-details");
   private readonly metricSelect = element("select", "aw-select");
   private readonly orderButton = element("button", "aw-mode");
   private readonly map: HeadMap;
@@ -109,6 +128,10 @@ export class ScoreView {
   private readonly summary = element("div", "aw-summary");
   private readonly classMap: HeadMap;
   private readonly legend = element("div", "aw-legend");
+  private readonly colorBar = new ColorBar();
+  private readonly context = element("span", "aw-hint");
+  private datasetSize = 0;
+  private signedLut: Lut = RED_BLUE;
   private table: ScoreRows = [];
   private classes: string[][] = [];
   private metric: Metric = "induction";
@@ -132,23 +155,25 @@ export class ScoreView {
       this.redraw();
     });
     const header = element("div", "aw-title");
-    header.append("Head scores: ", this.metricSelect, " ", this.progress);
+    const metricLabelNode = element("label", "aw-inline");
+    metricLabelNode.append("Head scores ", this.metricSelect);
+    this.context.dataset.role = "score-context";
+    header.append(metricLabelNode, this.progress, this.context);
     this.progress.dataset.role = "score-progress";
     const rankedHeader = element("div", "aw-subtitle");
     rankedHeader.append("Top heads ", this.orderButton);
     this.ranked.dataset.role = "ranked";
     this.summary.dataset.role = "summary";
     const mapBox = element("div");
-    mapBox.append(this.map.canvas, this.readout);
+    mapBox.append(this.map.canvas, this.colorBar.root, this.readout);
     const rankedBox = element("div");
     rankedBox.append(rankedHeader, this.ranked);
     const summaryBox = element("div");
     summaryBox.append(element("div", "aw-subtitle", "Summary"), this.summary);
     const classBox = element("div");
-    classBox.append(element("div", "aw-subtitle", "Head types (strongest pattern)"), this.classMap.canvas, this.legend);
-    const row = element("div", "aw-row");
-    row.append(mapBox, rankedBox, summaryBox, classBox);
-    this.root.append(header, row);
+    classBox.append(element("div", "aw-subtitle", "Head types (strongest score)"), this.classMap.canvas, this.legend);
+    this.details.append(rankedBox, summaryBox, classBox);
+    this.root.append(header, mapBox);
   }
 
   /** Redraw for `tables[metric]` (layers x heads; rows still being scored are null, and so are
@@ -166,7 +191,7 @@ export class ScoreView {
     const offered = offeredMetrics(tables);
     if (offered.join() !== this.offered) {
       this.offered = offered.join();
-      this.metricSelect.replaceChildren(...offered.map((key) => new Option(metricLabel(key, METRIC_LABELS), key)));
+      this.metricSelect.replaceChildren(...groupedOptions(offered));
     }
     const table = tables[metric];
     this.metric = metric;
@@ -179,11 +204,30 @@ export class ScoreView {
     const cells = scoredCells(this.table, rows, cols);
     const [lo, hi] = scoreRange(cells);
     this.scoredLayers = progress?.scored ?? rows;
+    // Signed scores (attribution, changes, a correlation detector) are diverging, centred on zero.
+    const signed = lo < 0;
+    const bound = Math.max(Math.abs(lo), Math.abs(hi));
+    const position = (value: number) => (signed ? (bound > 0 ? 0.5 + (0.5 * value) / bound : 0.5) : hi > lo ? (value - lo) / (hi - lo) : 0.5);
     const shade = (l: number, h: number) => {
       const value = scoreAt(this.table, l, h);
       if (value === null) return isUndefinedScore(this.table, l, h, this.scoredLayers) ? UNDEFINED_CSS : null;
-      return cssColor(VIRIDIS, hi > lo ? (value - lo) / (hi - lo) : 0.5);
+      return cssColor(signed ? this.signedLut : VIRIDIS, position(value));
     };
+    const base = metric.replace(DATASET_PREFIX, "").replace(new RegExp(`${CHANGE_SUFFIX}$`), "");
+    const units = (METRIC_UNITS as Record<string, string>)[base] ?? COLORBAR_UNITS.score;
+    this.colorBar.update(
+      signed
+        ? {
+            lut: this.signedLut,
+            lo: -bound,
+            hi: bound,
+            signed,
+            scale: "linear, centred on zero",
+            units: metric.endsWith(CHANGE_SUFFIX) ? `change in ${units}` : units,
+          }
+        : { lut: VIRIDIS, lo: cells.length ? lo : 0, hi: cells.length ? hi : 1, scale: "linear, min to max", units },
+    );
+    this.context.textContent = metric.startsWith(DATASET_PREFIX) ? `mean over ${this.datasetSize} dataset prompts` : "";
     this.map.draw(rows, cols, shade, [layer, head], textColor);
     const status = scoreProgress(progress?.scored, rows);
     this.progress.textContent = status ?? "";
@@ -232,6 +276,15 @@ export class ScoreView {
       items.push(note);
     }
     this.ranked.replaceChildren(...items);
+  }
+
+  /** How many prompts the last dataset run had (its means say so), and the theme's diverging colours. */
+  setDatasetSize(size: number): void {
+    this.datasetSize = size;
+  }
+
+  setSignedLut(lut: Lut): void {
+    this.signedLut = lut;
   }
 
   /** Standard deviations over a dataset's prompts (`dataset:<metric>` -> layers x heads), shown on hover. */

@@ -1,10 +1,10 @@
 /** Head thumbnails: the selected layer's heads as a grid, and every layer's as an overview. */
 
-import { cellAt, drawCells, drawPending, element, reuseCanvas, sizeCanvas, viewRoot } from "./canvas";
+import { SELECTED_COLOR, cellAt, drawCells, drawPending, element, reuseCanvas, sizeCanvas, viewRoot } from "./canvas";
 import { applyScale, paintCells, type ColorScale, type Lut } from "../colors/colors";
 
-const GRID_THUMB_PX = 72;
-const OVERVIEW_MAX_WIDTH_PX = 420;
+const GRID_THUMB_PX = 64;
+const OVERVIEW_MAX_WIDTH_PX = 236; // the narrowest side column
 const OVERVIEW_AXIS_PX = 26;
 
 /** uint8 thumbnails [layers, heads, side, side] as the kernel sends them. */
@@ -83,8 +83,9 @@ export class HeadGridView {
     Array.from(this.cells.children).forEach((child, h) => {
       const cell = child as HTMLElement;
       const kind = classes[layer]?.[h];
-      cell.title = `Layer ${layer}, head ${h}${kind ? `: ${kind}` : ""}`;
-      cell.querySelector("span")!.textContent = kind ? `H${h} \u00b7 ${kind}` : `H${h}`;
+      cell.title = `L${layer}H${h}${kind ? `: ${kind}` : ""}`;
+      cell.setAttribute("aria-label", cell.title);
+      cell.querySelector("span")!.textContent = kind ? `L${layer}H${h} \u00b7 ${kind}` : `L${layer}H${h}`;
       const ctx = reuseCanvas(cell.querySelector("canvas")!, GRID_THUMB_PX, GRID_THUMB_PX);
       const image = thumbImage(t, layer, h, style);
       if (image) drawCells(ctx, image, 0, 0, GRID_THUMB_PX, GRID_THUMB_PX);
@@ -138,7 +139,7 @@ export class OverviewView {
     const ctx = reuseCanvas(this.canvas, width, height);
     Object.assign(this.canvas.dataset, { left: OVERVIEW_AXIS_PX, top: OVERVIEW_AXIS_PX, cell: this.cell, rows: t.nLayers, cols: t.nHeads });
     ctx.drawImage(this.painted, 0, 0, width, height);
-    ctx.strokeStyle = "#ff3b30";
+    ctx.strokeStyle = SELECTED_COLOR;
     ctx.lineWidth = 2;
     ctx.strokeRect(OVERVIEW_AXIS_PX + head * this.cell, OVERVIEW_AXIS_PX + layer * this.cell, this.cell, this.cell);
   }

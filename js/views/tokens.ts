@@ -7,6 +7,8 @@ import { element, sizeCanvas, viewRoot } from "./canvas";
 import { applyScale, lutColor, textOn, type ColorScale, type Lut } from "../colors/colors";
 import { RED_BLUE, centredByMax, signedShades } from "../colors/diverging";
 import { displayToken } from "./labels";
+import { ColorBar } from "./colorbar";
+import { COLORBAR_UNITS } from "../contract.gen";
 import { STRIP_WINDOW, follow, maxPool, parseTokenIndex, tokenAtFraction, windowAround, type Span } from "./token-window";
 
 export type ShadeBy = "received" | "given" | "attribution";
@@ -27,6 +29,7 @@ const SHADE_LABELS: Record<ShadeBy, string> = {
 const NEXT_SHADE_BY: Record<ShadeBy, ShadeBy> = { received: "given", given: "attribution", attribution: "received" };
 
 const MINIMAP_HEIGHT_PX = 12;
+const ROW_GAP_PX = 2; // .aw-token-strip's gap
 const MINIMAP_FALLBACK_WIDTH_PX = 600; // before the strip is laid out
 
 /** What the last update drew with, to redraw when the window moves. */
@@ -51,6 +54,9 @@ export class TokenStripView {
   private readonly range = element("span", "aw-hint");
   private readonly jumpBox = element("input", "aw-jump");
   private readonly minimap = element("canvas", "aw-token-minimap");
+  private readonly minimapLabel = element("div", "aw-hint", "whole prompt (click or drag to show another part):");
+  readonly colorBar = new ColorBar();
+  private attributionAt: number | null = null;
   private tokens: string[] = [];
   private shown: Span = { start: 0, end: 0 };
   private spans: HTMLSpanElement[] = []; // the shown tokens, spans[i] is token shown.start + i
@@ -86,8 +92,11 @@ export class TokenStripView {
     window.addEventListener("mouseup", this.endScrub);
     this.nav.append(this.range, " go to ", this.jumpBox);
     const header = element("div", "aw-token-header");
-    header.append(this.shadeByButton, this.hint, this.nav);
-    this.root.append(header, this.minimap, this.strip);
+    this.minimap.setAttribute("aria-label", "whole prompt: click or drag to show another part");
+    header.append(this.shadeByButton, this.hint, this.colorBar.root);
+    const overviewRow = element("div", "aw-token-overview");
+    overviewRow.append(this.minimapLabel, this.nav);
+    this.root.append(header, overviewRow, this.minimap, this.strip);
     this.showNavigation(false);
   }
 
@@ -136,9 +145,16 @@ export class TokenStripView {
     this.jumped = index;
   }
 
+  /** The token that logit attribution is computed at (the last one, or the locked one). */
+  setAttributionAt(index: number | null): void {
+    this.attributionAt = index;
+    if (this.last) this.redraw(this.last);
+  }
+
   private showNavigation(on: boolean): void {
     this.nav.hidden = !on;
     this.minimap.hidden = !on;
+    this.minimapLabel.hidden = !on;
   }
 
   /** Build the token nodes of `span` (at most STRIP_WINDOW of them). */
@@ -167,7 +183,15 @@ export class TokenStripView {
     this.shadeByButton.textContent = SHADE_LABELS[shadeBy];
     this.root.dataset.focus = String(focus);
     this.root.dataset.locked = String(locked);
-    this.hint.textContent = locked ? `locked on token ${focus}: click a token or press Escape to unlock` : "hover a token to focus it, click to lock";
+    const at = this.attributionAt;
+    this.hint.textContent =
+      shadeBy === "attribution"
+        ? at === null
+          ? "give an answer (Analysis) to see attribution"
+          : `attribution at token ${at} ${JSON.stringify(this.tokens[at] ?? "")}${locked ? "" : " (the last; click a token to lock another)"}`
+        : locked
+          ? `locked on token ${focus}: click a token or press Escape to unlock`
+          : "hover a token to focus it, click to lock";
     const n = this.tokens.length;
     // Attribution is of the attributed query (the last or locked token), whatever is hovered.
     const shown = weights && weights.length === n && (focus >= 0 || shadeBy === "attribution");
@@ -179,6 +203,9 @@ export class TokenStripView {
           ? signedShades(weights, n, s.scale)
           : applyScale(weights, n, s.scale);
     const palette = paletteOf(s);
+    this.drawColorBar(s, weights, Boolean(shades));
+    const what =
+      shadeBy === "attribution" ? "attribution (logits)" : shadeBy === "received" ? "attention from the focused token" : "attention to the focused token";
     this.spans.forEach((span, j) => {
       const i = this.shown.start + j;
       span.classList.toggle("aw-focused", i === focus);
@@ -188,13 +215,38 @@ export class TokenStripView {
         span.style.background = `rgb(${rgb.join(", ")})`;
         span.style.color = textOn(rgb);
         span.dataset.weight = weights![i].toFixed(4);
+        span.title = `${i}: ${JSON.stringify(this.tokens[i])} \u00b7 ${what}: ${weights![i].toFixed(4)}`;
       } else {
         span.style.background = "";
         span.style.color = "";
         delete span.dataset.weight;
+        span.title = `${i}: ${JSON.stringify(this.tokens[i])}`;
       }
     });
     if (!this.minimap.hidden) this.drawMinimap(shades, s);
+  }
+
+  /** The shading's colour bar: attention from 0 to 1 on the heatmap's scale, attribution and
+   *  differences diverging around zero; hidden when nothing is shaded. */
+  private drawColorBar(s: Shading, weights: Float32Array | null, shaded: boolean): void {
+    // Kept in the layout while nothing is shaded: showing it must not move the tokens under the pointer.
+    this.colorBar.root.style.visibility = shaded && weights ? "" : "hidden";
+    if (!shaded || !weights) return;
+    if (s.shadeBy === "attribution") {
+      let max = 0;
+      for (const v of weights) max = Math.max(max, Math.abs(v));
+      this.colorBar.update({ lut: s.signedLut, lo: -max, hi: max, signed: true, scale: "centred on zero", units: COLORBAR_UNITS.attribution });
+    } else if (s.signed) {
+      this.colorBar.update({ lut: s.signedLut, lo: -1, hi: 1, signed: true, scale: `${s.scale}, centred on zero`, units: COLORBAR_UNITS.difference });
+    } else {
+      this.colorBar.update({
+        lut: s.lut,
+        lo: s.scale === "log" ? 1e-4 : 0,
+        hi: 1,
+        scale: s.scale === "row" ? "per row" : s.scale,
+        units: COLORBAR_UNITS.attention,
+      });
+    }
   }
 
   /** The whole prompt as a bar: the shading max-pooled per pixel, the shown window, the focus. */
@@ -237,7 +289,11 @@ export class TokenStripView {
     const top = node.offsetTop;
     const bottom = top + node.offsetHeight;
     if (centre || bottom <= this.strip.scrollTop || top >= this.strip.scrollTop + this.strip.clientHeight) {
-      this.strip.scrollTop = top - (this.strip.clientHeight - node.offsetHeight) / 2;
+      // Rows have one pitch (CSS: 18 px tokens 2 px apart): scroll to a row's top, the token's row
+      // in the middle, so no row is ever cut in half.
+      const pitch = node.offsetHeight + ROW_GAP_PX;
+      const rows = Math.max(1, Math.round((this.strip.clientHeight + ROW_GAP_PX) / pitch));
+      this.strip.scrollTop = Math.max(0, top - Math.floor(rows / 2) * pitch);
     }
   }
 }

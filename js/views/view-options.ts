@@ -44,7 +44,7 @@ export class ViewOptionsView {
 
   constructor(save: (values: Partial<ViewOptions>) => void) {
     this.compare = field("compare-prompt", "compare prompt", "compare with a prompt of the same token count (Enter)", (v) => save({ compare_prompt: v }));
-    this.answer = field("answer", "answer token", 'answer, e.g. " John"', (v) => save({ answer: v }));
+    this.answer = field("answer", "answer token", 'answer: " John"', (v) => save({ answer: v }));
     this.counterfactual = field("counterfactual", "counterfactual token", "counterfactual", (v) => save({ counterfactual: v }));
     const attribution = element("span", "aw-attribution-form");
     attribution.append("logit attribution: ", this.answer, " \u2212 ", this.counterfactual);

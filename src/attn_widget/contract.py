@@ -115,6 +115,48 @@ SHADE_BY: tuple[str, ...] = ("received", "given", "attribution")
 assert set(METRIC_LABELS) == {REPEATED_TOKENS, *PROMPT_METRICS, DLA, CHANGE, SINK_SHARE, RETRIEVAL, *BUILT_IN_DETECTORS}
 assert tuple(HEAD_CLASS_COLORS) == HEAD_CLASSES, "every head class needs a colour"
 
+METRIC_GROUPS: dict[str, str] = {
+    "scores": "head scores",
+    "tests": "tests",
+    "attribution": "attribution",
+    "changes": "changes vs compare prompt",
+    "dataset": "dataset means",
+    "detectors": "your detectors",
+}
+"""The metric menu's groups, in order, with their headings."""
+
+METRIC_GROUP: dict[str, str] = {
+    **dict.fromkeys(PROMPT_METRICS, "scores"),
+    SINK_SHARE: "scores",
+    REPEATED_TOKENS: "tests",
+    RETRIEVAL: "tests",
+    DLA: "attribution",
+    CHANGE: "changes",
+    **dict.fromkeys(BUILT_IN_DETECTORS, "detectors"),
+}
+"""The group of each metric of METRIC_LABELS; "<metric>_change" is in "changes", "dataset:<metric>" in
+"dataset", and a custom detector in "detectors"."""
+
+METRIC_UNITS: dict[str, str] = {
+    "entropy": "nats",
+    "mean_distance": "tokens",
+    DLA: "logits",
+    CHANGE: "mean row L1 (0 to 2)",
+}
+"""What a metric's colour bar says its values are in; a metric not listed is a share of attention."""
+
+COLORBAR_UNITS: dict[str, str] = {
+    "attention": "attention weight",
+    "value": "\u2016A f(x)\u2016 (value-weighted)",
+    "difference": "weight, prompt \u2212 compare prompt",
+    "attribution": "logits",
+    "similarity": "Jensen-Shannon distance (bits)",
+    "score": "share of attention",
+}
+"""What each map's colour bar says its values are in."""
+
+assert set(METRIC_GROUP) == set(METRIC_LABELS) and set(METRIC_GROUP.values()) <= set(METRIC_GROUPS)
+
 GENERATED_PATH = Path("js") / "contract.gen.ts"
 
 
@@ -147,6 +189,10 @@ def _constants() -> list[tuple[str, str, Any]]:
         ("DLA", "Metric key of direct logit attribution.", DLA),
         ("CHANGE", "Metric key of the mean row L1 change against the compare prompt.", CHANGE),
         ("COLOR_STOPS", "Colour ramps: 256 entries interpolated between these stops.", COLOR_STOPS),
+        ("METRIC_GROUPS", "The metric menu's groups, in order, with their headings.", METRIC_GROUPS),
+        ("METRIC_GROUP", "The menu group of each metric of METRIC_LABELS.", METRIC_GROUP),
+        ("METRIC_UNITS", "A metric's colour-bar units; unlisted metrics are a share of attention.", METRIC_UNITS),
+        ("COLORBAR_UNITS", "What each map's colour bar says its values are in.", COLORBAR_UNITS),
     ]
 
 

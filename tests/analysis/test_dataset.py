@@ -51,7 +51,8 @@ def naive_scores(model, prompt: str) -> dict[str, np.ndarray]:
             out["first_token"][layer, head] = a[:, 0].mean().item()
             out["entropy"][layer, head] = -(a * torch.log(a + 1e-30)).sum(-1).mean().item()
             n = a.shape[-1]
-            sinks = [k for k in range(n) if a[k:, k].mean() > 0.3 + 1e-6]  # queries that see k; past rounding
+            # the queries that see k (n - k of them, enough: 4 and a quarter of the prompt); past rounding
+            sinks = [k for k in range(n) if a[k:, k].mean() > 0.3 + 1e-6 and n - k >= min(n, max(4, -(-n // 4)))]
             out["sink_share"][layer, head] = np.mean([sum(a[q, k].item() for k in sinks) for q in range(n)])
     return out
 

@@ -148,7 +148,7 @@ def test_heatmap_pixels_clicks_and_prompt(page, lab):
     wait_for_state(log, lambda s: (s["layer"], s["head"]) == (2, 1))
     click_cell(page.locator("[data-view=overview] canvas[data-role=overview-map]"), 1, 2)
     wait_for_state(log, lambda s: (s["layer"], s["head"]) == (1, 2))
-    top = page.locator("[data-view=scores] [data-role=ranked] button").first
+    top = page.locator("[data-view=score-details] [data-role=ranked] button").first
     layer, head = (int(top.get_attribute(a)) for a in ("data-layer", "data-head"))
     assert top.text_content().startswith(f"L{layer}H{head} ")
     top.click()
@@ -430,7 +430,7 @@ def test_scores_and_thumbnails_of_layers_still_pending(page, lab):
     assert score_pixel(2, 3) == [200, 200, 200]  # a pending layer: hatched grey
     # a null in a scored layer is an undefined score (NaN weights), in the undefined colour
     assert score_pixel(0, 1) == [255, 0, 200]
-    ranked = page.locator("[data-view=scores] [data-role=ranked] button")
+    ranked = page.locator("[data-view=score-details] [data-role=ranked] button")
     assert ranked.count() == 1 and ranked.first.get_attribute("data-layer") == "0"
     page.wait_for_function("document.querySelector('[data-view=overview]').dataset.pending === '8'")
     # a head of a pending layer can still be selected and drawn (the kernel has its pattern)

@@ -51,6 +51,7 @@ def test_standalone_page_runs_offline_keeps_tokens_text_and_answers_from_embedde
     strip = page.evaluate("[...document.querySelectorAll('[data-view=tokens] button, [data-view=tokens] span')]"
                           ".map(b => b.textContent).join('')")  # fmt: skip
     assert "</script>" in strip.replace(" ", "") or "script" in strip
+    page.locator("[data-role=analysis] > summary").first.click()  # the analysis bar starts collapsed
     with page.expect_download() as saved:  # no kernel: the save button downloads the heatmap canvas
         page.locator("[data-role=export] button[data-format=png]").click()
     image = Image.open(saved.value.path())

@@ -56,6 +56,7 @@ def test_dataset_detectors_sinks_and_similarity_views(page, lab):
     assert "\u00b1" in readout.text_content() and "dataset mean" in readout.text_content()
 
     # 2. the prompt box steps through the dataset's prompts (the kernel re-runs each)
+    page.locator("[data-role=analysis] > summary").first.click()  # the analysis bar starts collapsed
     page.locator("[data-role=dataset-next]").click()
     wait_for_state(log, lambda s: s["dataset_index"] == 0 and s["prompt"] == DATASET[0])
     page.locator("[data-role=dataset-prev]").click()

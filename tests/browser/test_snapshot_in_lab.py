@@ -22,9 +22,10 @@ def test_live_lab_shows_the_explorer_and_a_reopened_notebook_its_snapshot(page, 
 
     page.locator("[data-view=grid] button[data-head='3']").click()
     wait_for_state(log, lambda s: s["head"] == 3)
-    page.wait_for_function("document.querySelector('[data-aw-snapshot] img')?.alt.endsWith('head 3')")
+    page.wait_for_function("document.querySelector('[data-aw-snapshot] img')?.alt.endsWith('L0H3')")
     assert not page.locator("[data-aw-snapshot]").is_visible()  # still hidden once updated
 
+    page.locator("[data-role=analysis] > summary").first.click()  # the analysis bar starts collapsed
     with page.expect_download() as saved:  # the save button: the kernel draws the figure
         page.locator("[data-role=export] button[data-format=svg]").click()
     assert saved.value.suggested_filename == "attention-L0H3-heatmap.svg"
@@ -38,13 +39,13 @@ def test_live_lab_shows_the_explorer_and_a_reopened_notebook_its_snapshot(page, 
         time.sleep(0.3)
     outputs = json.loads(path.read_text())["cells"][1]["outputs"]
     html = ["".join(o["data"]["text/html"]) for o in outputs if "text/html" in o.get("data", {})]
-    assert len(html) == 1 and 'alt="native: layer 0, head 3"' in html[0]
+    assert len(html) == 1 and 'alt="native: L0H3"' in html[0]
     page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
 
     reopened = browser.new_page(viewport={"width": 1400, "height": 1000})
     reopened.goto(f"{lab.url}/lab/workspaces/reopened/tree/snapshot.ipynb")
     reopened.wait_for_selector("[data-aw-snapshot] img", state="visible", timeout=60_000)
     reopened.wait_for_function("document.querySelector('[data-aw-snapshot] img').naturalWidth > 400")
-    assert reopened.locator("[data-aw-snapshot] img").get_attribute("alt").endswith("head 3")
+    assert reopened.locator("[data-aw-snapshot] img").get_attribute("alt").endswith("L0H3")
     assert reopened.locator(".attn-widget").count() == 0
     reopened.close()

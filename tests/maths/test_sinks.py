@@ -61,3 +61,35 @@ def test_excluding_sinks_renormalises_the_rest():
     assert without_sinks(almost, sinks)[4].sum() == 0  # rounding noise is not scaled up to a row
     np.testing.assert_allclose(out[1:].sum(-1).numpy(), 1.0, rtol=1e-5)
     np.testing.assert_allclose((out[3, 1:] / out[3, 1]).numpy(), (pattern[3, 1:] / pattern[3, 1]).numpy(), rtol=1e-5)
+
+
+def test_keys_seen_by_few_queries_are_no_sinks():
+    """A previous-token head gives its last keys a mean near 1 from one or two queries: no sink."""
+    n = 40
+    previous = torch.zeros(1, n, n)
+    previous[0, 0, 0] = 1
+    for q in range(1, n):
+        previous[0, q, q - 1] = 1
+    received = received_attention(previous)[0]
+    assert received[n - 2] == 0.5  # seen by two queries, one of which puts all on it: past 0.3
+    assert not sink_mask(previous)[0].any()
+    # a real sink seen by every query is still found next to it
+    bos = previous.clone()
+    bos[0, :, :] = 0
+    bos[0, :, 0] = 0.5
+    for q in range(n):
+        bos[0, q, max(q - 1, 0)] += 0.5
+    assert sink_mask(bos)[0].nonzero().flatten().tolist() == [0]
+
+
+def test_sink_eligibility_follows_a_plain_count_of_queries():
+    n = 12
+    patterns = _causal_patterns(2, n, seed=3)
+    patterns[:, -3:, :] = 0
+    patterns[:, -3:, -3] = 1  # the last three queries pile on key n - 3, seen by three queries
+    mask = sink_mask(patterns).numpy()
+    alpha = [naive_received(patterns[h].double().numpy()) for h in range(2)]
+    for h in range(2):
+        expected = [k for k in range(n) if alpha[h][k] > 0.3 + 1e-6 and (n - k) >= max(4, -(-n // 4))]
+        assert np.flatnonzero(mask[h]).tolist() == expected
+    assert not mask[:, n - 3].any()

@@ -123,15 +123,17 @@ def test_sinks_match_the_patterns(explorer, bridge):
             for k in range(n):
                 alpha[layer, head, k] = patterns[layer, head, k:, k].mean().item()
     np.testing.assert_allclose(sinks.received, alpha, atol=1e-5)
+    # a sink is seen by enough queries: at least 4 and a quarter of the prompt (n - k queries see key k)
+    eligible = np.array([n - k >= min(n, max(4, -(-n // 4))) for k in range(n)])
     clear = np.abs(alpha - 0.3) > 1e-5  # a float32 sum may split a near-tie
-    np.testing.assert_array_equal(sinks.sink_mask[clear], (alpha > 0.3)[clear])
+    np.testing.assert_array_equal(sinks.sink_mask[clear], ((alpha > 0.3) & eligible)[clear])
     assert explorer.sink_positions[1][2] == [int(k) for k in np.flatnonzero(sinks.sink_mask[1, 2])]
     share = (patterns * torch.as_tensor(sinks.sink_mask)[:, :, None, :]).sum(-1).mean(-1)
     np.testing.assert_allclose(explorer.scores["sink_share"], share.numpy(), atol=1e-5)
     explorer.sink_threshold = 0.9
     assert explorer.sinks().threshold == 0.9
     clear = np.abs(alpha - 0.9) > 1e-5
-    np.testing.assert_array_equal(explorer.sinks().sink_mask[clear], (alpha > 0.9)[clear])
+    np.testing.assert_array_equal(explorer.sinks().sink_mask[clear], ((alpha > 0.9) & eligible)[clear])
     assert explorer.sinks().sink_mask.sum() < sinks.sink_mask.sum()
 
 

@@ -23,6 +23,7 @@ from attn_widget.maths import dense_scores as scores
 from attn_widget.maths import sinks
 from attn_widget.maths.detectors import Detector, detector_score
 from attn_widget.maths.layer import looks_causal
+from attn_widget.maths.summary import top_heads_text
 
 DATASET_METRICS: tuple[str, ...] = (*PROMPT_METRICS, SINK_SHARE)
 """Every prompt's built-in metrics (custom detectors follow them)."""
@@ -51,6 +52,12 @@ class DatasetScores:
     @property
     def n_prompts(self) -> int:
         return len(next(iter(self.per_prompt.values()))) if self.per_prompt else 0
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(d) for d in next(iter(self.mean.values())).shape) if self.mean else "0"
+        tops = "; ".join(f"{m}: {top_heads_text(self.mean[m])}" for m in self.metrics[:4])
+        more = f" (+{len(self.metrics) - 4} more)" if len(self.metrics) > 4 else ""
+        return f"<DatasetScores {self.n_prompts} prompts x {shape} heads, top means {tops}{more}; .table() for all>"
 
     def as_dict(self) -> dict[str, dict[str, np.ndarray]]:
         return {m: {"mean": self.mean[m].copy(), "std": self.std[m].copy()} for m in self.metrics}

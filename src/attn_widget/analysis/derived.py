@@ -17,6 +17,7 @@ from attn_widget.backends.base import Backend
 from attn_widget.contract import SINK_SHARE
 from attn_widget.maths import sinks
 from attn_widget.maths.detectors import Detector, DetectorError, detector_score
+from attn_widget.maths.summary import top_heads_text
 
 MAX_TOKENS = 512
 """Past this, the dense pass costs about as much as the prompt's own analysis (benchmarks/dataset_probe.py)."""
@@ -33,6 +34,11 @@ class DetectorsAndSinks:
     threshold: float
     errors: list[str] = field(default_factory=list)
     """One message per detector that failed on this prompt (its metric is left out)."""
+
+    def __repr__(self) -> str:
+        layers, heads, n = self.sink_mask.shape
+        top = top_heads_text(self.scores[SINK_SHARE])
+        return f"<DetectorsAndSinks {layers}x{heads} heads, {n} tokens, most on sinks: {top}>"
 
     def sink_positions(self, layer: int, head: int) -> list[int]:
         return [int(k) for k in np.flatnonzero(self.sink_mask[layer, head])]
@@ -57,10 +63,12 @@ def detectors_and_sinks(
     L, H = backend.n_layers, backend.n_heads
     out = {name: torch.zeros(L, H) for name in [SINK_SHARE, *expected]}
     received = torch.zeros(L, H, n)
+    mask = torch.zeros(L, H, n, dtype=torch.bool)
 
     def reduce_layer(layer: int, pattern: torch.Tensor) -> None:
         head_patterns = pattern[0].float()
         received[layer] = sinks.received_attention(head_patterns).cpu()
+        mask[layer] = sinks.sink_mask(head_patterns, threshold).cpu()
         out[SINK_SHARE][layer] = sinks.sink_share(head_patterns, threshold).cpu()
         for d in working:
             out[d.name][layer] = detector_score(head_patterns, expected[d.name], d.measure).cpu()
@@ -69,7 +77,7 @@ def detectors_and_sinks(
     return DetectorsAndSinks(
         {k: v.numpy().astype(np.float64) for k, v in out.items()},
         received.numpy(),
-        sinks.passes(received, threshold).numpy(),
+        mask.numpy(),
         threshold,
         errors,
     )

@@ -16,6 +16,7 @@ import torch
 
 from attn_widget.backends.attention_interface import StopForward, can_capture, capturing_attention
 from attn_widget.backends.base import LayerCallback, PatternCallback, warn_once
+from attn_widget.backends.token_text import token_strings
 from attn_widget.errors import ModelError
 from attn_widget.maths.layer import DenseAttention, dense
 
@@ -104,7 +105,7 @@ class HuggingFaceBackend:
         # Like TransformerLens, start with BOS where the tokenizer has one: a first token to rest on.
         if self.bos_token_id is not None and ids[:1] != [self.bos_token_id]:
             ids.insert(0, self.bos_token_id)
-        strings = [str(self.tokenizer.decode([i])) for i in ids]
+        strings = token_strings(self.tokenizer, ids)
         return torch.tensor([ids], device=self.device), strings
 
     def capture(

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from attn_widget.backends.base import LayerCallback, PatternCallback, warn_once
+from attn_widget.backends.token_text import token_strings
 from attn_widget.backends.unwrap import unwrapped_hf_backend
 from attn_widget.errors import ModelError
 from attn_widget.maths.layer import LayerCapture, dense
@@ -61,7 +62,8 @@ class TransformerLensBackend:
             )
         # truncate=False: an over-long prompt must be reported, not silently cut.
         ids = self.model.to_tokens(prompt, truncate=False).to(self.device)
-        return ids, [str(t) for t in self.model.to_str_tokens(ids[0])]
+        decoded = [str(t) for t in self.model.to_str_tokens(ids[0])]
+        return ids, token_strings(self.model.tokenizer, ids[0].tolist(), decoded)
 
     def capture(
         self, tokens: torch.Tensor, on_layer: LayerCallback, last_layer: int | None = None, *, keep_values: bool = False

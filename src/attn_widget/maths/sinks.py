@@ -2,35 +2,53 @@
 
 A key k's received attention is the mean weight it gets from the queries that can see it
 (q >= k in a causal model, every query otherwise); k is a sink of a head when that mean passes a
-threshold (0.3, as in the paper). A head's sink share is the mean over queries of the weight it
-puts on its sink positions.
+threshold (0.3, as in the paper) and enough queries see k to make the mean mean something: at
+least MIN_QUERIES of them and a quarter of the prompt. In a causal model the last keys are seen by
+one or two queries, so a previous-token head gives them a mean near 1 without sinking anything.
+A head's sink share is the mean over queries of the weight it puts on its sink positions.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from attn_widget.maths.layer import looks_causal
 
 SINK_THRESHOLD = 0.3
+MIN_QUERIES = 4
+"""A sink is seen by at least this many queries (or by every query of a shorter prompt)."""
+MIN_QUERY_FRACTION = 0.25
+"""... and by at least this share of the prompt's queries."""
 ROUNDING = 1e-6
 EMPTY_ROW = 1e-6
+
+
+def seen_by(n: int, causal: bool, device: torch.device | None = None) -> torch.Tensor:
+    """`[n]`: how many queries can see each key (n - k in a causal model, n otherwise)."""
+    if causal:
+        return torch.arange(n, 0, -1, device=device, dtype=torch.float32)
+    return torch.full((n,), float(n), device=device)
+
+
+def enough_queries(n: int) -> int:
+    """The fewest queries a sink must be seen by in an n-token prompt."""
+    return min(n, max(MIN_QUERIES, math.ceil(MIN_QUERY_FRACTION * n)))
 
 
 def received_attention(pattern: torch.Tensor) -> torch.Tensor:
     """`[..., k]`: the mean attention each key position receives, from `[..., q, k]` patterns."""
     pattern = pattern.float()
     n = pattern.shape[-1]
-    total = pattern.sum(dim=-2)
-    if not looks_causal(pattern):
-        return total / n
-    seen_by = torch.arange(n, 0, -1, device=pattern.device, dtype=pattern.dtype)  # key k: n - k queries
-    return total / seen_by
+    return pattern.sum(dim=-2) / seen_by(n, looks_causal(pattern), pattern.device)
 
 
 def sink_mask(pattern: torch.Tensor, threshold: float = SINK_THRESHOLD) -> torch.Tensor:
     """`[..., k]` bool: the sink positions of each head."""
-    return passes(received_attention(pattern), threshold)
+    n = pattern.shape[-1]
+    eligible = seen_by(n, looks_causal(pattern), pattern.device) >= enough_queries(n)
+    return passes(received_attention(pattern), threshold) & eligible
 
 
 def passes(received: torch.Tensor, threshold: float) -> torch.Tensor:

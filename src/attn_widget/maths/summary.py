@@ -70,3 +70,16 @@ def summarize(scores: dict[str, np.ndarray], induction: np.ndarray, top_k: int =
         layer, head, value = _at(scores[metric], flat)
         rows.append(SummaryRow(finding, layer, head, metric, value))
     return HeadSummary(rows)
+
+
+def head_label(layer: int, head: int) -> str:
+    """The one way a head is written, in every view, figure and message: `L1H2`."""
+    return f"L{layer}H{head}"
+
+
+def top_heads_text(scores: np.ndarray, k: int = 3) -> str:
+    """`L1H2 0.91, L1H1 0.84, ...`: the k highest-scoring heads of a `(layers, heads)` map, NaN skipped."""
+    flat = np.asarray(scores, dtype=np.float64).reshape(-1)
+    heads = int(np.asarray(scores).shape[-1]) if np.ndim(scores) == 2 else 1
+    order = [int(i) for i in np.argsort(-np.nan_to_num(flat, nan=-np.inf), kind="stable") if not np.isnan(flat[i])][:k]
+    return ", ".join(f"{head_label(i // heads, i % heads)} {flat[i]:.2f}" for i in order)
