@@ -4,7 +4,7 @@ and any head, tile or row on demand, recomputed from the layer's captured querie
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from attn_widget.backends.base import Backend
 from attn_widget.contract import PROMPT_METRICS
 from attn_widget.errors import PromptError, SelectionError
 from attn_widget.maths import reductions
+from attn_widget.maths.detectors import Detector, DetectorError, ExpectedCells
 from attn_widget.maths.layer import DenseAttention, LayerAttention, LayerCapture, dense
 from attn_widget.maths.reductions import reduce_layer, thumbnail_side
 
@@ -63,6 +64,7 @@ class PromptAnalysis:
         *,
         defer_scores: bool = False,
         keep_values: bool = False,
+        detectors: Sequence[Detector] = (),
     ) -> None:
         if not prompt.strip():
             raise PromptError("The prompt is empty: type some text to see its attention patterns.")
@@ -84,6 +86,21 @@ class PromptAnalysis:
         self.thumbnails = np.zeros((layers, heads, side, side), np.uint8)
         self.scored = np.zeros(layers, bool)
         """Which layers' scores and thumbnails are in (all of them once `finish()` has run)."""
+        self.column_sums = np.zeros((layers, heads, n), np.float32)
+        """What each key receives from every query, summed: received attention and sinks."""
+        self.causal = np.ones(layers, bool)
+        self.detector_errors: dict[str, str] = {}
+        """Detector name -> why it failed on this prompt (its scores are left out)."""
+        self._cells: dict[str, ExpectedCells] = {}
+        for detector in detectors:
+            try:
+                self._cells[detector.name] = ExpectedCells(detector.expected(self.token_ids[0].cpu()), detector.measure)
+            except DetectorError as err:
+                self.detector_errors[detector.name] = str(err)
+        self.detector_scores: dict[str, np.ndarray] = {
+            name: np.full((layers, heads), np.nan, np.float32) for name in self._cells
+        }
+        """Each working detector's scores, from the same sweep as the other scores."""
 
         def on_layer(layer: int, attention: LayerAttention) -> None:
             size = _nbytes(attention)
@@ -111,10 +128,14 @@ class PromptAnalysis:
                 on_layer_scored(layer)
 
     def _reduce(self, layer: int, attention: LayerAttention) -> None:
-        reduction = reduce_layer(attention, self.token_ids)
+        reduction = reduce_layer(attention, self.token_ids, detectors=list(self._cells.values()))
         for metric, values in reduction.scores.items():
             self.scores[metric][layer] = values.float().cpu().numpy()
         self.thumbnails[layer] = reduction.thumbnails.cpu().numpy()
+        self.column_sums[layer] = reduction.column_sums.cpu().numpy()
+        self.causal[layer] = attention.causal
+        for name, values in zip(self._cells, reduction.detectors, strict=True):
+            self.detector_scores[name][layer] = values.float().cpu().numpy()
         self.scored[layer] = True
         if isinstance(attention, LayerCapture):
             attention.release_blocks()

@@ -98,3 +98,60 @@ def detector_score(pattern: torch.Tensor, expected: torch.Tensor, measure: str) 
 def check_name(name: str, taken: set[str]) -> None:
     if name in taken:
         raise DetectorError(f"Detector name {name!r} is already a metric: choose another name.")
+
+
+SPARSE_CELLS_PER_TOKEN = 64
+"""An expected pattern with at most this many non-zero cells per token is kept as a list of cells."""
+
+
+class ExpectedCells:
+    """One detector's expected pattern, read a block of query rows at a time.
+
+    Most expected patterns (a stripe, earlier copies of a token) have a few cells per row: those are
+    kept as sorted (query, key, value) lists, so a block is scored by gathering its weights at those
+    cells and no `[n, n]` tensor is kept or formed per head. Denser patterns stay one `[n, n]` float32
+    tensor on the CPU, sliced per block.
+    """
+
+    def __init__(self, expected: torch.Tensor, measure: str) -> None:
+        self.measure, self.n = measure, int(expected.shape[-1])
+        expected = expected.float().cpu()
+        self.abs_row_sums = expected.abs().sum(dim=-1)
+        """`[n]`: sum |D| of each row, for the cells outside a block's keys (where A is 0)."""
+        nonzero = int(torch.count_nonzero(expected))
+        self.dense: torch.Tensor | None = None
+        if nonzero > SPARSE_CELLS_PER_TOKEN * self.n:
+            self.dense = expected
+            return
+        q, k = expected.nonzero(as_tuple=True)  # row-major: sorted by query
+        self.query, self.key, self.value = q, k, expected[q, k]
+
+    def add_block(self, total: torch.Tensor, weights: torch.Tensor, q0: int, k0: int) -> None:
+        """Adds to `total` `[batch, heads]` this block's part of the detector's sum:
+        sum A * D ("mul") or sum |A - D| ("abs") over rows [q0, q0 + rows) and every key."""
+        rows, keys = weights.shape[-2:]
+        q1, k1 = q0 + rows, k0 + keys
+        if self.dense is not None:
+            cells = self.dense[q0:q1, k0:k1].to(weights.device)
+            if self.measure == "mul":
+                total += torch.einsum("bhqk,qk->bh", weights, cells)
+            else:
+                outside = self.abs_row_sums[q0:q1].sum() - cells.abs().sum()
+                total += (weights - cells).abs().sum(dim=(-2, -1)) + outside.to(weights.device)
+            return
+        lo, hi = (int(i) for i in torch.searchsorted(self.query, torch.tensor([q0, q1])))
+        q, k, d = (t[lo:hi].to(weights.device) for t in (self.query, self.key, self.value))
+        inside = (k >= k0) & (k < k1)
+        a = torch.zeros(*weights.shape[:2], len(q), device=weights.device, dtype=weights.dtype)
+        a[..., inside] = weights[:, :, q[inside] - q0, k[inside] - k0]
+        if self.measure == "mul":
+            total += a @ d
+            return
+        # sum |A - D| = sum A (every cell) + sum over D's cells of (|A - D| - A); A is 0 off the keys
+        total += weights.sum(dim=(-2, -1)) + ((a - d).abs() - a).sum(dim=-1)
+
+    def score(self, total: torch.Tensor, weight_sums: torch.Tensor) -> torch.Tensor:
+        """The score from the accumulated sums, as `detector_score` computes it from a dense pattern."""
+        if self.measure == "mul":
+            return total / weight_sums
+        return 1.0 - total / self.n

@@ -112,7 +112,9 @@ class Session:
 
     def _analyse_and_publish(self, prompt: str) -> None:
         """One forward pass; the selected head goes out at once, the scores as layers finish."""
-        analysis = PromptAnalysis(self.backend, prompt, defer_scores=True)  # raises PromptError / ModelError
+        detectors = list(self.research.detectors.values())  # scored in the same sweep as the scores
+        # raises PromptError / ModelError
+        analysis = PromptAnalysis(self.backend, prompt, defer_scores=True, detectors=detectors)
         self.analysis = analysis
         self.research.forget_prompt()
         self.options.new_prompt(analysis)
