@@ -80,3 +80,73 @@ def test_a_bad_head_in_a_batch_is_an_error_reply_and_the_widget_keeps_working(ex
     assert reply["type"] == "error" and reply["id"] == 6 and "layer 7" in reply["message"] and buffers == []
     explorer._on_front_end_message(explorer, {"type": "heads", "id": 7, "heads": [[0, 0]]}, [])
     assert explorer.sent[-1][0]["type"] == "heads"
+
+
+def _all_heads(explorer) -> list[list[int]]:
+    return [[layer, head] for layer in range(explorer.n_layers) for head in range(explorer.n_heads)]
+
+
+def test_an_asked_head_is_answered_before_a_prefetch_queued_earlier(explorer):
+    """In a running event loop a prefetch goes a head at a time: a head asked for after it is
+    answered before it ends, and the prefetch's reply is what it would have been at once."""
+    import asyncio
+
+    session = explorer._session
+    heads = {"type": "heads", "id": 50, "heads": _all_heads(explorer)}
+    at_once, at_once_buffers = session.prefetch.start(protocol.parse_request(heads), session.shown())
+
+    async def clicks() -> None:
+        session.on_message(None, heads, [])
+        await asyncio.sleep(0.002)  # a head or two of the prefetch
+        session.on_message(None, {"type": "pattern", "id": 51, "layer": 2, "head": 3}, [])
+        while session.prefetch.jobs:
+            await asyncio.sleep(0.001)
+
+    explorer.sent.clear()
+    asyncio.run(clicks())
+    ids = [reply["id"] for reply, _ in explorer.sent]
+    assert ids == [51, 50]
+    reply, buffers = explorer.sent[1]
+    assert reply == at_once and [bytes(b) for b in buffers] == [bytes(b) for b in at_once_buffers]
+    assert all(len(b) for b in buffers)
+
+
+def test_a_prefetch_of_an_older_revision_is_cut_short(explorer):
+    import asyncio
+
+    session = explorer._session
+
+    async def new_prompt() -> None:
+        session.on_message(None, {"type": "heads", "id": 60, "heads": _all_heads(explorer)}, [])
+        await asyncio.sleep(0.002)
+        explorer.prompt = "the cat sat on the mat"  # a new revision: the old prefetch is out of date
+        while session.prefetch.jobs:
+            await asyncio.sleep(0.001)
+
+    explorer.sent.clear()
+    asyncio.run(new_prompt())
+    (reply, buffers), *_ = [(r, b) for r, b in explorer.sent if r.get("id") == 60]
+    assert reply["revision"] < explorer.revision
+    assert any(len(b) == 0 for b in buffers)  # the heads not answered yet go empty: asked alone if needed
+
+
+def test_a_failing_prefetch_head_answers_with_an_error(explorer, monkeypatch):
+    import asyncio
+
+    from attn_widget.widget import answers
+
+    session = explorer._session
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    async def prefetch() -> None:
+        session.on_message(None, {"type": "heads", "id": 70, "heads": [[0, 0], [1, 1]]}, [])
+        monkeypatch.setattr(answers, "answer", broken)
+        while session.prefetch.jobs:
+            await asyncio.sleep(0.001)
+
+    explorer.sent.clear()
+    asyncio.run(prefetch())
+    assert explorer.sent[-1][0]["type"] == "error" and explorer.sent[-1][0]["id"] == 70
+    assert "boom" in explorer.sent[-1][0]["message"]

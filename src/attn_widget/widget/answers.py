@@ -117,16 +117,28 @@ def _pattern(r: protocol.PatternRequest, shown: Shown) -> Reply:
     return protocol.reply(r, shown.revision, n, dtype, **_signed_meta(shown)), [data]
 
 
-def _heads(request: protocol.HeadsRequest, shown: Shown) -> Reply:
+class HeadsAnswer:
     """Prefetch: several heads as uint8 (enough to draw), each exactly what a request of its own
-    would get, in layer order so that each layer is captured once."""
-    for layer, head in request.heads:  # all checked before any work
-        check_layer(shown.backend, layer), check_head(shown.backend, head)
-    order = sorted(range(len(request.heads)), key=lambda i: request.heads[i][0])
-    buffers: list[bytes] = [b""] * len(request.heads)
-    shape = None
-    n = shown.analysis.n_tokens
-    for i in order:
+    would get, answered one head at a time (`step`) in layer order so that each layer is captured
+    once; a head not answered (yet, or at all) goes as an empty buffer and the front end asks for it
+    alone."""
+
+    def __init__(self, request: protocol.HeadsRequest, shown: Shown) -> None:
+        for layer, head in request.heads:  # all checked before any work
+            check_layer(shown.backend, layer), check_head(shown.backend, head)
+        self.request, self.shown = request, shown
+        self.todo = sorted(range(len(request.heads)), key=lambda i: request.heads[i][0])
+        self.buffers: list[bytes] = [b""] * len(request.heads)
+        self.shape: tuple[int, int] | None = None
+
+    @property
+    def done(self) -> bool:
+        return not self.todo
+
+    def step(self) -> None:
+        """Answers the next head."""
+        i = self.todo.pop(0)
+        request, shown, n = self.request, self.shown, self.shown.analysis.n_tokens
         layer, head = request.heads[i]
         t = request.tile
         single: protocol.Request = (
@@ -136,16 +148,27 @@ def _heads(request: protocol.HeadsRequest, shown: Shown) -> Reply:
         )
         reply, data = answer(single, shown)
         if t is not None:
-            shape = (int(reply["tile_rows"]), int(reply["tile_cols"]))
+            self.shape = (int(reply["tile_rows"]), int(reply["tile_cols"]))
         # Signed differences and undefined weights do not fit plain bytes: those heads go
         # empty, and the front end asks for them alone.
         if reply.get("signed") or reply.get("undefined") or len(data) != 1:
-            continue
+            return
         if reply["dtype"] == "float16":
             weights = torch.from_numpy(np.frombuffer(data[0], np.float16).astype(np.float32))
             if not bool(weights.isfinite().all()):
-                continue
-            buffers[i] = encoding.to_bytes(reductions.to_uint8(weights.reshape(n, n)))
+                return
+            self.buffers[i] = encoding.to_bytes(reductions.to_uint8(weights.reshape(n, n)))
         else:
-            buffers[i] = data[0]
-    return protocol.heads_reply(request, shown.revision, n, shape), buffers
+            self.buffers[i] = data[0]
+
+    def reply(self) -> Reply:
+        """The reply with the heads answered so far (the others empty)."""
+        shown = self.shown
+        return protocol.heads_reply(self.request, shown.revision, shown.analysis.n_tokens, self.shape), self.buffers
+
+
+def _heads(request: protocol.HeadsRequest, shown: Shown) -> Reply:
+    heads = HeadsAnswer(request, shown)
+    while not heads.done:
+        heads.step()
+    return heads.reply()
