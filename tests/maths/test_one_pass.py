@@ -103,3 +103,23 @@ def test_the_whole_head_is_filled_block_by_block(tokenizer, monkeypatch):
     got = reductions.head_pattern(layers[1], 2)
     assert asked == [(q0, q0 + 4) for q0 in range(0, N, 4)]
     torch.testing.assert_close(got, eager_weights(model, tokens)[1][0, 2], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["same_token", "successor"])
+@pytest.mark.parametrize("measure", ["mul", "abs"])
+def test_built_in_detectors_list_the_cells_of_their_dense_pattern(name, measure):
+    """The built-ins' cells, listed from the tokens, are the non-zero cells of their `[n, n]` patterns."""
+    tokens = torch.randint(0, 7, (40,), generator=torch.Generator().manual_seed(6))
+    detector = Detector(name, BUILT_IN[name], measure)
+    listed = detectors.expected_cells(detector, tokens)
+    dense = ExpectedCells(detector.expected(tokens), measure)
+    assert listed.dense is None and dense.dense is None
+    for field in ("query", "key", "value", "abs_row_sums"):
+        torch.testing.assert_close(getattr(listed, field), getattr(dense, field).to(getattr(listed, field).dtype))
+    weights = torch.rand(1, 2, 40, 40, generator=torch.Generator().manual_seed(7)).tril()
+    got, want = torch.zeros(1, 2), torch.zeros(1, 2)
+    listed.add_block(got, weights[..., :25, :25], 0, 0)
+    listed.add_block(got, weights[..., 25:, :], 25, 0)
+    want += torch.einsum("bhqk,qk->bh", weights, detector.expected(tokens)) if measure == "mul" else (
+        (weights - detector.expected(tokens)).abs().sum(dim=(-2, -1)))  # fmt: skip
+    torch.testing.assert_close(got, want)

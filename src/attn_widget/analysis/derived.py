@@ -18,7 +18,7 @@ import torch
 from attn_widget.analysis.prompt import PromptAnalysis
 from attn_widget.contract import SINK_SHARE
 from attn_widget.maths import reductions, sinks
-from attn_widget.maths.detectors import Detector, DetectorError, ExpectedCells
+from attn_widget.maths.detectors import Detector, DetectorError, ExpectedCells, expected_cells
 
 
 @dataclass
@@ -55,7 +55,7 @@ def detectors_and_sinks(
         if detector.name in analysis.detector_scores or detector.name in analysis.detector_errors:
             continue
         try:
-            missing[detector.name] = ExpectedCells(detector.expected(analysis.token_ids[0].cpu()), detector.measure)
+            missing[detector.name] = expected_cells(detector, analysis.token_ids[0])
         except DetectorError as err:
             errors.append(str(err))
     scores = {**analysis.detector_scores, **_sweep(analysis, missing)}

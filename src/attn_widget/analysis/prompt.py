@@ -15,7 +15,7 @@ from attn_widget.backends.weights import OutputWeights, output_weights
 from attn_widget.contract import PROMPT_METRICS
 from attn_widget.errors import AttnWidgetError, PromptError, SelectionError
 from attn_widget.maths import reductions
-from attn_widget.maths.detectors import Detector, DetectorError, ExpectedCells
+from attn_widget.maths.detectors import Detector, DetectorError, ExpectedCells, expected_cells
 from attn_widget.maths.layer import DenseAttention, LayerAttention, LayerCapture, dense
 from attn_widget.maths.reductions import reduce_layer, thumbnail_side
 from attn_widget.maths.value_weighting import ValueWeighted, value_norms
@@ -109,7 +109,7 @@ class PromptAnalysis:
         self._cells: dict[str, ExpectedCells] = {}
         for detector in detectors:
             try:
-                self._cells[detector.name] = ExpectedCells(detector.expected(self.token_ids[0].cpu()), detector.measure)
+                self._cells[detector.name] = expected_cells(detector, self.token_ids[0])
             except DetectorError as err:
                 self.detector_errors[detector.name] = str(err)
         self.detector_scores: dict[str, np.ndarray] = {

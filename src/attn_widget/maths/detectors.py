@@ -113,18 +113,31 @@ class ExpectedCells:
     tensor on the CPU, sliced per block.
     """
 
-    def __init__(self, expected: torch.Tensor, measure: str) -> None:
-        self.measure, self.n = measure, int(expected.shape[-1])
+    def __init__(self, expected: torch.Tensor | None, measure: str, n: int | None = None) -> None:
+        self.measure = measure
+        self.dense: torch.Tensor | None = None
+        if expected is None:  # filled by `from_cells`
+            self.n = int(n or 0)
+            return
+        self.n = int(expected.shape[-1])
         expected = expected.float().cpu()
         self.abs_row_sums = expected.abs().sum(dim=-1)
         """`[n]`: sum |D| of each row, for the cells outside a block's keys (where A is 0)."""
         nonzero = int(torch.count_nonzero(expected))
-        self.dense: torch.Tensor | None = None
         if nonzero > SPARSE_CELLS_PER_TOKEN * self.n:
             self.dense = expected
             return
         q, k = expected.nonzero(as_tuple=True)  # row-major: sorted by query
         self.query, self.key, self.value = q, k, expected[q, k]
+
+    @classmethod
+    def from_cells(cls, query: torch.Tensor, key: torch.Tensor, n: int, measure: str) -> ExpectedCells:
+        """An expected pattern of ones on the cells (query, key), sorted by query, with no `[n, n]`."""
+        cells = cls(None, measure, n)
+        cells.query, cells.key = query.long().cpu(), key.long().cpu()
+        cells.value = torch.ones(len(query))
+        cells.abs_row_sums = torch.bincount(cells.query, minlength=n).float()
+        return cells
 
     def add_block(self, total: torch.Tensor, weights: torch.Tensor, q0: int, k0: int) -> None:
         """Adds to `total` `[batch, heads]` this block's part of the detector's sum:
@@ -155,3 +168,39 @@ class ExpectedCells:
         if self.measure == "mul":
             return total / weight_sums
         return 1.0 - total / self.n
+
+
+def _repeat_pairs(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Every (q, k) with k < q and the same token, or None when there are too many to list."""
+    n = len(tokens)
+    counts = torch.bincount(tokens - tokens.min())
+    if int((counts * (counts - 1) // 2).sum()) > SPARSE_CELLS_PER_TOKEN * n:
+        return None
+    order = torch.argsort(tokens * n + torch.arange(n))  # by token, then position
+    ranked = tokens[order]
+    q_parts, k_parts = [torch.zeros(0, dtype=torch.long)], [torch.zeros(0, dtype=torch.long)]
+    for d in range(1, int(counts.max())):
+        same = ranked[d:] == ranked[:-d]
+        q_parts.append(order[d:][same])
+        k_parts.append(order[:-d][same])
+    return torch.cat(q_parts), torch.cat(k_parts)
+
+
+def _sorted_cells(q: torch.Tensor, k: torch.Tensor, n: int, measure: str) -> ExpectedCells:
+    order = torch.argsort(q * n + k)
+    return ExpectedCells.from_cells(q[order], k[order], n, measure)
+
+
+def expected_cells(detector: Detector, tokens: torch.Tensor) -> ExpectedCells:
+    """A detector's expected pattern on one prompt's ids `[n]`, as cells read per block. The
+    built-in detectors list their cells from the tokens (no `[n, n]` at any length); others
+    return their `[n, n]` pattern, checked (DetectorError when it is bad)."""
+    ids = tokens.detach().cpu().long().reshape(-1)
+    n = len(ids)
+    if detector.fn in (same_token_pattern, successor_pattern) and (pairs := _repeat_pairs(ids)) is not None:
+        q, k = pairs
+        if detector.fn is same_token_pattern:  # the earlier copies and the token itself
+            diagonal = torch.arange(n)
+            return _sorted_cells(torch.cat([q, diagonal]), torch.cat([k, diagonal]), n, detector.measure)
+        return _sorted_cells(q, k + 1, n, detector.measure)  # the key after an earlier copy, k + 1 <= q
+    return ExpectedCells(detector.expected(ids), detector.measure)
