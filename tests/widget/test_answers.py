@@ -150,3 +150,30 @@ def test_a_failing_prefetch_head_answers_with_an_error(explorer, monkeypatch):
     asyncio.run(prefetch())
     assert explorer.sent[-1][0]["type"] == "error" and explorer.sent[-1][0]["id"] == 70
     assert "boom" in explorer.sent[-1][0]["message"]
+
+
+def test_tiles_and_rows_exclude_sinks_as_the_whole_head_does(explorer):
+    """With sinks excluded, a tile is the max-pooled pattern without sinks and a row is its row."""
+    import torch
+
+    layer, head = next((i, h) for i in range(3) for h in range(4) if explorer.sink_positions[i][h])
+    explorer.exclude_sinks = True
+    sinks = explorer.sink_positions[layer][head]
+    raw = torch.from_numpy(explorer.pattern(layer, head))
+    raw[:, sinks] = 0
+    rows = raw.sum(-1, keepdim=True)
+    expected = torch.where(rows > 1e-6, raw / rows.clamp_min(1e-6), torch.zeros_like(raw))
+    n = len(explorer.tokens)
+    explorer.sent.clear()
+    explorer._on_front_end_message(
+        explorer, {"type": "tile", "id": 2, "layer": layer, "head": head, "q0": 0, "q1": n, "k0": 0, "k1": n,
+                   "rows": 4, "cols": 4}, [])  # fmt: skip
+    explorer._on_front_end_message(
+        explorer, {"type": "row", "id": 3, "layer": layer, "head": head, "index": n - 1, "axis": "query"}, []
+    )
+    (tile_reply, tile), (row_reply, row) = explorer.sent
+    pooled = torch.nn.functional.adaptive_max_pool2d(expected[None], (4, 4))[0]
+    got = torch.from_numpy(np.frombuffer(tile[0], np.uint8).reshape(4, 4).astype(np.float32))
+    torch.testing.assert_close(got, (pooled * 255).round(), atol=1, rtol=0)
+    got_row = np.frombuffer(row[0], "<f2").astype(np.float32)
+    np.testing.assert_allclose(got_row, expected[n - 1].numpy(), atol=1e-3)

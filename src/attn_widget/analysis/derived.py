@@ -41,7 +41,7 @@ def detectors_and_sinks(
     analysis: PromptAnalysis, detectors: Sequence[Detector], threshold: float = sinks.SINK_THRESHOLD
 ) -> DetectorsAndSinks:
     """Sinks from the prompt's column sums; detectors from its sweep, or one more sweep for those it
-    was not given."""
+    was not given (kept with the analysis, so a later call does not sweep again)."""
     analysis.finish()
     columns = torch.from_numpy(analysis.column_sums)
     received = torch.stack(
@@ -49,19 +49,22 @@ def detectors_and_sinks(
     )
     mask = sinks.passes(received, threshold)
     out = {SINK_SHARE: reductions.sink_share(columns, mask).double().numpy()}
-    errors = [analysis.detector_errors[d.name] for d in detectors if d.name in analysis.detector_errors]
     missing: dict[str, ExpectedCells] = {}
     for detector in detectors:
-        if detector.name in analysis.detector_scores or detector.name in analysis.detector_errors:
-            continue
+        if analysis.detectors.get(detector.name) is detector:
+            continue  # scored (or failed) on this prompt already
+        analysis.detectors[detector.name] = detector
+        analysis.detector_scores.pop(detector.name, None)
+        analysis.detector_errors.pop(detector.name, None)
         try:
             missing[detector.name] = expected_cells(detector, analysis.token_ids[0])
         except DetectorError as err:
-            errors.append(str(err))
-    scores = {**analysis.detector_scores, **_sweep(analysis, missing)}
+            analysis.detector_errors[detector.name] = str(err)
+    analysis.detector_scores.update(_sweep(analysis, missing))
+    errors = [analysis.detector_errors[d.name] for d in detectors if d.name in analysis.detector_errors]
     for detector in detectors:
-        if detector.name in scores:
-            out[detector.name] = scores[detector.name].astype(np.float64)
+        if detector.name in analysis.detector_scores:
+            out[detector.name] = analysis.detector_scores[detector.name].astype(np.float64)
     return DetectorsAndSinks(out, received.numpy(), mask.numpy(), threshold, errors)
 
 

@@ -106,6 +106,9 @@ class PromptAnalysis:
         self.causal = np.ones(layers, bool)
         self.detector_errors: dict[str, str] = {}
         """Detector name -> why it failed on this prompt (its scores are left out)."""
+        self.detectors = {detector.name: detector for detector in detectors}
+        """The detectors scored (or failed) on this prompt, by name: a detector replaced under the
+        same name is scored again."""
         self._cells: dict[str, ExpectedCells] = {}
         for detector in detectors:
             try:

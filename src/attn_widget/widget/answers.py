@@ -16,7 +16,7 @@ from attn_widget.backends.base import Backend
 from attn_widget.contract import MAX_TILE_CELLS, WHOLE_HEAD_MAX_TOKENS
 from attn_widget.errors import SelectionError
 from attn_widget.maths import difference, encoding, reductions
-from attn_widget.maths.layer import LayerAttention
+from attn_widget.maths.layer import LayerAttention, RowBlock, weights_block
 from attn_widget.maths.sinks import without_sinks
 from attn_widget.widget import protocol
 from attn_widget.widget.view_options import ViewOptions
@@ -42,15 +42,44 @@ class Shown:
         return self.options.comparing
 
     def layer(self, layer: int) -> LayerAttention:
-        return self.options.shown(self.analysis, layer, self.weighting)
+        """The layer as the heatmap draws it: whole heads, tiles, rows and columns alike."""
+        attention = self.options.shown(self.analysis, layer, self.weighting)
+        if self.sinks is not None and not self.signed and self.weighting == "attention":
+            return SinksExcluded(attention, torch.as_tensor(self.sinks.sink_mask[layer]))
+        return attention
 
     def head(self, layer: int, head: int) -> torch.Tensor:
         """The head's whole `(n, n)` pattern as the heatmap draws it."""
-        pattern = reductions.head_pattern(self.layer(layer), head)
-        if self.sinks is not None and not self.signed and self.weighting == "attention":
-            mask = torch.as_tensor(self.sinks.sink_mask[layer, head], device=pattern.device)
-            pattern = without_sinks(pattern, mask)
-        return pattern
+        return reductions.head_pattern(self.layer(layer), head)
+
+
+class SinksExcluded:
+    """A layer read with each head's sink columns zeroed and its rows renormalised (`without_sinks`),
+    a block of rows at a time."""
+
+    def __init__(self, attention: LayerAttention, sinks: torch.Tensor) -> None:
+        self.attention, self.sinks = attention, sinks.to(attention.device)
+        """`sinks`: `[heads, n]` bool."""
+        self.batch, self.n_heads, self.n, self.causal = (
+            attention.batch,
+            attention.n_heads,
+            attention.n,
+            attention.causal,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.attention.device
+
+    def key_range(self, q0: int, q1: int) -> tuple[int, int]:
+        return self.attention.key_range(q0, q1)
+
+    def block(self, q0: int, q1: int, heads: range | None = None) -> RowBlock:
+        heads = heads or range(self.n_heads)
+        inner = self.attention.block(q0, q1, heads)
+        k1 = inner.k0 + inner.weights.shape[-1]
+        weights = without_sinks(inner.weights, self.sinks[heads.start : heads.stop, None, inner.k0 : k1])
+        return weights_block(weights, inner.k0, weights.sum(dim=-1) > 0, statistics=False)
 
 
 def answer(request: protocol.Request, shown: Shown) -> Reply:
