@@ -155,8 +155,14 @@ class PromptAnalysis:
         value = getattr(attention, "value", None)
         if self._weights is None or value is None or not isinstance(attention, LayerCapture):
             return None
-        self.value_norms[layer] = value_norms(value[0], self._weights.w_o(layer))
         attention.value = None
+        try:
+            self.value_norms[layer] = value_norms(value[0], self._weights.w_o(layer))
+        except Exception:  # weights not readable outside the model's own forward (offloaded to
+            # disk, say): the prompt goes on without them; value weighting then takes its own pass
+            self._weights = None
+            self.value_norms.clear()
+            return None
         return self.value_norms[layer]
 
     def _reduce_values(self, layer: int, attention: LayerAttention) -> None:
