@@ -123,3 +123,13 @@ def test_built_in_detectors_list_the_cells_of_their_dense_pattern(name, measure)
     want += torch.einsum("bhqk,qk->bh", weights, detector.expected(tokens)) if measure == "mul" else (
         (weights - detector.expected(tokens)).abs().sum(dim=(-2, -1)))  # fmt: skip
     torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_a_detector_returning_nan_is_named(sparse, monkeypatch):
+    if not sparse:
+        monkeypatch.setattr(detectors, "SPARSE_CELLS_PER_TOKEN", -1)
+    pattern = torch.eye(6)
+    pattern[3, 1] = float("nan")
+    with pytest.raises(detectors.DetectorError, match="'broken' returned NaN"):
+        detectors.expected_cells(Detector("broken", lambda _t: pattern), torch.arange(6))
