@@ -86,11 +86,14 @@ def _all_heads(explorer) -> list[list[int]]:
     return [[layer, head] for layer in range(explorer.n_layers) for head in range(explorer.n_heads)]
 
 
-def test_an_asked_head_is_answered_before_a_prefetch_queued_earlier(explorer):
+def test_an_asked_head_is_answered_before_a_prefetch_queued_earlier(explorer, monkeypatch):
     """In a running event loop a prefetch goes a head at a time: a head asked for after it is
     answered before it ends, and the prefetch's reply is what it would have been at once."""
     import asyncio
 
+    from attn_widget.widget import requests
+
+    monkeypatch.setattr(requests, "PREFETCH_SLICE_S", 60.0)  # one slice: the whole prefetch
     session = explorer._session
     heads = {"type": "heads", "id": 50, "heads": _all_heads(explorer)}
     at_once, at_once_buffers = session.prefetch.start(protocol.parse_request(heads), session.shown())
@@ -111,7 +114,34 @@ def test_an_asked_head_is_answered_before_a_prefetch_queued_earlier(explorer):
     assert all(len(b) for b in buffers)
 
 
-def test_a_prefetch_of_an_older_revision_is_cut_short(explorer):
+def test_a_long_prefetch_replies_in_slices(explorer, monkeypatch):
+    """Past its slice a prefetch replies with the heads done (the others empty, asked again by the
+    front end), so a view waiting on one of them is not held up by the whole batch."""
+    import asyncio
+
+    from attn_widget.widget import requests
+
+    monkeypatch.setattr(requests, "PREFETCH_SLICE_S", 0.0)  # one head a slice
+    session = explorer._session
+    heads = {"type": "heads", "id": 80, "heads": _all_heads(explorer)}
+    _, at_once = session.prefetch.start(protocol.parse_request(heads), session.shown())
+
+    async def prefetch() -> None:
+        session.on_message(None, heads, [])
+        while session.prefetch.jobs:
+            await asyncio.sleep(0.001)
+
+    explorer.sent.clear()
+    asyncio.run(prefetch())
+    ((reply, buffers),) = explorer.sent
+    assert reply["id"] == 80 and len(buffers) == len(at_once)
+    assert [bytes(b) for b in buffers] == [bytes(at_once[0])] + [b""] * (len(at_once) - 1)  # layer order: 0:0 first
+
+
+def test_a_prefetch_of_an_older_revision_is_cut_short(explorer, monkeypatch):
+    from attn_widget.widget import requests
+
+    monkeypatch.setattr(requests, "PREFETCH_SLICE_S", 60.0)
     import asyncio
 
     session = explorer._session
@@ -171,7 +201,7 @@ def test_tiles_and_rows_exclude_sinks_as_the_whole_head_does(explorer):
     explorer._on_front_end_message(
         explorer, {"type": "row", "id": 3, "layer": layer, "head": head, "index": n - 1, "axis": "query"}, []
     )
-    (tile_reply, tile), (row_reply, row) = explorer.sent
+    (_tile_reply, tile), (_row_reply, row) = explorer.sent
     pooled = torch.nn.functional.adaptive_max_pool2d(expected[None], (4, 4))[0]
     got = torch.from_numpy(np.frombuffer(tile[0], np.uint8).reshape(4, 4).astype(np.float32))
     torch.testing.assert_close(got, (pooled * 255).round(), atol=1, rtol=0)

@@ -5,10 +5,15 @@ ipywidgets hands the kernel one comm message at a time on its event loop. A "hea
 answered in one go would hold that loop for every head in it, and a click on another head would
 wait behind them all. Instead a prefetch becomes a job answered one head at a time, each head a
 callback on the event loop a moment after the last: between two heads the loop reads the sockets,
-so a head request that arrives is answered at once, ahead of the rest of the prefetch. The newest
-prefetch goes first (it is around the newest selection); one made for an older revision of the
-prompt is answered at once with what it has (the front end asks for the rest alone, if it still
-needs them). Without a running event loop (plain Python, tests) a prefetch is answered at once.
+so a head request that arrives is answered at once, ahead of the rest of the prefetch.
+
+A view that wants a head already on its way in a prefetch waits for that prefetch's reply rather
+than asking (js/requests). So a prefetch is answered in slices: after PREFETCH_SLICE_S of work it
+replies with the heads done so far, the others empty; the front end then asks alone for the one a
+view waits on (answered before any prefetch) and prefetches the rest again. The newest prefetch
+goes first (it is around the newest selection); one made for an older revision of the prompt is
+answered at once with what it has. Without a running event loop (plain Python, tests) a prefetch
+is answered whole, at once.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from attn_widget.widget.answers import HeadsAnswer, Reply, Shown
 PREFETCH_GAP_S = 0.001
 """The pause between two prefetched heads: long enough for the loop to read waiting messages."""
 
+PREFETCH_SLICE_S = 0.03
+"""Work on one prefetch before it replies with what it has: about what a clicked head may wait."""
+
 Send = Callable[[dict[str, Any], list[bytes]], None]
 
 
@@ -33,6 +41,8 @@ class Prefetch:
     def __init__(self, send: Send, revision: Callable[[], int]) -> None:
         self.send, self.revision = send, revision
         self.jobs: list[HeadsAnswer] = []
+        self.started: dict[int, float] = {}
+        """id(job) -> when its first head was started."""
         self.timer: asyncio.TimerHandle | None = None
         self.last_activity = 0.0
         """`time.monotonic()` of the last message or prefetched head (the snapshot waits for quiet)."""
@@ -71,13 +81,15 @@ class Prefetch:
         if not self.jobs:
             return
         job = self.jobs[-1]
+        started = self.started.setdefault(id(job), time.monotonic())
         try:
             job.step()
         except Exception as err:  # never let a prefetch kill the loop: answer with the reason
             self.jobs.remove(job)
+            self.started.pop(id(job), None)
             self.send(protocol.error_reply(job.request.id, err), [])
         else:
-            if job.done:
+            if job.done or time.monotonic() - started >= PREFETCH_SLICE_S:
                 self._finish(job)
         self.touch()
         if self.jobs:
@@ -85,5 +97,6 @@ class Prefetch:
 
     def _finish(self, job: HeadsAnswer) -> None:
         self.jobs.remove(job)
+        self.started.pop(id(job), None)
         reply, buffers = job.reply()
         self.send(reply, buffers)
