@@ -25,7 +25,7 @@ from attn_widget import AttentionExplorer
 def _llama_explorer(n: int, device: str) -> tuple[AttentionExplorer, list[str]]:
     model, tokenizer = llama_shaped("llama-small", n, device=device)
     explorer = AttentionExplorer(model, tokenizer=tokenizer, prompt=hf_prompt_of(tokenizer, 16))
-    return explorer, [hf_prompt_of(tokenizer, n, seed=s) for s in range(3)]
+    return explorer, [hf_prompt_of(tokenizer, n, seed=s) for s in range(1, 4)]
 
 
 def _timed(action) -> float:  # type: ignore[no-untyped-def]
@@ -37,11 +37,12 @@ def _timed(action) -> float:  # type: ignore[no-untyped-def]
 
 
 def detectors(n: int, device: str) -> dict:
+    """The faster of two prompts each way: a shared machine's noise is larger than the difference."""
     explorer, prompts = _llama_explorer(n, device)
-    without = _timed(lambda: setattr(explorer, "prompt", prompts[0]))
+    without = min(_timed(lambda p=p: setattr(explorer, "prompt", p)) for p in prompts[:2])
     # A custom detector as a user writes one: a dense [n, n] expected pattern (previous token).
     explorer.add_detector("previous", lambda t: np.eye(len(t), k=-1, dtype=np.float32))
-    with_one = _timed(lambda: setattr(explorer, "prompt", prompts[1]))
+    with_one = min(_timed(lambda p=p: setattr(explorer, "prompt", p)) for p in (prompts[2], prompts[0]))
     assert "previous" in explorer.score_table and "sink_share" in explorer.score_table
     return {"without_s": without, "with_s": with_one}
 
