@@ -207,3 +207,31 @@ def test_tiles_and_rows_exclude_sinks_as_the_whole_head_does(explorer):
     torch.testing.assert_close(got, (pooled * 255).round(), atol=1, rtol=0)
     got_row = np.frombuffer(row[0], "<f2").astype(np.float32)
     np.testing.assert_allclose(got_row, expected[n - 1].numpy(), atol=1e-3)
+
+
+def test_a_spread_prefetch_leaves_out_layers_past_the_budget(bridge, monkeypatch):
+    """A layer that would cost a pass is not run for a prefetch; asked for alone, it is."""
+    import asyncio
+
+    from attn_widget import AttentionExplorer
+    from attn_widget.analysis import prompt as prompt_module
+    from attn_widget.widget import requests
+    from conftest import PROMPT, recording
+
+    monkeypatch.setattr(prompt_module, "CAPTURE_BUDGET_BYTES", {"cuda": 0, "cpu": 0})
+    monkeypatch.setattr(requests, "PREFETCH_SLICE_S", 60.0)
+    explorer = recording(AttentionExplorer(bridge, prompt=PROMPT))
+    session = explorer._session
+    session.current().capture(1)  # the one recomputed layer is at hand
+
+    async def prefetch() -> None:
+        session.on_message(None, {"type": "heads", "id": 90, "heads": [[0, 0], [1, 0], [2, 0]]}, [])
+        while session.prefetch.jobs:
+            await asyncio.sleep(0.001)
+
+    explorer.sent.clear()
+    asyncio.run(prefetch())
+    ((reply, buffers),) = explorer.sent
+    assert [len(b) > 0 for b in buffers] == [False, True, False]
+    explorer._on_front_end_message(explorer, {"type": "pattern", "id": 91, "layer": 2, "head": 0}, [])
+    assert explorer.sent[-1][0]["id"] == 91 and len(explorer.sent[-1][1][0]) > 0

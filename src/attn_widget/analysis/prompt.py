@@ -226,6 +226,10 @@ class PromptAnalysis:
         if isinstance(attention, LayerCapture):
             attention.release_blocks()
 
+    def at_hand(self, layer: int) -> bool:
+        """Whether the layer can be read without running the model (kept, or the one recomputed)."""
+        return layer in self._kept or (self._recomputed is not None and self._recomputed[0] == layer)
+
     def capture(self, layer: int) -> LayerAttention:
         """The layer's attention, readable in query blocks: kept, or recomputed (one at a time)."""
         check_layer(self.backend, layer)

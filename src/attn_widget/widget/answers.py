@@ -152,10 +152,12 @@ class HeadsAnswer:
     once; a head not answered (yet, or at all) goes as an empty buffer and the front end asks for it
     alone."""
 
-    def __init__(self, request: protocol.HeadsRequest, shown: Shown) -> None:
+    def __init__(self, request: protocol.HeadsRequest, shown: Shown, whole: bool = True) -> None:
+        """`whole=False` (a prefetch spread over the event loop): heads of layers past the memory
+        budget go empty rather than run the model (the front end asks alone for one it shows)."""
         for layer, head in request.heads:  # all checked before any work
             check_layer(shown.backend, layer), check_head(shown.backend, head)
-        self.request, self.shown = request, shown
+        self.request, self.shown, self.whole = request, shown, whole
         self.todo = sorted(range(len(request.heads)), key=lambda i: request.heads[i][0])
         self.buffers: list[bytes] = [b""] * len(request.heads)
         self.shape: tuple[int, int] | None = None
@@ -175,6 +177,8 @@ class HeadsAnswer:
             if t is None
             else protocol.TileRequest(request.id, layer, head, t.q0, t.q1, t.k0, t.k1, t.rows, t.cols)
         )
+        if not self.whole and not shown.analysis.at_hand(layer):
+            return  # a layer past the memory budget costs a pass: not for a guess
         reply, data = answer(single, shown)
         if t is not None:
             self.shape = (int(reply["tile_rows"]), int(reply["tile_cols"]))

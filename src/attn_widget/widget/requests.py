@@ -12,8 +12,9 @@ than asking (js/requests). So a prefetch is answered in slices: after PREFETCH_S
 replies with the heads done so far, the others empty; the front end then asks alone for the one a
 view waits on (answered before any prefetch) and prefetches the rest again. The newest prefetch
 goes first (it is around the newest selection); one made for an older revision of the prompt is
-answered at once with what it has. Without a running event loop (plain Python, tests) a prefetch
-is answered whole, at once.
+answered at once with what it has. Heads of layers past the capture budget are left out of a
+prefetch: each would run the model (seconds at 4k tokens) for a head nobody asked for yet.
+Without a running event loop (plain Python, tests) a prefetch is answered whole, at once.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Prefetch:
             while not job.done:
                 job.step()
             return job.reply()
+        job.whole = False
         self.jobs.append(job)
         if self.timer is None:
             self.timer = loop.call_later(PREFETCH_GAP_S, self.step)
