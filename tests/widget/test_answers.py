@@ -231,7 +231,7 @@ def test_a_spread_prefetch_leaves_out_layers_past_the_budget(bridge, monkeypatch
 
     explorer.sent.clear()
     asyncio.run(prefetch())
-    ((reply, buffers),) = explorer.sent
+    ((_reply, buffers),) = explorer.sent
     assert [len(b) > 0 for b in buffers] == [False, True, False]
     explorer._on_front_end_message(explorer, {"type": "pattern", "id": 91, "layer": 2, "head": 0}, [])
     assert explorer.sent[-1][0]["id"] == 91 and len(explorer.sent[-1][1][0]) > 0
