@@ -179,6 +179,78 @@ def llama_table(sizes: list[int], model: str = "llama-small") -> dict[int, dict]
     return results
 
 
+# ---- (d) what the prompt's one pass gives ------------------------------------------------------
+
+
+def one_pass_probe(method: str, n: int) -> dict | str:
+    """One row in a fresh process; a failure becomes its reason, so the other rows survive it."""
+    command = [sys.executable, str(BENCH_DIR / "one_pass_probe.py"), method, str(n)]
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=BENCH_DIR)
+        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    except subprocess.CalledProcessError as err:
+        return f"failed: {(err.stderr or '').strip().splitlines()[-1:] or err.returncode}"
+    except (ValueError, IndexError) as err:
+        return f"failed: {err}"
+
+
+def one_pass_table(detector_sizes: list[int], value_sizes: list[int], pattern_sizes: list[int]) -> dict:
+    rows: dict[str, dict[int, dict | str]] = {"detectors": {}, "value": {}, "pattern": {}}
+    for method, sizes in (("detectors", detector_sizes), ("value", value_sizes), ("pattern", pattern_sizes)):
+        for n in sizes:
+            rows[method][n] = one_pass_probe(method, n)
+            print(f"  measured {method} at {n} tokens", file=sys.stderr, flush=True)
+    print("\n(d) from the prompt's one pass: detectors and sinks (llama-small), value weighting (GPT-2-small-shaped), "
+          "pattern() memory (llama-small)")  # fmt: skip
+    print("| measurement | tokens | baseline | with it | ratio |")
+    print("|---|---|---|---|---|")
+    for n, r in rows["detectors"].items():
+        if isinstance(r, str):
+            print(f"| prompt-to-ready, one custom detector | {n} | {r} | - | - |")
+        else:
+            print(f"| prompt-to-ready s, without / with one custom detector | {n} | {r['without_s']:.2f} "
+                  f"| {r['with_s']:.2f} | {r['with_s'] / r['without_s']:.2f}x |")  # fmt: skip
+    for n, r in rows["value"].items():
+        if isinstance(r, str):
+            print(f"| value weighting, first selection | {n} | {r} | - | - |")
+        else:
+            ratio = r["first_selection_s"] / r["ready_s"]
+            print(f"| prompt-to-ready s / first value selection s ({r['forward_calls']} forward calls) | {n} "
+                  f"| {r['ready_s']:.2f} | {r['first_selection_s']:.2f} | {ratio:.2f}x |")  # fmt: skip
+    for n, r in rows["pattern"].items():
+        if isinstance(r, str):
+            print(f"| pattern() peak | {n} | {r} | - | - |")
+        else:
+            print(f"| pattern() MB: result / peak added | {n} | {r['result_bytes'] / MB:,.0f} "
+                  f"| {r['peak_bytes'] / MB:,.0f} | {r['peak_bytes'] / r['result_bytes']:.2f}x |")  # fmt: skip
+    return rows
+
+
+def report_one_pass_targets(rows: dict) -> None:
+    for n, r in rows.get("detectors", {}).items():
+        name = f"detectors and sinks at {n} tokens: prompt-to-ready with one custom detector <= 1.3x without"
+        if isinstance(r, str):
+            target(name, r, False)
+        else:
+            target(name, f"{r['with_s'] / r['without_s']:.2f}x", r["with_s"] <= 1.3 * r["without_s"])
+    for n, r in rows.get("value", {}).items():
+        if isinstance(r, str):
+            target(f"value weighting at {n} tokens: no second forward pass", r, False)
+            continue
+        calls = r["forward_calls"]
+        target(f"value weighting at {n} tokens: no second forward pass", f"{calls} forward calls", calls == 0)
+        ratio = r["first_selection_s"] / r["ready_s"]
+        name = f"value weighting at {n} tokens: first selection <= the prompt's prompt-to-ready"
+        target(name, f"{ratio:.2f}x ({r['first_selection_s']:.2f} s / {r['ready_s']:.2f} s)", ratio <= 1)
+    for n, r in rows.get("pattern", {}).items():
+        name = f"pattern() peak at {n} tokens <= 2x its result"
+        if isinstance(r, str):
+            target(name, r, False)
+        else:
+            ratio = r["peak_bytes"] / r["result_bytes"]
+            target(name, f"{ratio:.2f}x", ratio <= 2)
+
+
 # ---- targets ---------------------------------------------------------------------------------
 
 
@@ -199,6 +271,13 @@ def report_llama_targets(llama: dict[int, dict], speed_bound: float) -> None:
     target("Llama peak <= 1.5x bare forward + 256 MiB", f"{worst:.2f} of the bound (worst, at {worst_n})", worst <= 1)
 
 
+def report_jump(n: int, paint: Paint, bound_ms: float) -> None:
+    """A click on another head (overview), 200 ms apart, with prefetch on: the asked head goes first."""
+    pair = summary(paint.jump_ms)
+    value = "no jumps measured" if pair is None else f"{pair[1]:.1f} ms"
+    target(f"random jump p95 at {n} tokens <= {bound_ms:g} ms", value, pair is not None and pair[1] <= bound_ms)
+
+
 def report_targets(browser: dict[int, tuple[Paint, Paint | None]], kernel: dict[int, dict]) -> None:
     print()
     if 256 in browser and browser[256][1] is not None:
@@ -216,7 +295,10 @@ def report_targets(browser: dict[int, tuple[Paint, Paint | None]], kernel: dict[
         paced = summary(ex.paced_ms)[1]
         target("paced walk (presses 200 ms apart) p95 at 1024 tokens <= 16 ms", f"{paced:.1f} ms", paced <= 16)
         per_message = max(ex.switch_bytes)
+        report_jump(1024, ex, 50)
         target("largest message at 1024 tokens <= 1.1 MB", f"{per_message / MB:.3f} MB", per_message <= 1.1 * MB)
+    if 4096 in browser:
+        report_jump(4096, browser[4096][0], 150)
     if browser:
         ratios = {n: ex.layer_walk_bytes / ex.today_bytes for n, (ex, _) in browser.items()}
         worst = max(ratios, key=ratios.__getitem__)
@@ -243,6 +325,9 @@ def main() -> None:
     parser.add_argument("--circuitsvis-bound", type=float, default=150.0, help="seconds before giving up on a paint")
     parser.add_argument("--llama-sizes", default="4096,8192,16384,32768", help="prompt lengths, Llama-shaped rows")
     parser.add_argument("--llama-model", default="llama-small", help="llama-small (CPU) or llama3-8b (GPU)")
+    parser.add_argument("--detector-sizes", default="8192", help="prompt lengths, detectors and sinks rows")
+    parser.add_argument("--value-sizes", default="4096", help="prompt lengths, value weighting rows")
+    parser.add_argument("--pattern-sizes", default="12288", help="prompt lengths, pattern() memory rows")
     parser.add_argument(
         "--switch-only", action="store_true", help="only the explorer's head switches: no CircuitsVis, no kernel part"
     )
@@ -254,8 +339,16 @@ def main() -> None:
     kernel = kernel_table(kernel_sizes) if kernel_sizes and not args.switch_only else {}
     llama_sizes = [int(s) for s in args.llama_sizes.split(",") if s and not args.switch_only]
     llama = llama_table(llama_sizes, args.llama_model) if llama_sizes else {}
+    one_pass: dict = {}
+    if not args.switch_only:
+        sizes_of = [[int(s) for s in text.split(",") if s] for text in
+                    (args.detector_sizes, args.value_sizes, args.pattern_sizes)]  # fmt: skip
+        one_pass = one_pass_table(*sizes_of)
     report_targets(browser, kernel)
     report_llama_targets(llama, 3.0 if torch.cuda.is_available() else 5.0)
+    report_one_pass_targets(one_pass)
+    if not torch.cuda.is_available():
+        print("GPU rows (make bench-gpu): not run, no GPU on this machine")
 
 
 if __name__ == "__main__":

@@ -80,3 +80,158 @@ def test_a_bad_head_in_a_batch_is_an_error_reply_and_the_widget_keeps_working(ex
     assert reply["type"] == "error" and reply["id"] == 6 and "layer 7" in reply["message"] and buffers == []
     explorer._on_front_end_message(explorer, {"type": "heads", "id": 7, "heads": [[0, 0]]}, [])
     assert explorer.sent[-1][0]["type"] == "heads"
+
+
+def _all_heads(explorer) -> list[list[int]]:
+    return [[layer, head] for layer in range(explorer.n_layers) for head in range(explorer.n_heads)]
+
+
+def test_an_asked_head_is_answered_before_a_prefetch_queued_earlier(explorer, monkeypatch):
+    """In a running event loop a prefetch goes a head at a time: a head asked for after it is
+    answered before it ends, and the prefetch's reply is what it would have been at once."""
+    import asyncio
+
+    from attn_widget.widget import requests
+
+    monkeypatch.setattr(requests, "PREFETCH_SLICE_S", 60.0)  # one slice: the whole prefetch
+    session = explorer._session
+    heads = {"type": "heads", "id": 50, "heads": _all_heads(explorer)}
+    at_once, at_once_buffers = session.prefetch.start(protocol.parse_request(heads), session.shown())
+
+    async def clicks() -> None:
+        session.on_message(None, heads, [])
+        await asyncio.sleep(0.002)  # a head or two of the prefetch
+        session.on_message(None, {"type": "pattern", "id": 51, "layer": 2, "head": 3}, [])
+        while session.prefetch.jobs:
+            await asyncio.sleep(0.001)
+
+    explorer.sent.clear()
+    asyncio.run(clicks())
+    ids = [reply["id"] for reply, _ in explorer.sent]
+    assert ids == [51, 50]
+    reply, buffers = explorer.sent[1]
+    assert reply == at_once and [bytes(b) for b in buffers] == [bytes(b) for b in at_once_buffers]
+    assert all(len(b) for b in buffers)
+
+
+def test_a_long_prefetch_replies_in_slices(explorer, monkeypatch):
+    """Past its slice a prefetch replies with the heads done (the others empty, asked again by the
+    front end), so a view waiting on one of them is not held up by the whole batch."""
+    import asyncio
+
+    from attn_widget.widget import requests
+
+    monkeypatch.setattr(requests, "PREFETCH_SLICE_S", 0.0)  # one head a slice
+    session = explorer._session
+    heads = {"type": "heads", "id": 80, "heads": _all_heads(explorer)}
+    _, at_once = session.prefetch.start(protocol.parse_request(heads), session.shown())
+
+    async def prefetch() -> None:
+        session.on_message(None, heads, [])
+        while session.prefetch.jobs:
+            await asyncio.sleep(0.001)
+
+    explorer.sent.clear()
+    asyncio.run(prefetch())
+    ((reply, buffers),) = explorer.sent
+    assert reply["id"] == 80 and len(buffers) == len(at_once)
+    assert [bytes(b) for b in buffers] == [bytes(at_once[0])] + [b""] * (len(at_once) - 1)  # layer order: 0:0 first
+
+
+def test_a_prefetch_of_an_older_revision_is_cut_short(explorer, monkeypatch):
+    from attn_widget.widget import requests
+
+    monkeypatch.setattr(requests, "PREFETCH_SLICE_S", 60.0)
+    import asyncio
+
+    session = explorer._session
+
+    async def new_prompt() -> None:
+        session.on_message(None, {"type": "heads", "id": 60, "heads": _all_heads(explorer)}, [])
+        await asyncio.sleep(0.002)
+        explorer.prompt = "the cat sat on the mat"  # a new revision: the old prefetch is out of date
+        while session.prefetch.jobs:
+            await asyncio.sleep(0.001)
+
+    explorer.sent.clear()
+    asyncio.run(new_prompt())
+    (reply, buffers), *_ = [(r, b) for r, b in explorer.sent if r.get("id") == 60]
+    assert reply["revision"] < explorer.revision
+    assert any(len(b) == 0 for b in buffers)  # the heads not answered yet go empty: asked alone if needed
+
+
+def test_a_failing_prefetch_head_answers_with_an_error(explorer, monkeypatch):
+    import asyncio
+
+    from attn_widget.widget import answers
+
+    session = explorer._session
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    async def prefetch() -> None:
+        session.on_message(None, {"type": "heads", "id": 70, "heads": [[0, 0], [1, 1]]}, [])
+        monkeypatch.setattr(answers, "answer", broken)
+        while session.prefetch.jobs:
+            await asyncio.sleep(0.001)
+
+    explorer.sent.clear()
+    asyncio.run(prefetch())
+    assert explorer.sent[-1][0]["type"] == "error" and explorer.sent[-1][0]["id"] == 70
+    assert "boom" in explorer.sent[-1][0]["message"]
+
+
+def test_tiles_and_rows_exclude_sinks_as_the_whole_head_does(explorer):
+    """With sinks excluded, a tile is the max-pooled pattern without sinks and a row is its row."""
+    import torch
+
+    layer, head = next((i, h) for i in range(3) for h in range(4) if explorer.sink_positions[i][h])
+    explorer.exclude_sinks = True
+    sinks = explorer.sink_positions[layer][head]
+    raw = torch.from_numpy(explorer.pattern(layer, head))
+    raw[:, sinks] = 0
+    rows = raw.sum(-1, keepdim=True)
+    expected = torch.where(rows > 1e-6, raw / rows.clamp_min(1e-6), torch.zeros_like(raw))
+    n = len(explorer.tokens)
+    explorer.sent.clear()
+    explorer._on_front_end_message(
+        explorer, {"type": "tile", "id": 2, "layer": layer, "head": head, "q0": 0, "q1": n, "k0": 0, "k1": n,
+                   "rows": 4, "cols": 4}, [])  # fmt: skip
+    explorer._on_front_end_message(
+        explorer, {"type": "row", "id": 3, "layer": layer, "head": head, "index": n - 1, "axis": "query"}, []
+    )
+    (_tile_reply, tile), (_row_reply, row) = explorer.sent
+    pooled = torch.nn.functional.adaptive_max_pool2d(expected[None], (4, 4))[0]
+    got = torch.from_numpy(np.frombuffer(tile[0], np.uint8).reshape(4, 4).astype(np.float32))
+    torch.testing.assert_close(got, (pooled * 255).round(), atol=1, rtol=0)
+    got_row = np.frombuffer(row[0], "<f2").astype(np.float32)
+    np.testing.assert_allclose(got_row, expected[n - 1].numpy(), atol=1e-3)
+
+
+def test_a_spread_prefetch_leaves_out_layers_past_the_budget(bridge, monkeypatch):
+    """A layer that would cost a pass is not run for a prefetch; asked for alone, it is."""
+    import asyncio
+
+    from attn_widget import AttentionExplorer
+    from attn_widget.analysis import prompt as prompt_module
+    from attn_widget.widget import requests
+    from conftest import PROMPT, recording
+
+    monkeypatch.setattr(prompt_module, "CAPTURE_BUDGET_BYTES", {"cuda": 0, "cpu": 0})
+    monkeypatch.setattr(requests, "PREFETCH_SLICE_S", 60.0)
+    explorer = recording(AttentionExplorer(bridge, prompt=PROMPT))
+    session = explorer._session
+    session.current().capture(1)  # the one recomputed layer is at hand
+
+    async def prefetch() -> None:
+        session.on_message(None, {"type": "heads", "id": 90, "heads": [[0, 0], [1, 0], [2, 0]]}, [])
+        while session.prefetch.jobs:
+            await asyncio.sleep(0.001)
+
+    explorer.sent.clear()
+    asyncio.run(prefetch())
+    ((_reply, buffers),) = explorer.sent
+    assert [len(b) > 0 for b in buffers] == [False, True, False]
+    explorer._on_front_end_message(explorer, {"type": "pattern", "id": 91, "layer": 2, "head": 0}, [])
+    assert explorer.sent[-1][0]["id"] == 91 and len(explorer.sent[-1][1][0]) > 0

@@ -217,18 +217,30 @@ def test_an_interrupted_dataset_run_keeps_what_finished(explorer, capsys):
     assert explorer.prompt == _prompts(6)[1]
 
 
-def test_past_the_extras_length_the_widget_goes_without_them(explorer, monkeypatch):
-    from attn_widget.analysis import derived as prompt_extras
+def test_detectors_and_sinks_at_any_length(tokenizer):
+    """Past 512 tokens (the old dense pass's limit) a prompt still has its detectors and sinks, scored
+    in the prompt's own sweep and equal to the dense pattern's."""
+    from attn_widget import AttentionExplorer
+    from attn_widget.maths import sinks
+    from attn_widget.maths.detectors import detector_score
+    from tiny_models import native_model
 
-    monkeypatch.setattr(prompt_extras, "MAX_TOKENS", 5)
-    explorer.prompt = "the cat sat on the mat"
-    assert explorer.add_detector("diagonal", lambda t: np.eye(len(t))) is None
-    assert "diagonal" not in explorer.score_table and "sink_share" not in explorer.scores
-    assert explorer.sink_positions == [] and explorer.error == ""
-    with pytest.raises(AttnWidgetError, match="up to 5 tokens"):
-        explorer.sinks()
-    result = explorer.run_dataset(["the cat sat on the mat"], progress=False)  # datasets still score it
-    assert "diagonal" in result.metrics
+    prompt = random_prompt(random.Random(7), 600)
+    explorer = AttentionExplorer(native_model(tokenizer, n_ctx=1024), prompt=prompt)
+    n = len(explorer.tokens)
+    assert n > 512
+    explorer.add_detector("diagonal", lambda t: np.eye(len(t)))
+    assert "diagonal" in explorer.score_table and "sink_share" in explorer.scores and explorer.error == ""
+    pattern = torch.from_numpy(explorer.pattern(1, 2))
+    expected = torch.from_numpy(explorer._session.research.detectors["same_token"].expected(
+        explorer._session.current().token_ids[0]).numpy())  # fmt: skip
+    assert explorer.scores["same_token"][1, 2] == pytest.approx(
+        float(detector_score(pattern[None], expected, "mul")[0]), abs=1e-5
+    )
+    assert explorer.scores["diagonal"][1, 2] == pytest.approx(float(pattern.diagonal().sum() / pattern.sum()), abs=1e-5)
+    received = sinks.received_attention(pattern)
+    np.testing.assert_allclose(explorer.sinks().received[1, 2], received.numpy(), atol=1e-6)
+    assert len(explorer.sinks().received[0, 0]) == n
 
 
 def test_a_rolled_back_front_end_update_restores_the_prompts_extras(explorer):

@@ -1,7 +1,10 @@
-"""The current prompt's extra metrics: custom detectors and attention sinks, in one more pass.
+"""The current prompt's extra metrics: custom detectors and attention sinks, at any length.
 
-They need dense patterns (a detector's expected pattern is `[n, n]`), so they run through the
-backend protocol's dense pass, and only for prompts up to `MAX_TOKENS`; longer prompts go without.
+Both come from the sweep that scores the prompt (`PromptAnalysis`, maths/reductions.py): sinks from
+the column sums it keeps (what each key receives), detectors from their expected patterns scored
+block by block beside the other scores. A detector added after the prompt ran is scored by one more
+block sweep over the layers' captures (kept ones cost no forward pass; layers past the memory
+budget are recomputed as for any head request).
 """
 
 from __future__ import annotations
@@ -12,15 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from attn_widget.analysis.forward import run_dense
-from attn_widget.backends.base import Backend
+from attn_widget.analysis.prompt import PromptAnalysis
 from attn_widget.contract import SINK_SHARE
-from attn_widget.maths import sinks
-from attn_widget.maths.detectors import Detector, DetectorError, detector_score
+from attn_widget.maths import reductions, sinks
+from attn_widget.maths.detectors import Detector, DetectorError, ExpectedCells, expected_cells
 from attn_widget.maths.summary import top_heads_text
-
-MAX_TOKENS = 512
-"""Past this, the dense pass costs about as much as the prompt's own analysis (benchmarks/dataset_probe.py)."""
 
 
 @dataclass
@@ -45,39 +44,48 @@ class DetectorsAndSinks:
 
 
 def detectors_and_sinks(
-    backend: Backend, token_ids: torch.Tensor, detectors: Sequence[Detector], threshold: float = sinks.SINK_THRESHOLD
-) -> DetectorsAndSinks | None:
-    """None when the prompt is longer than MAX_TOKENS or the attention cannot be re-run."""
-    n = int(token_ids.shape[-1])
-    if n > MAX_TOKENS:
-        return None
-    ids = token_ids.reshape(1, n)
-    errors: list[str] = []
-    expected: dict[str, torch.Tensor] = {}
-    for detector in detectors:
-        try:
-            expected[detector.name] = detector.expected(ids[0].cpu()).to(backend.device)
-        except DetectorError as err:
-            errors.append(str(err))
-    working = [d for d in detectors if d.name in expected]
-    L, H = backend.n_layers, backend.n_heads
-    out = {name: torch.zeros(L, H) for name in [SINK_SHARE, *expected]}
-    received = torch.zeros(L, H, n)
-    mask = torch.zeros(L, H, n, dtype=torch.bool)
-
-    def reduce_layer(layer: int, pattern: torch.Tensor) -> None:
-        head_patterns = pattern[0].float()
-        received[layer] = sinks.received_attention(head_patterns).cpu()
-        mask[layer] = sinks.sink_mask(head_patterns, threshold).cpu()
-        out[SINK_SHARE][layer] = sinks.sink_share(head_patterns, threshold).cpu()
-        for d in working:
-            out[d.name][layer] = detector_score(head_patterns, expected[d.name], d.measure).cpu()
-
-    run_dense(backend, ids, reduce_layer)
-    return DetectorsAndSinks(
-        {k: v.numpy().astype(np.float64) for k, v in out.items()},
-        received.numpy(),
-        mask.numpy(),
-        threshold,
-        errors,
+    analysis: PromptAnalysis, detectors: Sequence[Detector], threshold: float = sinks.SINK_THRESHOLD
+) -> DetectorsAndSinks:
+    """Sinks from the prompt's column sums; detectors from its sweep, or one more sweep for those it
+    was not given (kept with the analysis, so a later call does not sweep again)."""
+    analysis.finish()
+    columns = torch.from_numpy(analysis.column_sums)
+    received = torch.stack(
+        [reductions.received_attention(columns[layer], bool(causal)) for layer, causal in enumerate(analysis.causal)]
     )
+    n = received.shape[-1]
+    eligible = torch.stack([sinks.seen_by(n, bool(causal)) >= sinks.enough_queries(n) for causal in analysis.causal])
+    mask = sinks.passes(received, threshold) & eligible[:, None, :]
+    out = {SINK_SHARE: reductions.sink_share(columns, mask).double().numpy()}
+    missing: dict[str, ExpectedCells] = {}
+    for detector in detectors:
+        if analysis.detectors.get(detector.name) is detector:
+            continue  # scored (or failed) on this prompt already
+        analysis.detectors[detector.name] = detector
+        analysis.detector_scores.pop(detector.name, None)
+        analysis.detector_errors.pop(detector.name, None)
+        try:
+            missing[detector.name] = expected_cells(detector, analysis.token_ids[0])
+        except DetectorError as err:
+            analysis.detector_errors[detector.name] = str(err)
+    analysis.detector_scores.update(_sweep(analysis, missing))
+    errors = [analysis.detector_errors[d.name] for d in detectors if d.name in analysis.detector_errors]
+    for detector in detectors:
+        if detector.name in analysis.detector_scores:
+            out[detector.name] = analysis.detector_scores[detector.name].astype(np.float64)
+    return DetectorsAndSinks(out, received.numpy(), mask.numpy(), threshold, errors)
+
+
+def _sweep(analysis: PromptAnalysis, detectors: dict[str, ExpectedCells]) -> dict[str, np.ndarray]:
+    """`detectors`' scores over every layer, one block sweep per layer."""
+    if not detectors:
+        return {}
+    layers, heads = analysis.backend.n_layers, analysis.backend.n_heads
+    out = {name: np.zeros((layers, heads), np.float32) for name in detectors}
+    for layer in range(layers):
+        reduction = reductions.reduce_layer(
+            analysis.capture(layer), analysis.token_ids, detectors=list(detectors.values())
+        )
+        for name, values in zip(detectors, reduction.detectors, strict=True):
+            out[name][layer] = values.float().cpu().numpy()
+    return out

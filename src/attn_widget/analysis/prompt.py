@@ -4,22 +4,38 @@ and any head, tile or row on demand, recomputed from the layer's captured querie
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from attn_widget.analysis.forward import capture_layers
 from attn_widget.backends.base import Backend
+from attn_widget.backends.weights import OutputWeights, output_weights
 from attn_widget.contract import PROMPT_METRICS
-from attn_widget.errors import PromptError, SelectionError
+from attn_widget.errors import AttnWidgetError, PromptError, SelectionError
 from attn_widget.maths import reductions
+from attn_widget.maths.detectors import Detector, DetectorError, ExpectedCells, expected_cells
 from attn_widget.maths.layer import DenseAttention, LayerAttention, LayerCapture, dense
 from attn_widget.maths.reductions import reduce_layer, thumbnail_side
+from attn_widget.maths.value_weighting import ValueWeighted, value_norms
 
 CAPTURE_BUDGET_BYTES = {"cuda": 2 * 2**30, "cpu": 256 * 2**20}
 """Memory for keeping layers' queries and keys between head switches; layers past it are
 recomputed by a pass that stops after them. Kept small next to a forward pass's own working set."""
+
+
+VALUE_SWEEPS_IN_PASS = 0.25
+"""Layers past the budget whose value-weighted scores are reduced during the prompt's pass, as a
+share of the layers: up to it, selecting value weighting needs no second pass; past it (a long
+prompt on a small budget) the prompt stays fast and the first selection costs one more pass."""
+
+
+def _readable_weights(backend: Backend) -> OutputWeights | None:
+    try:
+        return output_weights(backend)
+    except AttnWidgetError:  # precomputed attention: no values, no weighting
+        return None
 
 
 def _default_budget(device: torch.device) -> int:
@@ -62,7 +78,8 @@ class PromptAnalysis:
         budget_bytes: int | None = None,
         *,
         defer_scores: bool = False,
-        keep_values: bool = False,
+        keep_values: bool = True,
+        detectors: Sequence[Detector] = (),
     ) -> None:
         if not prompt.strip():
             raise PromptError("The prompt is empty: type some text to see its attention patterns.")
@@ -74,7 +91,7 @@ class PromptAnalysis:
                 f"The prompt is {n} tokens long, more than the model's context of {backend.n_ctx} tokens."
             )
         self._budget = _default_budget(backend.device) if budget_bytes is None else budget_bytes
-        self._options = {"keep_values": True} if keep_values else {}
+        self._weights = _readable_weights(backend) if keep_values else None
         self._kept: dict[int, LayerAttention] = {}
         self._kept_bytes = 0
         self._unreduced: list[int] = []
@@ -84,19 +101,101 @@ class PromptAnalysis:
         self.thumbnails = np.zeros((layers, heads, side, side), np.uint8)
         self.scored = np.zeros(layers, bool)
         """Which layers' scores and thumbnails are in (all of them once `finish()` has run)."""
+        self.column_sums = np.zeros((layers, heads, n), np.float32)
+        """What each key receives from every query, summed: received attention and sinks."""
+        self.causal = np.ones(layers, bool)
+        self.detector_errors: dict[str, str] = {}
+        """Detector name -> why it failed on this prompt (its scores are left out)."""
+        self.detectors = {detector.name: detector for detector in detectors}
+        """The detectors scored (or failed) on this prompt, by name: a detector replaced under the
+        same name is scored again."""
+        self._cells: dict[str, ExpectedCells] = {}
+        for detector in detectors:
+            try:
+                self._cells[detector.name] = expected_cells(detector, self.token_ids[0])
+            except DetectorError as err:
+                self.detector_errors[detector.name] = str(err)
+        self.detector_scores: dict[str, np.ndarray] = {
+            name: np.full((layers, heads), np.nan, np.float32) for name in self._cells
+        }
+        """Each working detector's scores, from the same sweep as the other scores."""
+
+        self.value_norms: dict[int, torch.Tensor] = {}
+        """Layer -> `[heads, n]` float32 `||v_j W_O^h||`, from the values of this pass (value weighting)."""
+        self.value_scores = {m: np.full((layers, heads), np.nan, np.float32) for m in PROMPT_METRICS}
+        self.value_thumbnails = np.zeros((layers, heads, side, side), np.uint8)
+        self.value_scored = np.zeros(layers, bool)
+        """Which layers' value-weighted scores are in (see `value_reductions`)."""
+        self.forward_passes = 1
+        """Passes over this prompt so far: this one, and any that recompute layers past the budget."""
+        self._past_budget = 0
 
         def on_layer(layer: int, attention: LayerAttention) -> None:
+            norms = self._take_value_norms(layer, attention)
             size = _nbytes(attention)
             if self._kept_bytes + size <= self._budget:
                 self._kept[layer] = attention
                 self._kept_bytes += size
                 self._unreduced.append(layer)
-            else:
-                self._reduce(layer, attention)
+                return
+            self._reduce(layer, attention)
+            self._past_budget += 1
+            # Value-weighted scores of a layer let go cost another pass later: reduce them now while
+            # few layers are past the budget (the sweep costs as much as the scores' own).
+            if norms is not None and self._past_budget <= layers * VALUE_SWEEPS_IN_PASS:
+                self._reduce_values(layer, attention)
 
-        capture_layers(backend, self.token_ids, on_layer, **self._options)
+        values = {"keep_values": True} if self._weights is not None else {}  # a model's adapters only
+        capture_layers(backend, self.token_ids, on_layer, **values)
         if not defer_scores:
             self.finish()
+
+    def _take_value_norms(self, layer: int, attention: LayerAttention) -> torch.Tensor | None:
+        """The value norms of a layer, from its captured values, which are then let go (n x d)."""
+        value = getattr(attention, "value", None)
+        if self._weights is None or value is None or not isinstance(attention, LayerCapture):
+            return None
+        attention.value = None
+        try:
+            self.value_norms[layer] = value_norms(value[0], self._weights.w_o(layer))
+        except Exception:  # weights not readable outside the model's own forward (offloaded to
+            # disk, say): the prompt goes on without them; value weighting then takes its own pass
+            self._weights = None
+            self.value_norms.clear()
+            return None
+        return self.value_norms[layer]
+
+    def _reduce_values(self, layer: int, attention: LayerAttention) -> None:
+        weighted = ValueWeighted(attention, self.value_norms[layer])
+        reduction = reduce_layer(weighted, self.token_ids)
+        for metric, values in reduction.scores.items():
+            self.value_scores[metric][layer] = values.float().cpu().numpy()
+        self.value_thumbnails[layer] = reduction.thumbnails.cpu().numpy()
+        self.value_scored[layer] = True
+
+    @property
+    def has_value_norms(self) -> bool:
+        """Whether this pass kept what value weighting needs of every layer."""
+        return len(self.value_norms) == self.backend.n_layers
+
+    def value_reductions(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Every layer's value-weighted scores and thumbnails (needs `has_value_norms`): kept layers
+        are swept from their captures; layers let go during the pass were swept then, or, when many
+        were, are swept in one more pass over the prompt."""
+        missing = [layer for layer in range(self.backend.n_layers) if not self.value_scored[layer]]
+        for layer in [layer for layer in missing if layer in self._kept]:
+            self._reduce_values(layer, self._kept[layer])
+            self._release(self._kept[layer])
+        rest = [layer for layer in missing if layer not in self._kept]
+        if rest:
+
+            def on_layer(layer: int, attention: LayerAttention) -> None:
+                if layer in rest:
+                    self._reduce_values(layer, attention)
+
+            self.forward_passes += 1
+            capture_layers(self.backend, self.token_ids, on_layer, last_layer=max(rest))
+        return self.value_scores, self.value_thumbnails
 
     @property
     def n_tokens(self) -> int:
@@ -111,13 +210,25 @@ class PromptAnalysis:
                 on_layer_scored(layer)
 
     def _reduce(self, layer: int, attention: LayerAttention) -> None:
-        reduction = reduce_layer(attention, self.token_ids)
+        reduction = reduce_layer(attention, self.token_ids, detectors=list(self._cells.values()))
         for metric, values in reduction.scores.items():
             self.scores[metric][layer] = values.float().cpu().numpy()
         self.thumbnails[layer] = reduction.thumbnails.cpu().numpy()
+        self.column_sums[layer] = reduction.column_sums.cpu().numpy()
+        self.causal[layer] = attention.causal
+        for name, values in zip(self._cells, reduction.detectors, strict=True):
+            self.detector_scores[name][layer] = values.float().cpu().numpy()
         self.scored[layer] = True
+        self._release(attention)
+
+    @staticmethod
+    def _release(attention: LayerAttention) -> None:
         if isinstance(attention, LayerCapture):
             attention.release_blocks()
+
+    def at_hand(self, layer: int) -> bool:
+        """Whether the layer can be read without running the model (kept, or the one recomputed)."""
+        return layer in self._kept or (self._recomputed is not None and self._recomputed[0] == layer)
 
     def capture(self, layer: int) -> LayerAttention:
         """The layer's attention, readable in query blocks: kept, or recomputed (one at a time)."""
@@ -133,7 +244,8 @@ class PromptAnalysis:
             if at == layer:
                 captured[at] = attention
 
-        capture_layers(self.backend, self.token_ids, keep, last_layer=layer, **self._options)
+        self.forward_passes += 1
+        capture_layers(self.backend, self.token_ids, keep, last_layer=layer)
         self._recomputed = (layer, captured[layer])
         return captured[layer]
 

@@ -1,7 +1,11 @@
 """One prompt's attention weighed by what the heads move: value-weighted patterns, their scores and
-thumbnails, and per-source logit attribution. Computed on first use from the prompt's analysis, one
-extra pass (value_pass.py) and the model's weights, then kept: per layer `[heads, n]` numbers and
-the values `[kv_heads, n, d_head]`, never a `[heads, n, n]` tensor.
+thumbnails, and per-source logit attribution. Computed on first use from the prompt's analysis and
+the model's weights, then kept: per layer `[heads, n]` numbers, never a `[heads, n, n]` tensor.
+
+The prompt's own pass keeps each layer's value norms (`PromptAnalysis.value_norms`), so value-weighted
+views and scores need no second forward pass, except the scores of layers past the capture budget
+when many are (see `PromptAnalysis.value_reductions`). Logit attribution needs the values and the
+final norm's scale: one extra pass (value_pass.py) on first use.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from attn_widget.errors import ModelError, SelectionError
 from attn_widget.maths.attribution import logit_direction, source_attribution
 from attn_widget.maths.layer import LayerAttention
 from attn_widget.maths.reductions import head_pattern
-from attn_widget.maths.value_weighting import ValueWeighted, value_norms, value_weighted
+from attn_widget.maths.value_weighting import ValueWeighted, value_norms
 
 
 class PromptValues:
@@ -34,6 +38,8 @@ class PromptValues:
 
     def norms(self, layer: int) -> torch.Tensor:
         """`[h, n]` float32: `||v_j W_O^h||` for every head and source."""
+        if layer in self.analysis.value_norms:
+            return self.analysis.value_norms[layer]
         if layer not in self._norms:
             self._norms[layer] = value_norms(self.value_pass.values[layer], self.weights.w_o(layer))
         return self._norms[layer]
@@ -42,7 +48,7 @@ class PromptValues:
         """`[n, n]` float32: `||A[h, i, j] f_h(x_j)||`, absolute sizes (the Python API)."""
         check_layer(self.analysis.backend, layer), check_head(self.analysis.backend, head)
         pattern = head_pattern(self.analysis.capture(layer), head)
-        return value_weighted(pattern[None], self.norms(layer)[head : head + 1])[0]
+        return pattern.mul_(self.norms(layer)[head].to(pattern.device))  # in place: no second [n, n]
 
     def attention(self, layer: int, weighting: str) -> LayerAttention:
         """What the views read of a layer: its attention, or the value-weighted shares."""
@@ -51,7 +57,9 @@ class PromptValues:
 
     @property
     def value_scores(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Every score and thumbnail over the value-weighted shares (from the value pass)."""
+        """Every score and thumbnail over the value-weighted shares."""
+        if self.analysis.has_value_norms:
+            return self.analysis.value_reductions()
         value_pass = self.value_pass
         assert value_pass.thumbnails is not None
         return value_pass.scores, value_pass.thumbnails

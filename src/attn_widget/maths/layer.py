@@ -32,6 +32,9 @@ class RowBlock:
     """`[batch, heads, rows]`: the largest weight in each row."""
     entropy: torch.Tensor
     """`[batch, heads, rows]`: -sum p log p of each row."""
+    lse: torch.Tensor | None = None
+    """`[batch, heads, rows]`: log of each row's softmax denominator (infinite for a row that sees no
+    key), where the weights come from logits (a capture)."""
 
 
 class LayerAttention(Protocol):
@@ -77,6 +80,9 @@ class LayerCapture:
     causal: bool = True
     value: torch.Tensor | None = None
     """`[batch, key-value heads, n, d]`, kept when asked for (value-weighted views)."""
+    row_lse: torch.Tensor | None = None
+    """`[batch, heads, n]` float32: each row's log-sum-exp, kept by the sweep that scores the layer,
+    so a column is one pass of q . k (`column`)."""
     _key32: torch.Tensor | None = field(default=None, repr=False)
 
     @property
@@ -115,7 +121,7 @@ class LayerCapture:
         k0, k1 = self.key_range(q0, q1)
         logits = self._logits(q0, q1, k0, k1, heads)
         if self.sinks is not None:
-            weights, row_sum, row_max, entropy, peak = self._softmax_with_sinks(logits, heads)
+            weights, row_sum, row_max, entropy, peak, lse = self._softmax_with_sinks(logits, heads)
         else:
             # torch's softmax works a row at a time in cache; its largest weight gives the log-sum-exp
             # back (lse = largest logit - log largest weight), and the entropy is
@@ -124,7 +130,8 @@ class LayerCapture:
             row_max = weights.amax(dim=-1, keepdim=True)
             peak = logits.amax(dim=-1, keepdim=True)  # two plain maxima beat one with indices
             row_sum = torch.ones_like(row_max)
-            entropy = peak - torch.log(row_max) - torch.linalg.vecdot(weights, logits).unsqueeze(-1)
+            lse = peak - torch.log(row_max)
+            entropy = lse - torch.linalg.vecdot(weights, logits).unsqueeze(-1)
         if self.mask is not None or self.sliding_window is not None or not self.causal:
             # A row that sees no key at all (left padding) has no attention: zeros, not a uniform guess.
             sees_nothing = peak <= MASKED / 2
@@ -132,7 +139,8 @@ class LayerCapture:
                 weights.masked_fill_(sees_nothing, 0.0)
                 for stat in (row_sum, row_max, entropy):
                     stat.masked_fill_(sees_nothing, 0.0)
-        return RowBlock(weights, k0, row_sum[..., 0], row_max[..., 0], entropy[..., 0])
+                lse = lse.masked_fill(sees_nothing, float("inf"))
+        return RowBlock(weights, k0, row_sum[..., 0], row_max[..., 0], entropy[..., 0], lse[..., 0])
 
     def _softmax_with_sinks(self, logits: torch.Tensor, heads: range) -> tuple[torch.Tensor, ...]:
         """The sink takes its share of the denominator and is not shown: rows sum to less than 1."""
@@ -146,7 +154,28 @@ class LayerCapture:
         weights.div_(denominator)
         row_sum, row_max = total / denominator, 1.0 / denominator
         entropy = torch.log(denominator) * row_sum - dot / denominator
-        return weights, row_sum, row_max, entropy, peak
+        return weights, row_sum, row_max, entropy, peak, peak + torch.log(denominator)
+
+    def column(self, head: int, key: int, batch: int = 0) -> torch.Tensor | None:
+        """`[n]` float32: the weights key `key` receives in `head` from every query, from the kept
+        row log-sum-exps (one q . k per query, no softmax); None until the layer has been swept."""
+        if self.row_lse is None:
+            return None
+        g = self.group
+        q = self.query[batch : batch + 1, head : head + 1].float() * self.scaling
+        k = self.key[batch : batch + 1, head // g : head // g + 1, key : key + 1].float()
+        logits = q @ k.transpose(-1, -2)  # [1, 1, n, 1]
+        if self.softcap is not None:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        one = self if self.mask is None or self.mask.shape[0] == 1 else self._with_mask(self.mask[batch : batch + 1])
+        logits = one.masked(logits, 0, self.n, key, key + 1)
+        lse = self.row_lse[batch, head].to(logits.device)
+        return torch.exp(logits[0, 0, :, 0] - lse).masked_fill_(logits[0, 0, :, 0] <= MASKED / 2, 0.0)
+
+    def _with_mask(self, mask: torch.Tensor) -> LayerCapture:
+        return LayerCapture(
+            self.query, self.key, self.scaling, self.softcap, self.sliding_window, self.sinks, mask, self.causal
+        )
 
     def _keys32(self) -> torch.Tensor:
         # Upcast once per layer, not per block: logits are formed in float32 for exact weights.
@@ -187,6 +216,10 @@ class LayerCapture:
         if mask is not None:  # [batch, key] padding
             allowed = allowed[None, None] & mask[:, None, None, k0:k1].to(device=logits.device, dtype=torch.bool)
         return logits.masked_fill(~allowed, MASKED)
+
+    def masked(self, logits: torch.Tensor, q0: int, q1: int, k0: int, k1: int) -> torch.Tensor:
+        """`logits` of rows [q0, q1) and keys [k0, k1) with every masked cell at MASKED."""
+        return self._apply_mask(logits, q0, q1, k0, k1)
 
     def _structural_mask(self, q0: int, q1: int, k0: int, k1: int, device: torch.device) -> torch.Tensor:
         if not self.causal and self.sliding_window is None:

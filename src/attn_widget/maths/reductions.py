@@ -7,12 +7,14 @@ thumbnails, and max-pooled windows of one head (the heatmap's tiles). Memory is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from attn_widget.maths.layer import LayerAttention, RowBlock, block_budget, full_rows, rows_per_block
+from attn_widget.maths.detectors import ExpectedCells
+from attn_widget.maths.layer import LayerAttention, LayerCapture, RowBlock, block_budget, full_rows, rows_per_block
 
 THUMBNAIL_SIZE = 48
 """Thumbnails are max-pooled to at most this many cells a side, so no strong weight vanishes."""
@@ -34,6 +36,27 @@ class LayerReduction:
     """metric -> `[heads]` float32 (contract.PROMPT_METRICS)."""
     thumbnails: torch.Tensor
     """`[heads, side, side]` uint8 of the first prompt of the batch."""
+    column_sums: torch.Tensor
+    """`[heads, n]` float32: the weight each key receives from every query, summed (batch mean):
+    what received attention and sinks are made of."""
+    detectors: list[torch.Tensor] = field(default_factory=list)
+    """`[heads]` score of each of the `detectors` asked for, in order (batch mean)."""
+
+
+def received_attention(column_sums: torch.Tensor, causal: bool) -> torch.Tensor:
+    """`[..., k]`: the mean weight each key receives from the queries that can see it, from column
+    sums (as maths/sinks.py defines it from a dense pattern: n - k queries in a causal model, else n)."""
+    n = column_sums.shape[-1]
+    if not causal:
+        return column_sums / n
+    return column_sums / torch.arange(n, 0, -1, device=column_sums.device, dtype=column_sums.dtype)
+
+
+def sink_share(column_sums: torch.Tensor, sinks: torch.Tensor) -> torch.Tensor:
+    """`[...]`: the mean over queries of the weight on the sink positions `sinks` `[..., k]` bool:
+    sum over sinks of their column sums, over n."""
+    n = column_sums.shape[-1]
+    return (column_sums * sinks.to(column_sums.device, column_sums.dtype)).sum(dim=-1) / n
 
 
 class PooledMax:
@@ -114,9 +137,11 @@ def reduce_layer(
     token_ids: torch.Tensor,
     budget_bytes: int | None = None,
     pairs: TokenPairs | None = None,
+    detectors: Sequence[ExpectedCells] = (),
 ) -> LayerReduction:
-    """Scores of every head and thumbnails: attention `[batch, heads, n, n]`, token_ids `[batch, n]`.
-    `pairs`: token_pairs(token_ids), found once for all layers of a prompt."""
+    """Scores of every head, thumbnails, column sums and `detectors`' scores in one sweep of query
+    blocks: attention `[batch, heads, n, n]`, token_ids `[batch, n]`. `pairs`: token_pairs(token_ids),
+    found once for all layers of a prompt. A capture keeps each row's log-sum-exp (columns read it)."""
     n, b, heads, device = attention.n, attention.batch, attention.n_heads, attention.device
     tokens = token_ids.to(device)
     pairs = pairs or token_pairs(tokens)
@@ -126,6 +151,9 @@ def reduce_layer(
     side = thumbnail_side(n)
     thumbs = PooledMax(heads, side, side, (n, n), device)
     positions = torch.arange(n, device=device, dtype=torch.float32)
+    columns = torch.zeros(b, heads, n, device=device)
+    detector_sums = [torch.zeros(b, heads, device=device) for _ in detectors]
+    lse = torch.empty(b, heads, n, device=device) if isinstance(attention, LayerCapture) else None
     step = rows_per_block(attention, heads, budget_bytes or block_budget(device))
     for q0 in range(0, n, step):
         q1 = min(n, q0 + step)
@@ -133,6 +161,13 @@ def reduce_layer(
         _accumulate(sums, block, tokens, positions, q0, q1, attention.causal, pairs)
         torch.maximum(max_weight, block.row_max.amax(dim=-1), out=max_weight)
         thumbs.add(q0, block.weights[0], block.k0)
+        columns[..., block.k0 : block.k0 + block.weights.shape[-1]] += block.weights.sum(dim=-2)
+        for cells, detector_sum in zip(detectors, detector_sums, strict=True):
+            cells.add_block(detector_sum, block.weights, q0, block.k0)
+        if lse is not None and block.lse is not None:
+            lse[..., q0:q1] = block.lse
+    if isinstance(attention, LayerCapture) and lse is not None:
+        attention.row_lse = lse
     total = sums["total"]
     scores = {
         "previous_token": (sums["prev"] / total).mean(dim=0),
@@ -143,7 +178,8 @@ def reduce_layer(
         "max_attention": max_weight.mean(dim=0),
         "mean_distance": sums["dist"].mean(dim=0) / n,
     }
-    return LayerReduction(scores=scores, thumbnails=to_uint8(thumbs.out))
+    scored = [cells.score(s, total).mean(dim=0) for cells, s in zip(detectors, detector_sums, strict=True)]
+    return LayerReduction(scores, to_uint8(thumbs.out), columns.mean(dim=0), scored)
 
 
 def _accumulate(
@@ -233,13 +269,29 @@ def head_rows(attention: LayerAttention, head: int, q0: int, q1: int, batch: int
 
 
 def head_column(attention: LayerAttention, head: int, key: int, batch: int = 0) -> torch.Tensor:
-    """The weights key `key` receives from every query, float32 `[n]`, a block of rows at a time."""
+    """The weights key `key` receives from every query, float32 `[n]`: one q . k per query from a
+    swept capture's row log-sum-exps, else a block of rows at a time."""
+    if isinstance(attention, LayerCapture) and (column := attention.column(head, key, batch)) is not None:
+        return column
     n = attention.n
+    out = torch.zeros(n, device=attention.device)
     step = rows_per_block(attention, 1, block_budget(attention.device))
-    parts = [head_rows(attention, head, q0, min(n, q0 + step), batch)[:, key] for q0 in range(0, n, step)]
-    return torch.cat(parts)
+    for q0 in range(0, n, step):
+        block = attention.block(q0, min(n, q0 + step), range(head, head + 1))
+        if block.k0 <= key < block.k0 + block.weights.shape[-1]:
+            out[q0 : q0 + block.weights.shape[-2]] = block.weights[batch, 0, :, key - block.k0]
+    return out
 
 
 def head_pattern(attention: LayerAttention, head: int, batch: int = 0) -> torch.Tensor:
-    """One head's whole `[n, n]` pattern, float32: for short prompts and the Python API."""
-    return head_rows(attention, head, 0, attention.n, batch)
+    """One head's whole `[n, n]` pattern, float32, filled into one preallocated tensor a block of
+    rows at a time: its peak is the result plus one block (the Python API, short prompts' views)."""
+    n = attention.n
+    out = torch.zeros(n, n, device=attention.device)
+    step = rows_per_block(attention, 1, block_budget(attention.device))
+    for q0 in range(0, n, step):
+        block = attention.block(q0, min(n, q0 + step), range(head, head + 1))
+        rows, keys = block.weights.shape[-2:]
+        out[q0 : q0 + rows, block.k0 : block.k0 + keys] = block.weights[batch, 0]
+        del block  # one block's temporaries at a time
+    return out

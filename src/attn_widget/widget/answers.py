@@ -16,7 +16,7 @@ from attn_widget.backends.base import Backend
 from attn_widget.contract import MAX_TILE_CELLS, WHOLE_HEAD_MAX_TOKENS
 from attn_widget.errors import SelectionError
 from attn_widget.maths import difference, encoding, reductions
-from attn_widget.maths.layer import LayerAttention
+from attn_widget.maths.layer import LayerAttention, RowBlock, weights_block
 from attn_widget.maths.sinks import without_sinks
 from attn_widget.widget import protocol
 from attn_widget.widget.view_options import ViewOptions
@@ -42,15 +42,44 @@ class Shown:
         return self.options.comparing
 
     def layer(self, layer: int) -> LayerAttention:
-        return self.options.shown(self.analysis, layer, self.weighting)
+        """The layer as the heatmap draws it: whole heads, tiles, rows and columns alike."""
+        attention = self.options.shown(self.analysis, layer, self.weighting)
+        if self.sinks is not None and not self.signed and self.weighting == "attention":
+            return SinksExcluded(attention, torch.as_tensor(self.sinks.sink_mask[layer]))
+        return attention
 
     def head(self, layer: int, head: int) -> torch.Tensor:
         """The head's whole `(n, n)` pattern as the heatmap draws it."""
-        pattern = reductions.head_pattern(self.layer(layer), head)
-        if self.sinks is not None and not self.signed and self.weighting == "attention":
-            mask = torch.as_tensor(self.sinks.sink_mask[layer, head], device=pattern.device)
-            pattern = without_sinks(pattern, mask)
-        return pattern
+        return reductions.head_pattern(self.layer(layer), head)
+
+
+class SinksExcluded:
+    """A layer read with each head's sink columns zeroed and its rows renormalised (`without_sinks`),
+    a block of rows at a time."""
+
+    def __init__(self, attention: LayerAttention, sinks: torch.Tensor) -> None:
+        self.attention, self.sinks = attention, sinks.to(attention.device)
+        """`sinks`: `[heads, n]` bool."""
+        self.batch, self.n_heads, self.n, self.causal = (
+            attention.batch,
+            attention.n_heads,
+            attention.n,
+            attention.causal,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.attention.device
+
+    def key_range(self, q0: int, q1: int) -> tuple[int, int]:
+        return self.attention.key_range(q0, q1)
+
+    def block(self, q0: int, q1: int, heads: range | None = None) -> RowBlock:
+        heads = heads or range(self.n_heads)
+        inner = self.attention.block(q0, q1, heads)
+        k1 = inner.k0 + inner.weights.shape[-1]
+        weights = without_sinks(inner.weights, self.sinks[heads.start : heads.stop, None, inner.k0 : k1])
+        return weights_block(weights, inner.k0, weights.sum(dim=-1) > 0, statistics=False)
 
 
 def answer(request: protocol.Request, shown: Shown) -> Reply:
@@ -117,16 +146,30 @@ def _pattern(r: protocol.PatternRequest, shown: Shown) -> Reply:
     return protocol.reply(r, shown.revision, n, dtype, **_signed_meta(shown)), [data]
 
 
-def _heads(request: protocol.HeadsRequest, shown: Shown) -> Reply:
+class HeadsAnswer:
     """Prefetch: several heads as uint8 (enough to draw), each exactly what a request of its own
-    would get, in layer order so that each layer is captured once."""
-    for layer, head in request.heads:  # all checked before any work
-        check_layer(shown.backend, layer), check_head(shown.backend, head)
-    order = sorted(range(len(request.heads)), key=lambda i: request.heads[i][0])
-    buffers: list[bytes] = [b""] * len(request.heads)
-    shape = None
-    n = shown.analysis.n_tokens
-    for i in order:
+    would get, answered one head at a time (`step`) in layer order so that each layer is captured
+    once; a head not answered (yet, or at all) goes as an empty buffer and the front end asks for it
+    alone."""
+
+    def __init__(self, request: protocol.HeadsRequest, shown: Shown, whole: bool = True) -> None:
+        """`whole=False` (a prefetch spread over the event loop): heads of layers past the memory
+        budget go empty rather than run the model (the front end asks alone for one it shows)."""
+        for layer, head in request.heads:  # all checked before any work
+            check_layer(shown.backend, layer), check_head(shown.backend, head)
+        self.request, self.shown, self.whole = request, shown, whole
+        self.todo = sorted(range(len(request.heads)), key=lambda i: request.heads[i][0])
+        self.buffers: list[bytes] = [b""] * len(request.heads)
+        self.shape: tuple[int, int] | None = None
+
+    @property
+    def done(self) -> bool:
+        return not self.todo
+
+    def step(self) -> None:
+        """Answers the next head."""
+        i = self.todo.pop(0)
+        request, shown, n = self.request, self.shown, self.shown.analysis.n_tokens
         layer, head = request.heads[i]
         t = request.tile
         single: protocol.Request = (
@@ -134,18 +177,31 @@ def _heads(request: protocol.HeadsRequest, shown: Shown) -> Reply:
             if t is None
             else protocol.TileRequest(request.id, layer, head, t.q0, t.q1, t.k0, t.k1, t.rows, t.cols)
         )
+        if not self.whole and not shown.analysis.at_hand(layer):
+            return  # a layer past the memory budget costs a pass: not for a guess
         reply, data = answer(single, shown)
         if t is not None:
-            shape = (int(reply["tile_rows"]), int(reply["tile_cols"]))
+            self.shape = (int(reply["tile_rows"]), int(reply["tile_cols"]))
         # Signed differences and undefined weights do not fit plain bytes: those heads go
         # empty, and the front end asks for them alone.
         if reply.get("signed") or reply.get("undefined") or len(data) != 1:
-            continue
+            return
         if reply["dtype"] == "float16":
             weights = torch.from_numpy(np.frombuffer(data[0], np.float16).astype(np.float32))
             if not bool(weights.isfinite().all()):
-                continue
-            buffers[i] = encoding.to_bytes(reductions.to_uint8(weights.reshape(n, n)))
+                return
+            self.buffers[i] = encoding.to_bytes(reductions.to_uint8(weights.reshape(n, n)))
         else:
-            buffers[i] = data[0]
-    return protocol.heads_reply(request, shown.revision, n, shape), buffers
+            self.buffers[i] = data[0]
+
+    def reply(self) -> Reply:
+        """The reply with the heads answered so far (the others empty)."""
+        shown = self.shown
+        return protocol.heads_reply(self.request, shown.revision, shown.analysis.n_tokens, self.shape), self.buffers
+
+
+def _heads(request: protocol.HeadsRequest, shown: Shown) -> Reply:
+    heads = HeadsAnswer(request, shown)
+    while not heads.done:
+        heads.step()
+    return heads.reply()

@@ -23,8 +23,11 @@ WATCHED = ["layer", "head", "prompt", "color_scale", "metric", "weighting", "com
 class SnapshotOutput:
     """The snapshot output of one explorer: shown once, then redrawn when what it shows changes."""
 
-    def __init__(self, key: str, bundle: Callable[[], dict[str, str]]) -> None:
-        self.key, self.bundle = key, bundle
+    def __init__(
+        self, key: str, bundle: Callable[[], dict[str, str]], idle_for: Callable[[], float] = lambda: UPDATE_DELAY_S
+    ) -> None:
+        """`idle_for()`: seconds since the kernel last answered a request (the redraw waits for quiet)."""
+        self.key, self.bundle, self.idle_for = key, bundle, idle_for
         self.watching = False
         self.timer: asyncio.TimerHandle | None = None
 
@@ -47,7 +50,16 @@ class SnapshotOutput:
         if loop is None or not from_front_end:
             self.update()
         else:
-            self.timer = loop.call_later(UPDATE_DELAY_S, self.update)
+            self.timer = loop.call_later(UPDATE_DELAY_S, self.update_when_idle)
+
+    def update_when_idle(self) -> None:
+        """Redraws once no request has been answered for UPDATE_DELAY_S, so a redraw never delays
+        a head reply that is already waiting."""
+        quiet = self.idle_for()
+        if quiet < UPDATE_DELAY_S:
+            self.timer = asyncio.get_running_loop().call_later(UPDATE_DELAY_S - quiet, self.update_when_idle)
+            return
+        self.update()
 
     def update(self) -> None:
         from IPython.display import update_display

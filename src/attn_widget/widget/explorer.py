@@ -71,7 +71,7 @@ class AttentionExplorer(ExplorerTraits):
         after_prompt = {name: kwargs.pop(name) for name in ("metric", "focus_token", "focus_locked") if name in kwargs}
         super().__init__(**kwargs)
         self.set_trait("snapshot_key", f"attn-widget-{uuid.uuid4().hex}")
-        self._snapshot = SnapshotOutput(self.snapshot_key, self._snapshot_bundle)
+        self._snapshot = SnapshotOutput(self.snapshot_key, self._snapshot_bundle, self._session.prefetch.idle_for)
         self.set_trait("n_layers", self._session.backend.n_layers)
         self.set_trait("n_heads", self._session.backend.n_heads)
         self.set_trait("model_name", self._session.backend.name)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from attn_widget.analysis import dataset, derived, retrieval
+from attn_widget.analysis import dataset, retrieval
 from attn_widget.analysis.derived import DetectorsAndSinks, detectors_and_sinks
 from attn_widget.analysis.forward import prompt_patterns
 from attn_widget.analysis.prompt import PromptAnalysis
@@ -59,9 +59,9 @@ class Research:
     def compute(self) -> None:
         """Detectors and sinks for the current prompt (before its scores are published)."""
         self.forget_prompt()
-        try:  # precomputed attention too: it re-runs its own tokens
+        try:  # from the prompt's own sweep; a detector added since costs one more sweep
             self.derived = detectors_and_sinks(
-                self.backend, self.current().token_ids, list(self.detectors.values()), self.widget.sink_threshold
+                self.current(), list(self.detectors.values()), self.widget.sink_threshold
             )
         except AttnWidgetError as err:  # the prompt itself ran: show it without them
             self.failure = str(err)
@@ -73,8 +73,7 @@ class Research:
 
     def sinks(self) -> DetectorsAndSinks:
         if self.derived is None:
-            limit = f"Sinks are computed for prompts up to {derived.MAX_TOKENS} tokens: use a shorter prompt."
-            raise AttnWidgetError(self.failure or limit)
+            raise AttnWidgetError(self.failure or "No prompt's sinks yet: set `prompt` first.")
         return self.derived
 
     # ---- scores beyond the prompt's built-in metrics -----------------------------------

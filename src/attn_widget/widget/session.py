@@ -23,6 +23,7 @@ from attn_widget.maths.summary import HeadSummary, summarize
 from attn_widget.widget import protocol, saving
 from attn_widget.widget.answers import Shown, answer, pushed_head_request
 from attn_widget.widget.json_numbers import json_matrix, json_row
+from attn_widget.widget.requests import Prefetch
 from attn_widget.widget.research import Research
 from attn_widget.widget.traits import ExplorerTraits
 from attn_widget.widget.view import view_data
@@ -39,6 +40,7 @@ class Session:
         self.analysis: PromptAnalysis | None = None
         self.options = ViewOptions(backend)
         self.research = Research(widget, backend, self.current)
+        self.prefetch = Prefetch(lambda reply, buffers: widget.send(reply, buffers), lambda: widget.revision)
         # A property of the model, not of the prompt: one batched pass, kept for every prompt.
         # Precomputed attention has no model to run it on; its score views go without.
         self.repeated_tokens: np.ndarray | None = repeated_tokens_scores(backend) if backend.runs_tokens else None
@@ -112,7 +114,9 @@ class Session:
 
     def _analyse_and_publish(self, prompt: str) -> None:
         """One forward pass; the selected head goes out at once, the scores as layers finish."""
-        analysis = PromptAnalysis(self.backend, prompt, defer_scores=True)  # raises PromptError / ModelError
+        detectors = list(self.research.detectors.values())  # scored in the same sweep as the scores
+        # raises PromptError / ModelError
+        analysis = PromptAnalysis(self.backend, prompt, defer_scores=True, detectors=detectors)
         self.analysis = analysis
         self.research.forget_prompt()
         self.options.new_prompt(analysis)
@@ -234,7 +238,15 @@ class Session:
                 reply, buffers = saving.export_reply(content, lambda theme: view_data(self.widget, self.shown(), theme))
                 self.widget.send(reply, buffers)
                 return
-            reply, buffers = answer(protocol.parse_request(content), self.shown())
+            self.prefetch.touch()
+            request = protocol.parse_request(content)
+            if isinstance(request, protocol.HeadsRequest):  # answered a head at a time, after asked heads
+                done = self.prefetch.start(request, self.shown())
+                if done is None:
+                    return
+                reply, buffers = done
+            else:
+                reply, buffers = answer(request, self.shown())
         except Exception as err:  # never let a message kill the comm: answer with the reason
             request_id = content.get("id") if isinstance(content, dict) else None
             reply, buffers = protocol.error_reply(request_id, err), []
