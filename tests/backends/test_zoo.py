@@ -8,7 +8,9 @@ process (scripts/architecture_sweep.py, which also prints the counts per class).
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,20 +36,31 @@ EXPECTED: dict[str, str] = {
     "xlnet": "exact",  # two streams per layer; unlimited context (max_position_embeddings = -1)
     "granite_swa": "exact",  # a sink applied after the softmax
     "deepseek_v32": "exact",  # top-k key selection by the implementation's name
+    "cpmant": "exact",
     # refused, with the reason
     "deepseek_v4": "refused: keys besides the prompt",  # compressed keys appended
-    "cpmant": "refused: keys besides the prompt",  # prompt-prefix positions
 }
 
 
-def _check(model_type: str) -> dict[str, str]:
-    results = sweep.run([model_type], workers=1, timeout=600, progress=False)
-    return results[model_type]
+def _sweep(model_types: list[str], folder: Path) -> dict[str, dict[str, str]]:
+    """The sweep in a fresh process: it forks a process per model type, which is safe only from a
+    parent that has run no torch operation yet."""
+    out = folder / "sweep.json"
+    command = [sys.executable, sweep.__file__, "--workers", "2", "--timeout", "600", "--json", str(out)]
+    completed = subprocess.run([*command, "--only", ",".join(model_types)], capture_output=True, text=True)
+    print(completed.stdout)
+    assert out.exists(), completed.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    return _sweep(sorted(EXPECTED), tmp_path_factory.mktemp("zoo"))
 
 
 @pytest.mark.parametrize("model_type", sorted(EXPECTED))
-def test_each_kind_of_attention_is_exact_or_refused_for_its_reason(model_type):
-    result = _check(model_type)
+def test_each_kind_of_attention_is_exact_or_refused_for_its_reason(model_type, results):
+    result = results[model_type]
     expected = EXPECTED[model_type]
     kind, _, reason = expected.partition(": ")
     assert result["class"] == kind, f"{model_type}: {result}"
@@ -65,8 +78,37 @@ def test_unlimited_context_is_unlimited():
 
 
 @pytest.mark.skipif(not os.environ.get("ATTN_WIDGET_ZOO"), reason="the whole sweep runs in `make test-zoo`")
-def test_every_causal_lm_architecture_is_exact_or_refused():
-    results = sweep.run(sweep.all_model_types(), workers=2, timeout=600)
+def test_every_causal_lm_architecture_is_exact_or_refused(tmp_path):
+    results = _sweep(sweep.all_model_types(), tmp_path)
     print(sweep.summary(results))
     wrong = {name: r for name, r in results.items() if r["class"] in ("silent", "raw")}
     assert not wrong, sweep.summary(wrong)
+
+
+def test_a_looped_model_has_a_layer_per_pass_named_by_pass():
+    import torch
+
+    from attn_widget.backends import backend_for
+
+    model = sweep.build("hrm_text")
+    ids = torch.arange(3, 15)[None]
+    expected = sweep.eager_reference(model, ids)
+    backend = backend_for(model, tokenizer=sweep.Stub())
+    assert backend.captures_queries
+    assert backend.n_layers == len(expected) > len({name.split(" (pass")[0] for name in backend.layer_names})
+    assert backend.layer_names[-1].endswith("(pass 2)"), backend.layer_names[-2:]
+
+
+def test_cross_attention_that_does_not_run_is_no_layer():
+    from attn_widget.backends import backend_for
+
+    backend = backend_for(sweep.build("bart"), tokenizer=sweep.Stub())
+    assert backend.n_layers == 2, "two decoder layers, each with self- and cross-attention modules"
+
+
+def test_a_model_without_softmax_attention_says_so():
+    from attn_widget.backends import backend_for
+    from attn_widget.errors import ModelError
+
+    with pytest.raises(ModelError, match="RwkvForCausalLM returned attention weights for only 0 of the 2"):
+        backend_for(sweep.build("rwkv"), tokenizer=sweep.Stub())

@@ -45,6 +45,9 @@ class CallCheck:
     """One call of the attention function in a probe pass, checked against the family's eager attention."""
 
     module: str
+    """The attention module's class."""
+    instance: int
+    """id() of the module: a looped model calls one module several times."""
     heads: int
     problem: str | None
     """Why the capture would not show this call's weights exactly; None when it does."""
@@ -166,7 +169,7 @@ def _make_capture(implementation: str) -> Callable[..., Any]:
         )
         if recorder.probe is not None:
             problem = _check_call(module, query, key, value, capture, kwargs)
-            recorder.probe.append(CallCheck(type(module).__name__, int(query.shape[1]), problem))
+            recorder.probe.append(CallCheck(type(module).__name__, id(module), int(query.shape[1]), problem))
             return output
         recorder.seen.add(layer)
         recorder.on_layer(layer, capture)

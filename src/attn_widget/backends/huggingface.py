@@ -97,6 +97,8 @@ class HuggingFaceBackend:
         """Why the model runs on eager attention for each prompt (None: its own kernel, captured)."""
         probe = (torch.arange(PROBE_TOKENS) * 7 % max(self.vocab_size - 3, 1) + 3)[None]
         heads: list[int] = []
+        self.layer_names: list[str] = []
+        """Where each layer comes from: the module's path, and its pass where a looped model calls it again."""
         if self.captures_queries:
             heads, self.why_eager = self._probe_capture(probe)
             self.captures_queries = self.why_eager is None
@@ -105,6 +107,7 @@ class HuggingFaceBackend:
         if not self.captures_queries:
             _check_can_be_eager(model)
             heads = [int(p.shape[1]) for p in self._eager_patterns(probe, None)]
+            self.layer_names = [f"attentions[{i}]" for i in range(len(heads))]
             warn_once(
                 f"attn-widget runs {type(model).__name__} on eager attention for each prompt, because {self.why_eager} "
                 "(slower, and memory grows with n x n)."
@@ -127,6 +130,13 @@ class HuggingFaceBackend:
             calls = stack.enter_context(probing_attention(self.model))
             self._forward(probe, None)
         problem = next((f"{c.problem} ({c.module})" for c in calls if c.problem), None)
+        paths = {id(module): name for name, module in self.model.named_modules()}
+        passes: dict[int, int] = {}
+        for call in calls:
+            passes[call.instance] = passes.get(call.instance, 0) + 1
+            self.layer_names.append(f"{paths.get(call.instance, call.module)} (pass {passes[call.instance]})")
+        if max(passes.values(), default=1) == 1:  # no loop: the path alone
+            self.layer_names = [name.rsplit(" (pass", 1)[0] for name in self.layer_names]
         return [c.heads for c in calls], problem
 
     def tokenize(self, prompt: str) -> tuple[torch.Tensor, list[str]]:
@@ -198,11 +208,16 @@ class HuggingFaceBackend:
                 stack.callback(handle.remove)
             output = self._forward(tokens, attention_mask, output_attentions=True)
         patterns = _returned_attentions(output)
+        if not patterns and not calls:
+            raise ModelError(
+                f"No softmax attention of {type(self.model).__name__} ran on a text prompt (a recurrent or "
+                "state-space model has none), so there is no attention to show."
+            )
         if not patterns or len(patterns) < len(calls):
             raise ModelError(
                 f"{type(self.model).__name__} returned attention weights for only {len(patterns)} of the "
                 f"{len(calls)} attention layers that ran, even on eager attention with output_attentions=True "
-                "(a fused kernel in place of its attention?), so its attention cannot be shown."
+                "(a fused kernel, or a recurrent mixer that forms no weights), so its attention cannot be shown."
             )
         n = int(tokens.shape[-1])
         for pattern in patterns:
