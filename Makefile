@@ -11,7 +11,7 @@ CONTRACT   := $(PY) -W ignore::RuntimeWarning -m attn_widget.contract
 VENV_TL3   ?= .venv-tl3
 TL3_SPEC   ?= transformer-lens==3.9.0 transformers>=5.9,<6
 
-.PHONY: setup demo test test-python test-tl3 test-wheel lint contract js js-watch chromium clean bench bench-gpu bench-switch
+.PHONY: setup demo test test-python test-tl3 test-wheel test-zoo lint contract js js-watch chromium clean bench bench-gpu bench-switch
 
 setup: $(VENV)/.installed $(BUNDLE)
 
@@ -63,6 +63,12 @@ test-python: setup
 
 test: setup chromium lint test-tl3 test-wheel
 	ATTN_WIDGET_REQUIRE_BROWSER=1 $(PY) -m pytest
+
+# Every causal-LM architecture in the installed transformers, tiny and random, against its own eager
+# weights (scripts/architecture_sweep.py, two processes at a time; about 15-30 minutes on 2 cores).
+# `make test` runs one model type per kind of attention and per refusal (tests/backends/test_zoo.py).
+test-zoo: setup
+	ATTN_WIDGET_ZOO=1 $(PY) -m pytest -q -s -p no:cacheprovider tests/backends/test_zoo.py -k every_causal_lm
 
 # A wheel that installs anywhere: the sdist, a wheel built from the sdist alone (python -m build
 # does both), installed into a clean venv; it imports, runs the demo model and saves a standalone

@@ -13,15 +13,18 @@ __all__ = ["Backend", "LayerCallback", "PatternCallback", "backend_for"]
 
 
 def backend_for(model: Any, *, tokenizer: Any = None, tokens: Sequence[str] | None = None) -> Backend:
-    """The adapter for `model`, chosen by what it can do (no import of its library needed)."""
+    """The adapter for `model`, chosen by what it can do (no import of its library needed); a
+    compiled, PEFT or nnsight model is read through the Hugging Face model it wraps."""
     from attn_widget.backends.huggingface import HuggingFaceBackend
     from attn_widget.backends.precomputed import PrecomputedBackend
     from attn_widget.backends.transformer_lens import TransformerLensBackend
+    from attn_widget.backends.unwrap import held_model
 
     if PrecomputedBackend.accepts(model):
         _reject("tokenizer", tokenizer, "Hugging Face models; precomputed attention takes tokens=[...]")
         return PrecomputedBackend(model, tokens)
     _reject("tokens", tokens, "precomputed attention (an array or ActivationCache); a model tokenizes its prompt")
+    model, tokenizer = held_model(model, tokenizer)
     if TransformerLensBackend.accepts(model):
         _reject("tokenizer", tokenizer, "Hugging Face models; a TransformerLens model brings its own")
         return TransformerLensBackend(model)

@@ -14,7 +14,13 @@ from typing import Any
 
 import torch
 
-from attn_widget.backends.attention_interface import StopForward, can_capture, capturing_attention
+from attn_widget.backends.attention_interface import (
+    StopForward,
+    can_capture,
+    capturing_attention,
+    probing_attention,
+    routed_attention,
+)
 from attn_widget.backends.base import LayerCallback, PatternCallback, warn_once
 from attn_widget.backends.token_text import token_strings
 from attn_widget.errors import ModelError
@@ -65,6 +71,11 @@ def attention_modules(model: Any) -> list[tuple[torch.nn.Module, int]]:
     return found
 
 
+PROBE_TOKENS = 12
+"""Length of the probe pass that finds which attention calls run, in which order, and whether the
+capture reproduces them."""
+
+
 class HuggingFaceBackend:
     runs_tokens = True
     fixed_prompt: str | None = None
@@ -76,29 +87,58 @@ class HuggingFaceBackend:
                 "AttentionExplorer(model, tokenizer=AutoTokenizer.from_pretrained(...))."
             )
         self.model, self.tokenizer = model, tokenizer
-        self._attention = attention_modules(model)
-        if not self._attention:
-            raise ModelError(f"Found no attention modules in {type(model).__name__}, so its attention cannot be shown.")
         config = text_config(model)
-        self.n_layers = len(self._attention)
-        self.n_heads = int(config.num_attention_heads)
-        n_ctx = getattr(config, "max_position_embeddings", None)
-        self.n_ctx = int(n_ctx) if n_ctx else None
+        self.n_ctx = _context(config)
         self.vocab_size = int(model.get_input_embeddings().num_embeddings)
         self.bos_token_id = getattr(tokenizer, "bos_token_id", None)
         self.device = model.get_input_embeddings().weight.device
         self.name = str(getattr(model.config, "name_or_path", "") or type(model).__name__)
         self.captures_queries = can_capture(model)
+        self.why_eager: str | None = None
+        """Why the model runs on eager attention for each prompt (None: its own kernel, captured)."""
+        probe = (torch.arange(PROBE_TOKENS) * 7 % max(self.vocab_size - 3, 1) + 3)[None]
+        heads: list[int] = []
+        self.layer_names: list[str] = []
+        """Where each layer comes from: the module's path, and its pass where a looped model calls it again."""
+        if self.captures_queries:
+            heads, self.why_eager = self._probe_capture(probe)
+            self.captures_queries = self.why_eager is None
+        else:
+            self.why_eager = "it does not run its attention through transformers' attention interface"
         if not self.captures_queries:
             _check_can_be_eager(model)
+            heads = [int(p.shape[1]) for p in self._eager_patterns(probe, None)]
+            self.layer_names = [f"attentions[{i}]" for i in range(len(heads))]
             warn_once(
-                f"{type(model).__name__} does not run its attention through transformers' attention interface, "
-                "so attn-widget switches it to eager attention for each run (slower, and memory grows with n x n)."
+                f"attn-widget runs {type(model).__name__} on eager attention for each prompt, because {self.why_eager} "
+                "(slower, and memory grows with n x n)."
             )
+        if not heads:
+            raise ModelError(
+                f"No attention layer of {type(model).__name__} ran on a text prompt, so there is no attention to show."
+            )
+        self.n_layers = len(heads)
+        self.n_heads = max(heads)
 
     @staticmethod
     def accepts(model: Any) -> bool:
         return all(hasattr(model, a) for a in ("config", "named_modules", "get_input_embeddings"))
+
+    def _probe_capture(self, probe: torch.Tensor) -> tuple[list[int], str | None]:
+        """Query heads of each attention call on a short prompt, and why the capture cannot be relied on."""
+        with ExitStack() as stack:
+            stack.enter_context(_eval_mode(self.model))
+            calls = stack.enter_context(probing_attention(self.model))
+            self._forward(probe, None)
+        problem = next((f"{c.problem} ({c.module})" for c in calls if c.problem), None)
+        paths = {id(module): name for name, module in self.model.named_modules()}
+        passes: dict[int, int] = {}
+        for call in calls:
+            passes[call.instance] = passes.get(call.instance, 0) + 1
+            self.layer_names.append(f"{paths.get(call.instance, call.module)} (pass {passes[call.instance]})")
+        if max(passes.values(), default=1) == 1:  # no loop: the path alone
+            self.layer_names = [name.rsplit(" (pass", 1)[0] for name in self.layer_names]
+        return [c.heads for c in calls], problem
 
     def tokenize(self, prompt: str) -> tuple[torch.Tensor, list[str]]:
         ids = list(self.tokenizer(prompt)["input_ids"])
@@ -120,46 +160,105 @@ class HuggingFaceBackend:
         """One forward pass with the model's own attention kernel; each layer's queries and keys
         are handed over as that layer runs (see maths/layer.py)."""
         if not self.captures_queries:
-            self._run_eager(tokens, lambda layer, p: on_layer(layer, DenseAttention(p)), last_layer, attention_mask)
+            for layer, pattern in enumerate(self._eager_patterns(tokens, attention_mask, last_layer)):
+                on_layer(layer, DenseAttention(pattern))
             return
-        layers = {id(module): layer for layer, (module, _) in enumerate(self._attention)}
         with ExitStack() as stack:
             stack.enter_context(_eval_mode(self.model))
-            seen = stack.enter_context(capturing_attention(self.model, layers, on_layer, last_layer, keep_values))
+            seen = stack.enter_context(capturing_attention(self.model, on_layer, last_layer, keep_values))
             self._forward(tokens, attention_mask)
         expected = self.n_layers if last_layer is None else last_layer + 1
         if len(seen) < expected:
             raise ModelError(
-                f"Only layers {sorted(seen)} of {type(self.model).__name__} ran through the attention interface. "
-                + HOW_TO_SWITCH
+                f"Only {len(seen)} of the {expected} attention layers of {type(self.model).__name__} "
+                "ran on this prompt."
             )
 
     def run(self, tokens: torch.Tensor, on_pattern: PatternCallback, last_layer: int | None = None) -> None:
         self.capture(tokens, lambda layer, attention: on_pattern(layer, dense(attention)), last_layer)
 
-    def _forward(self, tokens: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
+    @contextmanager
+    def routed(self) -> Iterator[None]:
+        """The model as the explorer runs it, recording nothing (its outputs must not change)."""
+        if not self.captures_queries:
+            yield
+            return
+        with routed_attention(self.model):
+            yield
+
+    def _forward(self, tokens: torch.Tensor, attention_mask: torch.Tensor | None, **options: Any) -> Any:
         body = getattr(self.model, "base_model", self.model)  # no language-model head: logits are not needed
         extra = {} if attention_mask is None else {"attention_mask": attention_mask.to(self.device)}
         try:
             with torch.inference_mode():
-                body(input_ids=tokens.to(self.device), use_cache=False, **extra)
+                return body(input_ids=tokens.to(self.device), use_cache=False, **extra, **options)
         except StopForward:
-            pass
+            return None
 
-    def _run_eager(
-        self,
-        tokens: torch.Tensor,
-        on_pattern: PatternCallback,
-        last_layer: int | None,
-        attention_mask: torch.Tensor | None,
-    ) -> None:
-        """Today's fallback for models outside the attention interface: eager weights, one layer at a time."""
+    def _eager_patterns(
+        self, tokens: torch.Tensor, attention_mask: torch.Tensor | None, last_layer: int | None = None
+    ) -> list[torch.Tensor]:
+        """The fallback for attention the capture cannot reproduce: eager attention, the weights
+        asked for (`output_attentions=True`) and taken where the model returns them."""
+        calls: list[None] = []
         with ExitStack() as stack:
             stack.enter_context(_eager_attention(self.model))
             stack.enter_context(_eval_mode(self.model))
-            for layer, (module, index) in enumerate(self._attention):
-                stack.enter_context(_pattern_hook(module, layer, index, on_pattern, layer == last_layer))
-            self._forward(tokens, attention_mask)
+            for module, _ in attention_modules(self.model):
+                handle = module.register_forward_hook(lambda *_: calls.append(None))
+                stack.callback(handle.remove)
+            output = self._forward(tokens, attention_mask, output_attentions=True)
+        patterns = _returned_attentions(output)
+        if not patterns and not calls:
+            raise ModelError(
+                f"No softmax attention of {type(self.model).__name__} ran on a text prompt (a recurrent or "
+                "state-space model has none), so there is no attention to show."
+            )
+        if not patterns or len(patterns) < len(calls):
+            raise ModelError(
+                f"{type(self.model).__name__} returned attention weights for only {len(patterns)} of the "
+                f"{len(calls)} attention layers that ran, even on eager attention with output_attentions=True "
+                "(a fused kernel, or a recurrent mixer that forms no weights), so its attention cannot be shown."
+            )
+        n = int(tokens.shape[-1])
+        for pattern in patterns:
+            if tuple(pattern.shape[-2:]) != (n, n):
+                raise ModelError(
+                    f"{type(self.model).__name__} attends to {int(pattern.shape[-1]) - n} keys besides the prompt's "
+                    f"{n} tokens (entries of its own, prepended or appended), which have no place on the token axis, "
+                    "so attn-widget cannot show its attention."
+                )
+        return patterns if last_layer is None else patterns[: last_layer + 1]
+
+
+def _returned_attentions(output: Any) -> list[torch.Tensor]:
+    """Self-attention weights `[batch, heads, q, k]` from a model's output, wherever it puts them."""
+    if output is None:
+        return []
+    found = None
+    for name in ("attentions", "decoder_attentions"):
+        value = output.get(name) if hasattr(output, "get") else getattr(output, name, None)
+        if value is not None:
+            found = value
+            break
+    if found is None:
+        return []
+    flat: list[torch.Tensor] = []
+    for item in found:
+        # XLNet returns two streams per layer; the first is the content stream, the one of the tokens
+        pattern = item[0] if isinstance(item, tuple | list) else item
+        if isinstance(pattern, torch.Tensor) and pattern.dim() == 4:
+            flat.append(pattern)
+    return flat
+
+
+def _context(config: Any) -> int | None:
+    """The longest prompt the model takes; None where it is unlimited (-1, 0 or absent)."""
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value if value > 0 else None
+    return None
 
 
 def _check_can_be_eager(model: Any) -> None:
@@ -204,25 +303,3 @@ def _eval_mode(model: Any) -> Iterator[None]:
     finally:
         for module, training in modes:
             module.training = training
-
-
-@contextmanager
-def _pattern_hook(
-    module: torch.nn.Module, layer: int, index: int, on_pattern: PatternCallback, last: bool
-) -> Iterator[None]:
-    def hook(_module: torch.nn.Module, _args: Any, output: Any) -> None:
-        weights = output[index] if isinstance(output, tuple | list) and len(output) > index else None
-        if not isinstance(weights, torch.Tensor) or weights.dim() != 4:
-            raise ModelError(
-                f"The attention module of layer {layer} ({type(module).__name__}) returned no attention weights. "
-                + HOW_TO_SWITCH
-            )
-        on_pattern(layer, weights)
-        if last:
-            raise StopForward
-
-    handle = module.register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()

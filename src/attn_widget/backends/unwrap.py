@@ -88,3 +88,36 @@ def unwrapped_hf_backend(
     if any((g.float() - e).abs().max() > tolerance for g, e in zip(got, expected, strict=True)):
         return None
     return backend
+
+
+def held_model(model: Any, tokenizer: Any) -> tuple[Any, Any]:
+    """The Hugging Face model inside the wrappers researchers hold, and its tokenizer where the
+    wrapper carries one: `torch.compile` (its original module, the same parameters), an nnsight
+    `LanguageModel` (the model it traces) and a PEFT model (the base model with its adapters in place,
+    so the adapters take part in the attention)."""
+    for _ in range(8):  # wrappers nest (a compiled PEFT model); a cycle must not hang
+        inner = _wrapped(model)
+        if inner is None:
+            break
+        if tokenizer is None and _is_tokenizer(getattr(model, "tokenizer", None)):
+            tokenizer = model.tokenizer
+        model = inner
+    return model, tokenizer
+
+
+def _is_tokenizer(obj: Any) -> bool:
+    return obj is not None and callable(obj) and hasattr(obj, "decode")
+
+
+def _wrapped(model: Any) -> Any:
+    if isinstance(model, torch.nn.Module) and isinstance(getattr(model, "_orig_mod", None), torch.nn.Module):
+        return model._orig_mod  # torch.compile's OptimizedModule
+    if callable(getattr(model, "get_base_model", None)) and hasattr(model, "peft_config"):
+        return model.get_base_model()
+    if isinstance(model, torch.nn.Module):
+        return None
+    for name in ("_module", "_model"):  # nnsight's Envoy (LanguageModel, NNsight): 0.8 and earlier
+        inner = getattr(model, name, None)
+        if isinstance(inner, torch.nn.Module):
+            return inner
+    return None
