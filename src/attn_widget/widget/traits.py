@@ -6,12 +6,28 @@ js/state/types.ts `ExplorerState` mirrors this list, and a test keeps the two eq
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import anywidget
-from traitlets import Bool, Bytes, Dict, Enum, Float, Int, List, Unicode
+from traitlets import Bool, Bytes, Dict, Enum, Float, HasTraits, Int, List, Unicode
 
 from attn_widget.contract import COLOR_SCALES, REPEATED_TOKENS, SHADE_BY, WEIGHTINGS
 from attn_widget.export.standalone import BUNDLE_DIR
 from attn_widget.maths.sinks import SINK_THRESHOLD
+
+
+class PromptText(Unicode):  # type: ignore[type-arg]
+    """The prompt: setting it (from Python, the front end's `set_state`, the dataset stepper) is the
+    explorer's prompt transition, which runs the model and stores the prompt with its whole state."""
+
+    def set(self, obj: HasTraits, value: Any) -> None:
+        text = self.validate(obj, value)
+        transition = getattr(obj, "prompt_transition", None)
+        if transition is None:
+            super().set(obj, text)
+        else:
+            transition(text, lambda: Unicode.set(self, obj, text))
 
 
 class ExplorerTraits(anywidget.AnyWidget):
@@ -22,7 +38,7 @@ class ExplorerTraits(anywidget.AnyWidget):
     _css = BUNDLE_DIR / "widget.css"
 
     # ---- the prompt and the selection -------------------------------------------------
-    prompt = Unicode("").tag(sync=True)
+    prompt = PromptText("").tag(sync=True)
     layer = Int(0).tag(sync=True)
     head = Int(0).tag(sync=True)
     metric = Unicode(REPEATED_TOKENS).tag(sync=True)
@@ -77,9 +93,14 @@ class ExplorerTraits(anywidget.AnyWidget):
     exclude_sinks = Bool(False).tag(sync=True)
     """Heatmap: zero each head's sink positions and renormalise its rows."""
     sink_threshold = Float(SINK_THRESHOLD).tag(sync=True)
+    """A key is a sink where it receives more than this share of attention on average, in (0, 1]."""
     sink_positions: List[list[list[int]]] = List(read_only=True).tag(sync=True)
     """`[layer][head]` -> sink key positions on the current prompt."""
     show_similarity = Bool(False).tag(sync=True)
     """While true, `similarity` follows the prompt (the view's button sets it)."""
     similarity = Dict(read_only=True).tag(sync=True)
     """{"order": [[layer, head], ...], "distance": clustered matrix} for the head similarity view."""
+
+    def prompt_transition(self, prompt: str, store: Callable[[], None]) -> None:
+        """Sets the prompt; the explorer runs the model and publishes its state with it."""
+        store()
