@@ -281,17 +281,12 @@ class AttentionExplorer(ExplorerTraits):
 
     def prompt_transition(self, prompt: str, store: Callable[[], None]) -> None:
         """Setting `prompt` (traits.PromptText): the model runs, then the prompt is stored with its
-        whole state (session.py); the same prompt again runs nothing."""
+        whole state (session.py). The same prompt again runs again (a hook may have changed)."""
         session = self.__dict__.get("_session")
         if session is None or session.keep_analysis:
             store()
             return
-        with session.lock:
-            prompt = arguments.prompt_text("prompt", prompt)
-            if session.analysis is not None and prompt == self.prompt:
-                session.stepping_index = -1
-                return
-            session.run_prompt(prompt, store)
+        session.run_prompt(arguments.prompt_text("prompt", prompt), store)
 
     # ---- trait validation: bad values raise from Python, show in the widget -------------------
 
