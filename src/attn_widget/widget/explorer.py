@@ -283,7 +283,7 @@ class AttentionExplorer(ExplorerTraits):
         """Setting `prompt` (traits.PromptText): the model runs, then the prompt is stored with its
         whole state (session.py). The same prompt again runs again (a hook may have changed)."""
         session = self.__dict__.get("_session")
-        if session is None or session.keep_analysis:
+        if session is None or session.keep_analysis or session.publishing:  # publishing: traitlets sets it again
             store()
             return
         session.run_prompt(arguments.prompt_text("prompt", prompt), store)

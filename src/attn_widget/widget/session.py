@@ -174,7 +174,7 @@ class Session:
         with self.lock, interrupts.deferred():
             self.publishing = True
             try:
-                with self.widget.hold_sync():
+                with self.widget.hold_sync(), self.widget.hold_trait_notifications():
                     if store is not None:
                         store()
                     for name in ("tokens", "score_table"):  # what the validators of the others read
