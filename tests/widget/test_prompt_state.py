@@ -10,12 +10,12 @@ import threading
 
 import numpy as np
 import pytest
+from prompt_consistency import assert_one_prompt, reference
 
 from attn_widget import AttentionExplorer
 from attn_widget.analysis import prompt as prompt_module
 from attn_widget.errors import PromptError
 from conftest import recording
-from prompt_consistency import assert_one_prompt, reference
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
 SHORT = "the cat sat"
