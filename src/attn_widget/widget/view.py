@@ -35,7 +35,7 @@ def view_data(explorer: ExplorerTraits, shown: Shown, theme: Theme = "light") ->
         tokens=list(explorer.tokens),
         layer=explorer.layer,
         head=explorer.head,
-        pattern=shown.head(explorer.layer, explorer.head).float().cpu().numpy(),
+        pattern=_as_drawn(shown.head(explorer.layer, explorer.head)),
         thumbnails=thumbnails,
         scores=scores,
         metric=explorer.metric,
@@ -44,6 +44,14 @@ def view_data(explorer: ExplorerTraits, shown: Shown, theme: Theme = "light") ->
         signed=shown.signed,
         shown_as=shown_as(explorer, shown),
     )
+
+
+def _as_drawn(head: torch.Tensor) -> np.ndarray:
+    """The head's values as the heatmap's canvas gets them: rounded to float16 where the whole head
+    travels as float16, so a saved cell has the very colour of the cell on screen."""
+    if encoding.wire_dtype(int(head.shape[-1])) == "float16":
+        head = head.to(torch.float16)
+    return head.float().cpu().numpy()
 
 
 def shown_as(explorer: ExplorerTraits, shown: Shown) -> str:
