@@ -76,7 +76,7 @@ def test_query_must_be_a_token_of_the_prompt(full_bridge):
     w = AttentionExplorer(full_bridge, prompt="the cat sat on the mat")
     w.answer = " mary"
     n = len(w.tokens)
-    with pytest.raises(AttnWidgetError, match="query must be a whole number, got float 1.5"):
+    with pytest.raises(AttnWidgetError, match=r"query must be a whole number, got float 1\.5"):
         w.logit_attribution(0, 0, query=1.5)
     with pytest.raises(AttnWidgetError, match=f"query must be at most {n - 1}"):
         w.direct_logit_attribution(query=n)
