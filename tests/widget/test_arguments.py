@@ -176,3 +176,22 @@ def test_a_precomputed_explorers_retrieval_test_needs_a_model():
     w = AttentionExplorer(patterns, tokens=["a", "b", "c", "d"])
     with pytest.raises(AttnWidgetError, match="needs a model"):
         w.retrieval_test()
+
+
+@pytest.mark.parametrize(
+    "window",
+    [{"q0": 0, "q1": 40, "k0": 0, "k1": 4}, {"q0": 0, "q1": 4, "k0": 30, "k1": 31}],
+)
+def test_a_tile_past_the_prompts_end_is_refused(explorer, window):
+    n = len(explorer.tokens)
+    tile = {"type": "tile", "id": 9, "layer": 1, "head": 2, "rows": 4, "cols": 4, **window}
+    explorer._on_front_end_message(explorer, tile, [])
+    reply, buffers = explorer.sent[-1]
+    assert reply["type"] == "error" and reply["id"] == 9 and buffers == []
+    assert f"past the prompt's end: it has {n} tokens" in reply["message"]
+    heads = {"type": "heads", "id": 10, "heads": [[0, 0]], "tile": {**window, "rows": 4, "cols": 4}}
+    explorer._on_front_end_message(explorer, heads, [])
+    assert explorer.sent[-1][0]["type"] == "error" and explorer.sent[-1][0]["id"] == 10
+    inside = {**tile, "q1": n, "k0": 0, "k1": n}
+    explorer._on_front_end_message(explorer, inside, [])
+    assert explorer.sent[-1][0]["type"] == "tile"

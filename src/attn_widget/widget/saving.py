@@ -93,6 +93,8 @@ def write_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before it takes the old file's name
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
