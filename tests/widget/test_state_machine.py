@@ -6,6 +6,7 @@ each error is there exactly while its cause holds, and a saved figure shows the 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tempfile
 from pathlib import Path
@@ -77,13 +78,11 @@ class ExplorerMachine(RuleBasedStateMachine):
 
     @rule(prompt=st.sampled_from(PROMPTS), from_front_end=st.booleans())
     def set_prompt(self, prompt, from_front_end):
-        try:
-            if from_front_end:
-                self.w.set_state({"prompt": prompt})
-            else:
-                self.w.prompt = prompt
-        except AttnWidgetError:  # only a compare prompt of another length... is shown, not refused
-            raise
+        # never refused because of the compare prompt, answer or focus of the previous one
+        if from_front_end:
+            self.w.set_state({"prompt": prompt})
+        else:
+            self.w.prompt = prompt
         self.prompt, self.refused_compare = prompt, False
 
     @rule(prompt=st.sampled_from(BAD_PROMPTS))
@@ -112,10 +111,8 @@ class ExplorerMachine(RuleBasedStateMachine):
         if from_front_end:
             self.w.set_state({"layer": layer, "head": head})
         else:
-            try:
+            with contextlib.suppress(AttnWidgetError):  # refused: the previous selection stays
                 self.w.layer, self.w.head = layer, head
-            except AttnWidgetError:
-                pass
 
     @rule(weighting=st.sampled_from(["attention", "value"]))
     def weigh(self, weighting):
@@ -127,10 +124,8 @@ class ExplorerMachine(RuleBasedStateMachine):
         if from_front_end:
             self.w.set_state({"compare_prompt": compare})
         else:
-            try:
+            with contextlib.suppress(AttnWidgetError):  # another token count: refused
                 self.w.compare_prompt = compare
-            except AttnWidgetError:
-                pass
         self.refused_compare = self.w.compare_prompt != compare
 
     @rule(answer=st.sampled_from(["", " mary", " john"]))
@@ -147,13 +142,11 @@ class ExplorerMachine(RuleBasedStateMachine):
 
     @rule(add=st.booleans())
     def detector(self, add):
-        try:
+        with contextlib.suppress(AttnWidgetError):  # already there, not there, or failing on this prompt
             if add:
                 self.w.add_detector("short_only", short_only)
             else:
                 self.w.remove_detector("short_only")
-        except AttnWidgetError:  # already there, or not there, or failing on this prompt
-            pass
 
     # ---- messages and saves -----------------------------------------------------------------
 
@@ -171,7 +164,7 @@ class ExplorerMachine(RuleBasedStateMachine):
         elif kind == "row":
             message |= {"index": a, "axis": "query" if b % 2 else "key"}
         self.w._on_front_end_message(self.w, message, [])
-        reply, buffers = self.w.sent[-1]
+        reply, _ = self.w.sent[-1]
         n = len(self.w.tokens)
         inside = layer < self.w.n_layers and (
             kind == "pattern" or (kind == "tile" and a + b <= n and b <= n) or (kind == "row" and a < n)

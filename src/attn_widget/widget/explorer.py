@@ -304,6 +304,8 @@ class AttentionExplorer(ExplorerTraits):
         if text and not text.strip():
             raise PromptError("The compare prompt is blank: set compare_prompt to '' to stop comparing.")
         self._session.options.set_compare(text, self._session.analysis)  # raises PromptError
+        if self._session.analysis is not None and not self._session.publishing:
+            self._session.show_errors()  # an earlier refusal's message goes, even when the value is the same
         return text
 
     @traitlets.validate("answer", "counterfactual")
