@@ -63,7 +63,8 @@ class AttentionExplorer(ExplorerTraits):
         Other keyword arguments set widget traits (`metric=`, `color_scale=`, `layout=`...); any
         other name raises a TypeError rather than being dropped in silence."""
         _reject_unknown_arguments(type(self), kwargs)
-        tokens = None if tokens is None else arguments.texts("tokens", tokens)
+        if isinstance(tokens, list | tuple) and all(isinstance(t, str) for t in tokens):
+            tokens = arguments.texts("tokens", tokens)  # text it can encode; the backend says the rest
         self._from_front_end = False  # set while the front end's update is applied
         self.model = resolve_model(model)
         self._session = Session(self, backend_for(self.model, tokenizer=tokenizer, tokens=tokens))
