@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from attn_widget.errors import AttnWidgetError, PromptError
+from traitlets import HasTraits, TraitError
+
+from attn_widget.errors import AttnWidgetError, ModelError, PromptError, WeightsError
 
 
 class ArgumentError(AttnWidgetError, TypeError):
@@ -99,3 +102,26 @@ def choice(name: str, value: Any, options: Iterable[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise ArgumentError(f"unknown {name} {value!r:.60}: choose one of {', '.join(map(repr, allowed))}")
     return value
+
+
+def reject_unknown(cls: type[HasTraits], kwargs: dict[str, Any]) -> None:
+    """Keyword arguments beyond the named ones must be widget traits the user may set."""
+    settable = {name for name, trait in cls.class_traits().items() if not trait.read_only}
+    unknown = sorted(name for name in kwargs if name not in settable and name not in ("_esm", "_css"))
+    if unknown:
+        raise TypeError(
+            f"{cls.__name__}() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}. It takes model, prompt, layer, head, tokenizer=, tokens=, "
+            "and widget traits such as metric=, color_scale= or layout=."
+        )
+
+
+@contextmanager
+def refused_as_trait_error() -> Iterator[None]:
+    """A model that cannot weigh: a TraitError too, so traitlets keeps the old value."""
+    try:
+        yield
+    except ModelError as err:
+        if isinstance(err, TraitError):
+            raise
+        raise WeightsError(str(err)) from err

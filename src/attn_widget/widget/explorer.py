@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import pathlib
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import traitlets
-from traitlets import TraitError
 
 from attn_widget.analysis.dataset import DatasetScores
 from attn_widget.analysis.derived import DetectorsAndSinks
@@ -20,16 +18,16 @@ from attn_widget.analysis.prompt import check_head, check_layer
 from attn_widget.analysis.repeated_tokens import repeated_tokens_scores
 from attn_widget.backends import backend_for
 from attn_widget.backends.loading import resolve_model
-from attn_widget.errors import AnswerError, AttnWidgetError, ModelError, PromptError, SelectionError, WeightsError
+from attn_widget.errors import AnswerError, AttnWidgetError, PromptError, SelectionError
 from attn_widget.export import circuits_vis
 from attn_widget.export.figure import ViewData
 from attn_widget.export.snapshot import snapshot_html
 from attn_widget.maths.detectors import MEASURES
 from attn_widget.maths.similarity import DISTANCES, HeadSimilarity
 from attn_widget.maths.summary import HeadSummary
-from attn_widget.widget import arguments, protocol, saving
+from attn_widget.widget import arguments, saving
 from attn_widget.widget.display import WATCHED, SnapshotOutput
-from attn_widget.widget.session import INTERRUPTED, Session
+from attn_widget.widget.session import Session
 from attn_widget.widget.traits import ExplorerTraits
 from attn_widget.widget.view import view_data as current_view
 
@@ -62,7 +60,7 @@ class AttentionExplorer(ExplorerTraits):
 
         Other keyword arguments set widget traits (`metric=`, `color_scale=`, `layout=`...); any
         other name raises a TypeError rather than being dropped in silence."""
-        _reject_unknown_arguments(type(self), kwargs)
+        arguments.reject_unknown(type(self), kwargs)
         if isinstance(tokens, list | tuple) and all(isinstance(t, str) for t in tokens):
             tokens = arguments.texts("tokens", tokens)  # text it can encode; the backend says the rest
         self._from_front_end = False  # set while the front end's update is applied
@@ -295,7 +293,7 @@ class AttentionExplorer(ExplorerTraits):
     def _check_weighting(self, proposal: dict[str, Any]) -> str:
         weighting = str(proposal["value"])
         if weighting == "value" and self._session.analysis is not None:
-            with _refused_as_trait_error():
+            with arguments.refused_as_trait_error():
                 self._session.options.weighted_scores(self._session.analysis, "value")  # raises before the switch
         return weighting
 
@@ -312,7 +310,7 @@ class AttentionExplorer(ExplorerTraits):
     @traitlets.validate("answer", "counterfactual")
     def _check_answer(self, proposal: dict[str, Any]) -> str:
         text = arguments.text(proposal["trait"].name, proposal["value"], AnswerError)
-        with _refused_as_trait_error():
+        with arguments.refused_as_trait_error():
             self._session.options.answer_id(text)  # raises AnswerError / WeightsError
         return text
 
@@ -384,64 +382,14 @@ class AttentionExplorer(ExplorerTraits):
             self.set_trait("similarity", {})
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
-        """Front-end updates, through the same transitions as Python's: a rejected value shows in the
-        widget instead of a kernel traceback, and every trait of the update goes back to its previous
-        value, here and in every view. The dataset stepper sends `dataset_index` with the prompt:
-        the index decides the prompt, and the model runs once."""
-        if not isinstance(sync_data, dict):
-            self.error = str(protocol.malformed(f"a state update must be an object, got {sync_data!r:.200}"))
-            return
-        with self._session.lock:
-            synced = [name for name in sync_data if name in self.keys]
-            before = {name: getattr(self, name) for name in synced}
-            analysis_before = self._session.analysis
-            self._from_front_end = True
-            try:
-                read_only = [name for name in synced if self.traits()[name].read_only]
-                if read_only:
-                    raise protocol.malformed(
-                        f"the front end cannot set {', '.join(read_only)}: the kernel computes them"
-                    )
-                update = dict(sync_data)
-                if "dataset_index" in update:
-                    index = arguments.whole("dataset_index", update.pop("dataset_index"), -1)
-                    update.pop("prompt", None)
-                    super().set_state(update)
-                    self.dataset_index = index
-                else:
-                    super().set_state(update)
-                self._session.show_errors()
-            except KeyboardInterrupt:
-                self._session.roll_back(before, analysis_before, INTERRUPTED)
-                raise
-            except Exception as err:  # never let an update kill the comm: show the reason instead
-                self._session.roll_back(before, analysis_before, protocol.describe(err))
-            finally:
-                self._from_front_end = False
-
-
-@contextmanager
-def _refused_as_trait_error() -> Iterator[None]:
-    """A model that cannot weigh: a TraitError too, so traitlets keeps the old value."""
-    try:
-        yield
-    except ModelError as err:
-        if isinstance(err, TraitError):
-            raise
-        raise WeightsError(str(err)) from err
+        """Front-end updates, through the same transitions as Python's (session.py `front_end_update`):
+        a rejected value shows in the widget, and every trait of the update goes back."""
+        self._from_front_end = True
+        try:
+            self._session.front_end_update(sync_data, super().set_state)
+        finally:
+            self._from_front_end = False
 
 
 def _text_line(w: AttentionExplorer) -> str:
     return f"AttentionExplorer({w.model_name}, L{w.layer}H{w.head}, {len(w.tokens)} tokens)"
-
-
-def _reject_unknown_arguments(cls: type[AttentionExplorer], kwargs: dict[str, Any]) -> None:
-    """Keyword arguments beyond the named ones must be widget traits the user may set."""
-    settable = {name for name, trait in cls.class_traits().items() if not trait.read_only}
-    unknown = sorted(name for name in kwargs if name not in settable and name not in ("_esm", "_css"))
-    if unknown:
-        raise TypeError(
-            f"AttentionExplorer() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(map(repr, unknown))}. It takes model, prompt, layer, head, tokenizer=, tokens=, "
-            "and widget traits such as metric=, color_scale= or layout=."
-        )

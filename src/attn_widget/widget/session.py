@@ -29,7 +29,7 @@ from attn_widget.contract import REPEATED_TOKENS
 from attn_widget.errors import AttnWidgetError
 from attn_widget.maths.head_classes import classify_heads
 from attn_widget.maths.summary import HeadSummary, summarize
-from attn_widget.widget import interrupts, protocol, saving
+from attn_widget.widget import arguments, interrupts, protocol, saving
 from attn_widget.widget.answers import Shown, answer, pushed_head_request
 from attn_widget.widget.json_numbers import json_matrix, json_row
 from attn_widget.widget.research import Research
@@ -277,6 +277,41 @@ class Session:
                 self.keep_analysis = False
             self.show_errors(message)
             self.widget.send_state(list(before))
+
+    def front_end_update(self, sync_data: Any, apply: Callable[[dict[str, Any]], None]) -> None:
+        """A front-end update (`apply`: ipywidgets' own `set_state`) under the lock, through the same
+        transitions as Python's. A rejected value shows in the widget instead of a kernel traceback,
+        and every trait of the update goes back to its previous value, here and in every view. The
+        dataset stepper sends `dataset_index` with the prompt: the index decides the prompt, and the
+        model runs once."""
+        widget = self.widget
+        if not isinstance(sync_data, dict):
+            widget.error = str(protocol.malformed(f"a state update must be an object, got {sync_data!r:.200}"))
+            return
+        with self.lock:
+            synced = [name for name in sync_data if name in widget.keys]
+            before = {name: getattr(widget, name) for name in synced}
+            analysis_before = self.analysis
+            try:
+                read_only = [name for name in synced if widget.traits()[name].read_only]
+                if read_only:
+                    raise protocol.malformed(
+                        f"the front end cannot set {', '.join(read_only)}: the kernel computes them"
+                    )
+                update = dict(sync_data)
+                if "dataset_index" in update:
+                    index = arguments.whole("dataset_index", update.pop("dataset_index"), -1)
+                    update.pop("prompt", None)
+                    apply(update)
+                    widget.dataset_index = index
+                else:
+                    apply(update)
+                self.show_errors()
+            except KeyboardInterrupt:
+                self.roll_back(before, analysis_before, INTERRUPTED)
+                raise
+            except Exception as err:  # never let an update kill the comm: show the reason instead
+                self.roll_back(before, analysis_before, protocol.describe(err))
 
     def score_table_json(self, analysis: PromptAnalysis) -> dict[str, list[list[float | None]]]:
         """Scores as JSON (undefined scores travel as null), in the selected weighting, with change
