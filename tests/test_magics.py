@@ -49,3 +49,11 @@ def test_parse_line_takes_the_rest_as_the_prompt():
     args = magics.parse_line("--model m --layer 3 --model=n   When Mary --layer 2 went")
     assert (args.model, args.layer, args.head) == ("n", 3, 0)
     assert args.prompt == "When Mary --layer 2 went"
+
+
+def test_a_prompt_after_double_dash_may_start_with_dashes():
+    args = magics.parse_line("--layer 1 -- --verbose is not an option here")
+    assert (args.layer, args.prompt) == (1, "--verbose is not an option here")
+    assert magics.parse_line("-- -- two dashes").prompt == "-- two dashes"
+    with pytest.raises(UsageError, match="or -- before a prompt"):
+        magics.parse_line("--verbose text")

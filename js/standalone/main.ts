@@ -9,7 +9,7 @@ import { type EmbeddedLayer, fromBase64, OfflineModel } from "./offline-model";
 interface PageData {
   state: ExplorerState;
   buffers: Record<string, string>; // deflated, base64
-  layers: Record<string, { dtype: "float16" | "uint8"; deflate: string }>;
+  layers: Record<string, { dtype: "float16" | "uint8"; deflate: string; signed?: boolean }>;
 }
 
 async function inflate(bytes: Uint8Array): Promise<Uint8Array> {
@@ -20,8 +20,8 @@ async function inflate(bytes: Uint8Array): Promise<Uint8Array> {
 async function start(script: HTMLScriptElement): Promise<void> {
   const data = JSON.parse(script.textContent ?? "{}") as PageData;
   const layers = new Map<number, EmbeddedLayer>();
-  for (const [layer, { dtype, deflate }] of Object.entries(data.layers)) {
-    layers.set(Number(layer), { dtype, bytes: await inflate(fromBase64(deflate)) });
+  for (const [layer, { dtype, deflate, signed }] of Object.entries(data.layers)) {
+    layers.set(Number(layer), { dtype, signed: signed === true, bytes: await inflate(fromBase64(deflate)) });
   }
   const state: Record<string, unknown> = { ...data.state };
   for (const [name, b64] of Object.entries(data.buffers)) state[name] = await inflate(fromBase64(b64));

@@ -10,6 +10,8 @@ type Handler = (...args: unknown[]) => void;
 export interface EmbeddedLayer {
   dtype: "float16" | "uint8";
   bytes: Uint8Array;
+  /** A signed difference against the compare prompt: drawn in diverging colours. */
+  signed?: boolean;
 }
 
 export function fromBase64(text: string): Uint8Array {
@@ -88,7 +90,7 @@ export class OfflineModel {
       const message = `Layer ${request.layer} is not in this page: save it with layers=[...] to include it.`;
       return [{ type: "error", id: request.id, message }, new Uint8Array(0)];
     }
-    const base = { ...request, revision: this.state.revision, n };
+    const base = { ...request, revision: this.state.revision, n, ...(layer.signed ? { signed: true } : {}) };
     const width = WIDTH[layer.dtype];
     const start = request.head * n * n * width;
     const head = layer.bytes.subarray(start, start + n * n * width);

@@ -1,7 +1,8 @@
-"""`%attn [--model NAME] [--layer L] [--head H] PROMPT`: an explorer from one line.
+"""`%attn [--model NAME] [--layer L] [--head H] [--] PROMPT`: an explorer from one line.
 
 NAME is a variable in the user namespace; without it the last model `%attn` used (or, the first
-time, the bundled demo model). The prompt is the rest of the line, taken as typed (quotes and all).
+time, the bundled demo model). The prompt is the rest of the line, taken as typed (quotes and all);
+after `--` it is taken as typed even when it starts with dashes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from attn_widget.errors import AttnWidgetError
 from attn_widget.widget.explorer import DEFAULT_PROMPT, AttentionExplorer
 
 _OPTION = re.compile(r"\s*--(model|layer|head)(?:=|\s+)(\S+)")
+_END_OF_OPTIONS = re.compile(r"\s*--(?:\s|$)")
 _last_model: Any = None
 
 
@@ -39,8 +41,13 @@ def parse_line(line: str) -> AttnArgs:
         else:
             setattr(args, option, int(value))
         rest = rest[match.end() :]
-    if rest.lstrip().startswith("--"):
-        raise UsageError(f"%attn: unknown option {rest.split()[0]!r}; use --model, --layer, --head")
+    if end := _END_OF_OPTIONS.match(rest):
+        rest = rest[end.end() :]
+    elif rest.lstrip().startswith("--"):
+        raise UsageError(
+            f"%attn: unknown option {rest.split()[0]!r}; use --model, --layer, --head "
+            "(or -- before a prompt that starts with dashes)"
+        )
     args.prompt = rest.strip() or DEFAULT_PROMPT
     return args
 

@@ -220,25 +220,27 @@ def test_circuitsvis_keeps_script_tags_inert(bridge):
     assert "</script><b>" not in html
 
 
-def test_the_selected_head_goes_out_before_the_scores_fill_in(explorer, monkeypatch):
-    """A new prompt pushes the selected head first (unasked), then the scores layer by layer."""
+def test_a_new_prompt_arrives_whole_then_its_selected_head_is_pushed(explorer, monkeypatch):
+    """A long reduction shows in the progress bar; the prompt, its tokens and all its scores then
+    change in one step, and the selected head follows unasked (no round trip for the first paint)."""
     import attn_widget.widget.session as session_module
 
-    monkeypatch.setattr(session_module, "PROGRESS_INTERVAL_S", -1.0)  # publish after every layer
+    monkeypatch.setattr(session_module, "PROGRESS_INTERVAL_S", -1.0)  # report after every layer
     events: list[tuple[str, object]] = []
-    explorer.observe(lambda change: events.append(("scored_layers", change["new"])), "scored_layers")
+    for name in ("scored_layers", "tokens", "prompt", "progress"):
+        explorer.observe(lambda change: events.append((change["name"], change["new"])), name)
     explorer.send = lambda content, buffers=None: events.append(("message", (content, buffers)))
     explorer.prompt = "Then mary and john went to the park"
-    first = next(i for i, (kind, _) in enumerate(events) if kind == "message")
-    assert all(value == 0 for _, value in events[:first])  # no layer scored before the head went out
-    message, buffers = events[first][1]
+    progress = [value for kind, value in events if kind == "progress" and value]
+    assert [p["done"] for p in progress] == [1, 2, 3] and events[len(progress)] == ("progress", {})
+    kinds = [kind for kind, _ in events[len(progress) + 1 :]]
+    assert sorted(kinds[:2]) == ["prompt", "tokens"] and kinds[-1] == "message"
+    message, buffers = events[-1][1]
     assert message["id"] is None and message["pushed"]
     assert (message["type"], message["layer"], message["head"]) == ("pattern", 1, 2)
     n = len(explorer.tokens)
     pushed = np.frombuffer(buffers[0], dtype="<f2").reshape(n, n)
     np.testing.assert_allclose(pushed, explorer.pattern(1, 2), atol=1e-3)
-    progress = [value for kind, value in events if kind == "scored_layers"]
-    assert progress[-1] == 3 and progress == sorted(progress) and len(progress) >= 3
     assert all(np.isfinite(values).all() for values in explorer.scores.values())
 
 

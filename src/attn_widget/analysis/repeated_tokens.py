@@ -10,6 +10,14 @@ from attn_widget.backends.base import Backend
 from attn_widget.maths import dense_scores
 from attn_widget.maths.layer import LayerAttention, dense
 
+BATCH_TOKENS = 4096
+"""Tokens per forward pass: a test of any number of sequences runs in passes of this size, so its
+memory is that of one pass (the dense layers of `BATCH_TOKENS // seq_len` sequences)."""
+
+
+def sequences_per_pass(seq_len: int) -> int:
+    return max(1, BATCH_TOKENS // max(seq_len, 1))
+
 
 def repeated_tokens_scores(backend: Backend, seq_len: int = 50, batch: int = 8, seed: int = 0) -> np.ndarray:
     """The reference notebook's repeated random token test, batched and in one forward pass.
@@ -32,10 +40,14 @@ def repeated_tokens_scores(backend: Backend, seq_len: int = 50, batch: int = 8, 
     tokens = torch.cat([segment, segment], dim=1)
     if offset:
         tokens = torch.cat([torch.full((batch, 1), int(backend.bos_token_id or 0)), tokens], dim=1)
-    result = torch.zeros(backend.n_layers, backend.n_heads)
+    result = torch.zeros(backend.n_layers, backend.n_heads, dtype=torch.float64)
+    step = sequences_per_pass(tokens.shape[1])
+    for start in range(0, batch, step):
+        chunk = tokens[start : start + step]
+        share = chunk.shape[0] / batch  # the mean over sequences, pass by pass
 
-    def score(layer: int, attention: LayerAttention) -> None:  # short sequences: the dense layer is small
-        result[layer] = dense_scores.repeated_sequence_score(dense(attention), half, offset).cpu()
+        def score(layer: int, attention: LayerAttention, share: float = share) -> None:  # short: dense is small
+            result[layer] += dense_scores.repeated_sequence_score(dense(attention), half, offset).cpu().double() * share
 
-    capture_layers(backend, tokens.to(backend.device), score)
-    return result.numpy()
+        capture_layers(backend, chunk.to(backend.device), score)
+    return result.float().numpy()

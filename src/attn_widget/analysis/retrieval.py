@@ -40,6 +40,7 @@ class RetrievalBatch:
 
 
 def make_batch(backend: Backend, haystack_len: int, needle_len: int, samples: int, seed: int) -> RetrievalBatch:
+    needs_a_model(backend, "The retrieval test")  # before the context it would be checked against
     if needle_len < 1 or haystack_len < 0 or samples < 1:
         raise ValueError("retrieval_test needs needle_len >= 1, haystack_len >= 0 and samples >= 1")
     offset = 0 if backend.bos_token_id is None else 1
@@ -68,9 +69,30 @@ def make_batch(backend: Backend, haystack_len: int, needle_len: int, samples: in
     return RetrievalBatch(torch.stack(rows), starts, offset + haystack_len + needle_len + 1, needle_len)
 
 
+BATCH_TOKENS = 4096
+"""Tokens per forward pass: samples beyond `BATCH_TOKENS // length` run in further passes."""
+
+
 def retrieval_scores(backend: Backend, batch: RetrievalBatch) -> np.ndarray:
-    """`[n_layers, n_heads]` retrieval scores, one batched pass."""
+    """`[n_layers, n_heads]` retrieval scores, the mean over samples, in passes of at most
+    BATCH_TOKENS tokens (memory of one pass whatever the number of samples)."""
     needs_a_model(backend, "The retrieval test")
+    samples, length = batch.tokens.shape
+    step = max(1, BATCH_TOKENS // length)
+    total = np.zeros((backend.n_layers, backend.n_heads), np.float64)
+    for start in range(0, samples, step):
+        part = RetrievalBatch(
+            batch.tokens[start : start + step],
+            batch.needle_start[start : start + step],
+            batch.answer_start,
+            batch.needle_len,
+        )
+        total += _pass_scores(backend, part) * (part.tokens.shape[0] / samples)
+    return total.astype(np.float32)
+
+
+def _pass_scores(backend: Backend, batch: RetrievalBatch) -> np.ndarray:
+    """`[n_layers, n_heads]` mean retrieval scores of one pass's samples."""
     tokens = batch.tokens.to(backend.device)
     k = batch.needle_len
     steps = torch.arange(k, device=backend.device)

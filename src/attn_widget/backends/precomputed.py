@@ -2,7 +2,8 @@
 TransformerLens `ActivationCache` (`blocks.{i}.attn.hook_pattern`), with the tokens it was run on.
 
 There is no model, so the prompt is fixed (the tokens, joined) and no other token ids can run.
-The patterns are read where they are, one layer at a time, never copied whole.
+The patterns are copied once, detached from any autograd graph, on the device they came from: the
+caller changing their array later cannot make the heatmap disagree with the scores computed on it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _layers_of_cache(cache: Any) -> list[torch.Tensor]:
         raise ModelError(f"The cache has attention patterns of layers {sorted(found)}: every layer from 0 is needed.")
     layers = []
     for layer in range(len(found)):
-        pattern = torch.as_tensor(cache[found[layer]])
+        pattern = _owned(cache[found[layer]])
         if pattern.dim() == 4:  # [batch, head, q, k]
             if pattern.shape[0] != 1:
                 raise ModelError(
@@ -45,15 +46,27 @@ def _layers_of_cache(cache: Any) -> list[torch.Tensor]:
     return layers
 
 
+def _owned(data: Any) -> torch.Tensor:
+    """Our own copy, outside any autograd graph (`torch.stack(out.attentions)` outside `no_grad`)."""
+    if isinstance(data, torch.Tensor):
+        return data.detach().clone()
+    try:
+        return torch.tensor(np.array(data, copy=True))
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ModelError(
+            f"Precomputed attention must be an array of numbers; got {type(data).__name__}: {err}"
+        ) from None
+
+
 def _layers_of_array(data: Any) -> list[torch.Tensor]:
-    patterns = torch.as_tensor(data)  # numpy arrays are shared, not copied
+    patterns = _owned(data)
     if patterns.dim() == 5 and patterns.shape[1] == 1:  # [layers, batch of one, head, q, k]
         patterns = patterns[:, 0]
     if patterns.dim() != 4:
         raise ModelError(
             f"Precomputed attention must be [layers, heads, query, key]; got shape {tuple(patterns.shape)}."
         )
-    return list(patterns.unbind(0))
+    return [layer.contiguous() for layer in patterns.unbind(0)]
 
 
 class PrecomputedBackend:

@@ -8,6 +8,11 @@ weights recomputed (maths/layer.py).
 A bridge's own attention always forms the dense pattern. A bridge over a Hugging Face model is
 therefore run as an unwrapped model of the same class sharing the bridge's parameters, through
 the Hugging Face capture path, once a short prompt shows both give the same weights.
+
+A hook the researcher put on a layer's `attn.hook_pattern` (an ablation, a patch) changes the
+weights themselves, which no recomputation from queries and keys would see: while such a hook is
+attached, the model runs through its own hooks and those layers are read from `hook_pattern`
+after the researcher's hooks, as the model used them.
 """
 
 from __future__ import annotations
@@ -21,10 +26,18 @@ from attn_widget.backends.base import LayerCallback, PatternCallback, warn_once
 from attn_widget.backends.token_text import token_strings
 from attn_widget.backends.unwrap import unwrapped_hf_backend
 from attn_widget.errors import ModelError
-from attn_widget.maths.layer import LayerCapture, dense
+from attn_widget.maths.layer import DenseAttention, LayerCapture, dense
 
 Q_HOOKS = ("attn.hook_rot_q", "attn.hook_q")
 K_HOOKS = ("attn.hook_rot_k", "attn.hook_k")
+
+
+class HookedPattern(DenseAttention):
+    """A layer's weights as the model's `hook_pattern` hooks left them, with its value vectors."""
+
+    def __init__(self, pattern: torch.Tensor, value: torch.Tensor | None) -> None:
+        super().__init__(pattern)
+        self.value = value
 
 
 class TransformerLensBackend:
@@ -68,16 +81,27 @@ class TransformerLensBackend:
     def capture(
         self, tokens: torch.Tensor, on_layer: LayerCallback, last_layer: int | None = None, *, keep_values: bool = False
     ) -> None:
-        if self.unwrapped is not None:
+        hooked = self.pattern_hooked_layers()
+        if self.unwrapped is not None and not hooked:
             self.unwrapped.capture(tokens, on_layer, last_layer, keep_values=keep_values)
             return
-        self._capture_from_hooks(tokens, on_layer, last_layer, keep_values)
+        self._capture_from_hooks(tokens, on_layer, last_layer, keep_values, hooked)
+
+    def pattern_hooked_layers(self) -> set[int]:
+        """Layers whose `attn.hook_pattern` has a forward hook of the researcher's attached now."""
+        names = self.model.hook_dict
+        hooked = set()
+        for layer in range(self.n_layers):
+            point = names.get(f"blocks.{layer}.attn.hook_pattern")
+            if point is not None and getattr(point, "fwd_hooks", None):
+                hooked.add(layer)
+        return hooked
 
     def run(self, tokens: torch.Tensor, on_pattern: PatternCallback, last_layer: int | None = None) -> None:
         self.capture(tokens, lambda layer, attention: on_pattern(layer, dense(attention)), last_layer)
 
     def _capture_from_hooks(
-        self, tokens: torch.Tensor, on_layer: LayerCallback, last_layer: int | None, keep_values: bool
+        self, tokens: torch.Tensor, on_layer: LayerCallback, last_layer: int | None, keep_values: bool, hooked: set[int]
     ) -> None:
         captured: dict[int, dict[str, torch.Tensor]] = {}
 
@@ -85,18 +109,26 @@ class TransformerLensBackend:
             def record(activation: torch.Tensor, hook: Any) -> None:
                 layer = int(hook.name.split(".")[1])
                 parts = captured.setdefault(layer, {})
-                parts[kind] = activation.transpose(1, 2)  # TransformerLens: [batch, pos, head, d]
-                if {"q", "k"} <= parts.keys() and (not keep_values or "v" in parts):
+                # TransformerLens: q, k, v [batch, pos, head, d]; the pattern [batch, head, q, k] as hooked
+                parts[kind] = activation.detach().clone() if kind == "pattern" else activation.transpose(1, 2)
+                needed = {"q", "k"} | ({"v"} if keep_values else set()) | ({"pattern"} if layer in hooked else set())
+                if needed <= parts.keys():
                     self._free_patterns(below=layer)
-                    on_layer(layer, self._layer_capture(layer, captured.pop(layer)))
+                    done = captured.pop(layer)
+                    if layer in hooked:
+                        on_layer(layer, HookedPattern(done["pattern"], done.get("v")))
+                    else:
+                        on_layer(layer, self._layer_capture(layer, done))
 
             return record
 
         hooks = []
-        for q_name, k_name, v_name in self._hook_names:
+        for layer, (q_name, k_name, v_name) in enumerate(self._hook_names):
             hooks += [(q_name, hook("q")), (k_name, hook("k"))]
             if keep_values:
                 hooks.append((v_name, hook("v")))
+            if layer in hooked:  # added after the researcher's hooks, so it sees what they made
+                hooks.append((f"blocks.{layer}.attn.hook_pattern", hook("pattern")))
         stop = None if last_layer is None or last_layer + 1 >= self.n_layers else last_layer + 1
         try:
             with torch.inference_mode():

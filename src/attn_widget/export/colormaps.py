@@ -66,3 +66,23 @@ def colorize(values: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """`(rows, cols)` values in [0, 1] to `(rows, cols, 3)` uint8 RGB."""
     colours: np.ndarray = lut[lut_index(values)]
     return colours
+
+
+def signed_lut(theme: Theme) -> np.ndarray:
+    """Blue below zero, the background at zero, red above (js/colors/diverging.ts)."""
+    return LUTS["red_blue_dark" if theme == "dark" else "red_blue"]
+
+
+def signed_shades(values: np.ndarray, scale: ColorScale) -> np.ndarray:
+    """`(rows, cols)` values in [-1, 1] to [0, 1] positions, 0.5 at zero, as js/colors/diverging.ts
+    `signedShades` does: "row" rescales each row by its largest magnitude, "log" spreads 1e-4..1."""
+    v = np.asarray(values, dtype=np.float32).astype(np.float64)
+    if scale == "log":
+        magnitude = np.minimum(1.0, np.abs(v))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(np.abs(v) <= LOG_FLOOR, 0.0, np.sign(v) * (1 + np.log10(np.maximum(magnitude, LOG_FLOOR)) / 4))
+    else:
+        peak = np.max(np.abs(v), axis=-1, keepdims=True) if scale == "row" else np.ones_like(v[..., :1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(peak > 0, np.clip(v / np.where(peak > 0, peak, 1.0), -1, 1), 0.0)
+    return (0.5 + 0.5 * t).astype(np.float32)

@@ -15,7 +15,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from attn_widget.export.colormaps import LUTS, ColorScale, Theme, apply_scale, colorize, lut_index, pattern_lut
+from attn_widget.export.colormaps import (
+    LUTS,
+    ColorScale,
+    Theme,
+    apply_scale,
+    colorize,
+    lut_index,
+    pattern_lut,
+    signed_lut,
+    signed_shades,
+)
 
 View = Literal["heatmap", "grid", "scores", "all"]
 VIEWS: tuple[str, ...] = ("heatmap", "grid", "scores", "all")
@@ -113,6 +123,10 @@ class ViewData:
     metric: str
     scale: ColorScale = "linear"
     theme: Theme = "light"
+    signed: bool = False
+    """`pattern` is a signed difference in [-1, 1] (a compare prompt): diverging colours."""
+    shown_as: str = ""
+    """What the heatmap shows beyond plain attention (weighting, compare prompt, sinks), for its title."""
 
 
 def display_token(token: str, limit: int = 14) -> str:
@@ -127,25 +141,34 @@ def label_indices(n: int, extent_px: float, label_px: float) -> list[int]:
     return list(range(0, n, step))
 
 
-def max_pool(values: np.ndarray, cells: int) -> np.ndarray:
-    """A square matrix max-pooled to at most `cells` a side, as the kernel's tiles are (wire.tile)."""
+def max_pool(values: np.ndarray, cells: int, signed: bool = False) -> np.ndarray:
+    """A square matrix max-pooled to at most `cells` a side, as the kernel's tiles are (wire.tile);
+    signed values keep the one of largest magnitude in each cell."""
     if values.shape[0] <= cells:
         return values
-    return F.adaptive_max_pool2d(torch.from_numpy(np.ascontiguousarray(values, np.float32))[None], cells)[0].numpy()
+    matrix = torch.from_numpy(np.ascontiguousarray(values, np.float32))[None]
+    if not signed:
+        return F.adaptive_max_pool2d(matrix, cells)[0].numpy()
+    _, where = F.adaptive_max_pool2d(matrix.abs(), cells, return_indices=True)
+    return matrix.reshape(-1)[where.reshape(-1)].reshape(cells, cells).numpy()
 
 
 def heatmap(data: ViewData, max_cells: int = MATRIX_MAX_PX) -> Figure:
     """The selected head: query rows, key columns, token labels thinned to fit, a colour bar."""
     n = len(data.tokens)
-    values = max_pool(data.pattern, max_cells)
+    values = max_pool(data.pattern, max_cells, data.signed)
     cells = values.shape[0]
     cell = max(1, min(MAX_CELL_PX, MATRIX_MAX_PX // cells))
     side = cells * cell
     top, left = 22 + LABEL_PX, LABEL_PX
-    lut = pattern_lut(data.theme)
-    indices = lut_index(apply_scale(values, data.scale))
-    fig = Figure(left + side + 16 + COLORBAR_PX + 48, top + side + 8, data.theme)
-    fig.items.append(Text(0, 14, f"Layer {data.layer}, head {data.head} \u00b7 {data.scale} scale", bold=True))
+    if data.signed:
+        lut, indices = signed_lut(data.theme), lut_index(signed_shades(values, data.scale))
+    else:
+        lut, indices = pattern_lut(data.theme), lut_index(apply_scale(values, data.scale))
+    fig = Figure(left + side + 16 + COLORBAR_PX + 56, top + side + 8, data.theme)
+    shown_as = f" \u00b7 {data.shown_as}" if data.shown_as else ""
+    title = f"Layer {data.layer}, head {data.head} \u00b7 {data.scale} scale{shown_as}"
+    fig.items.append(Text(0, 14, title, bold=True))
     fig.items.append(Cells(left, top, lut[indices], cell, indices, lut, role="matrix"))
     for i in label_indices(cells, side, FONT_PX + 1):
         token = i * n // cells  # a pooled cell is labelled by its first token
@@ -154,8 +177,18 @@ def heatmap(data: ViewData, max_cells: int = MATRIX_MAX_PX) -> Figure:
         center = (i + 0.5) * cell
         fig.items.append(Text(left - 4, top + center + FONT_PX * 0.35, label, anchor="end"))
         fig.items.append(Text(left + center + FONT_PX * 0.35, top - 4, label, vertical=True))
-    fig.items.extend(colorbar(left + side + 16, top, side, lut, scale_ticks(data.scale)))
+    ticks = signed_ticks(data.scale) if data.signed else scale_ticks(data.scale)
+    fig.items.extend(colorbar(left + side + 16, top, side, lut, ticks))
     return fig
+
+
+def signed_ticks(scale: ColorScale) -> list[tuple[float, str]]:
+    """A diverging bar centred on zero."""
+    if scale == "log":
+        return [(0.0, "-1"), (0.5, "0"), (1.0, "+1")]
+    if scale == "row":
+        return [(0.0, "-row max"), (0.5, "0"), (1.0, "+row max")]
+    return [(0.0, "-1"), (0.25, "-0.5"), (0.5, "0"), (0.75, "+0.5"), (1.0, "+1")]
 
 
 def scale_ticks(scale: ColorScale) -> list[tuple[float, str]]:

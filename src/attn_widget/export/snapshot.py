@@ -11,7 +11,7 @@ import html
 import urllib.parse
 
 from attn_widget.export.figure import ViewData, figure
-from attn_widget.export.svg import to_svg
+from attn_widget.export.svg import to_svg, xml_safe
 
 SNAPSHOT_CELLS = 384
 """The snapshot's heatmap is max-pooled to at most this many cells a side: under 300 KB at 1024 tokens."""
@@ -27,7 +27,7 @@ def snapshot_html(data: ViewData, key: str) -> str:
     src = "data:image/svg+xml," + urllib.parse.quote(svg, safe=" /=:;,+'()!*-._~")
     note = "Snapshot of the attention explorer (interactive when its kernel runs)"
     return (
-        f'<div class="aw-snapshot" data-aw-snapshot="{html.escape(key)}" style="max-width:100%">'
+        f'<div class="aw-snapshot" data-aw-snapshot="{html.escape(xml_safe(key))}" style="max-width:100%">'
         f'<div style="font-size:11px;opacity:.7">{note}</div>'
-        f'<img alt="{html.escape(title(data))}" src="{src}" style="max-width:100%;height:auto"></div>'
+        f'<img alt="{html.escape(xml_safe(title(data)))}" src="{src}" style="max-width:100%;height:auto"></div>'
     )

@@ -15,6 +15,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from attn_widget.export.svg import xml_safe
+
 BUNDLE_DIR = Path(__file__).resolve().parent.parent / "static"
 """The front end's bundle (built from js/ into the package): the widget's and the page's."""
 
@@ -40,7 +42,7 @@ def b64_deflate(data: bytes) -> str:
 def render_page(data: dict[str, Any], title: str, script: str, css: str) -> str:
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n"
+        f"<title>{html.escape(xml_safe(title))}</title>\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<style>body{{margin:16px;font-family:system-ui,sans-serif}}\n{script_safe_code(css)}</style>\n"
         "</head><body>\n"

@@ -69,25 +69,29 @@ class Detector:
         except Exception as err:  # the user's code: name it and say what it did
             raise DetectorError(f"Detector {self.name!r} raised {type(err).__name__}: {err}") from err
         try:
-            pattern = torch.as_tensor(
-                np.asarray(raw.detach().cpu() if torch.is_tensor(raw) else raw), dtype=torch.float32
-            )
+            wide = torch.as_tensor(np.asarray(raw.detach().cpu() if torch.is_tensor(raw) else raw), dtype=torch.float64)
         except Exception as err:
             raise DetectorError(
                 f"Detector {self.name!r} returned a {type(raw).__name__}, not an [n, n] array of numbers."
             ) from err
-        if tuple(pattern.shape) != (n, n):
+        if tuple(wide.shape) != (n, n):
             raise DetectorError(
-                f"Detector {self.name!r} returned shape {tuple(pattern.shape)} for a {n}-token prompt; "
+                f"Detector {self.name!r} returned shape {tuple(wide.shape)} for a {n}-token prompt; "
                 f"it must return ({n}, {n})."
             )
         if check_finite:
-            self.check_finite(pattern)
-        return pattern
+            self.check_finite(wide)
+        return wide.float()
 
     def check_finite(self, values: torch.Tensor) -> None:
         if not bool(values.isfinite().all()):
             raise DetectorError(f"Detector {self.name!r} returned NaN or infinite values.")
+        largest = float(values.abs().max()) if values.numel() else 0.0
+        if largest > torch.finfo(torch.float32).max:
+            raise DetectorError(
+                f"Detector {self.name!r} returned values up to {largest:.3g}, past float32's range: "
+                "an expected pattern holds weights such as 0 and 1."
+            )
 
 
 def detector_score(pattern: torch.Tensor, expected: torch.Tensor, measure: str) -> torch.Tensor:

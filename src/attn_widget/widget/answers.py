@@ -84,9 +84,12 @@ class SinksExcluded:
 
 def answer(request: protocol.Request, shown: Shown) -> Reply:
     if isinstance(request, protocol.HeadsRequest):
+        if request.tile is not None:
+            protocol.check_window(request.tile, shown.analysis.n_tokens)
         return _heads(request, shown)
     check_layer(shown.backend, request.layer), check_head(shown.backend, request.head)
     if isinstance(request, protocol.TileRequest):
+        protocol.check_window(request, shown.analysis.n_tokens)
         return _tile(request, shown)
     if isinstance(request, protocol.RowRequest):
         return _row(request, shown)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import pathlib
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import traitlets
-from traitlets import TraitError
 
 from attn_widget.analysis.dataset import DatasetScores
 from attn_widget.analysis.derived import DetectorsAndSinks
@@ -20,18 +18,17 @@ from attn_widget.analysis.prompt import check_head, check_layer
 from attn_widget.analysis.repeated_tokens import repeated_tokens_scores
 from attn_widget.backends import backend_for
 from attn_widget.backends.loading import resolve_model
-from attn_widget.errors import AttnWidgetError, ModelError, SelectionError, WeightsError
+from attn_widget.errors import AnswerError, AttnWidgetError, PromptError, SelectionError
 from attn_widget.export import circuits_vis
 from attn_widget.export.figure import ViewData
 from attn_widget.export.snapshot import snapshot_html
-from attn_widget.export.standalone import standalone_html
-from attn_widget.maths.similarity import HeadSimilarity
+from attn_widget.maths.detectors import MEASURES
+from attn_widget.maths.similarity import DISTANCES, HeadSimilarity
 from attn_widget.maths.summary import HeadSummary
-from attn_widget.widget import protocol, saving
+from attn_widget.widget import arguments, saving
 from attn_widget.widget.display import WATCHED, SnapshotOutput
-from attn_widget.widget.session import INTERRUPTED, Session
+from attn_widget.widget.session import Session
 from attn_widget.widget.traits import ExplorerTraits
-from attn_widget.widget.view import page_data, page_title
 from attn_widget.widget.view import view_data as current_view
 
 DEFAULT_PROMPT = (
@@ -63,10 +60,13 @@ class AttentionExplorer(ExplorerTraits):
 
         Other keyword arguments set widget traits (`metric=`, `color_scale=`, `layout=`...); any
         other name raises a TypeError rather than being dropped in silence."""
-        _reject_unknown_arguments(type(self), kwargs)
+        arguments.reject_unknown(type(self), kwargs)
+        if isinstance(tokens, list | tuple) and all(isinstance(t, str) for t in tokens):
+            tokens = arguments.texts("tokens", tokens)  # text it can encode; the backend says the rest
         self._from_front_end = False  # set while the front end's update is applied
         self.model = resolve_model(model)
         self._session = Session(self, backend_for(self.model, tokenizer=tokenizer, tokens=tokens))
+        self._session.on_published.append(self._published)
         # Traits whose validity depends on the prompt's results are set once it has run.
         after_prompt = {name: kwargs.pop(name) for name in ("metric", "focus_token", "focus_locked") if name in kwargs}
         super().__init__(**kwargs)
@@ -77,6 +77,8 @@ class AttentionExplorer(ExplorerTraits):
         self.set_trait("model_name", self._session.backend.name)
         self.set_trait("read_only_prompt", self._session.backend.fixed_prompt is not None)
         self.layer, self.head = layer, head  # the validators below refuse an index outside the model
+        if prompt is not None:
+            prompt = arguments.prompt_text("prompt", prompt)
         self.prompt = prompt if prompt is not None else self._session.backend.fixed_prompt or DEFAULT_PROMPT
         if self.metric not in self.score_table:  # no repeated random token test without a model
             self.metric = "induction"
@@ -96,38 +98,43 @@ class AttentionExplorer(ExplorerTraits):
     def pattern(self, layer: int, head: int, weighting: str = "attention") -> np.ndarray:
         """The `(n_tokens, n_tokens)` float32 attention pattern of one head on the current prompt;
         `weighting="value"`: `||A[i, j] f(x_j)||`, the size of what the head moves from j to i."""
+        layer, head = self._head("layer", layer, "head", head)
         return self._session.options.pattern(self._session.current(), layer, head, weighting).float().cpu().numpy()
 
     def pattern_diff(self, layer: int, head: int, weighting: str | None = None) -> np.ndarray:
         """`A(prompt) - A(compare_prompt)` of one head, in the given (default: selected) weighting
         (value weighting: the difference of the rows' shares, as the views show them)."""
+        layer, head = self._head("layer", layer, "head", head)
         weighting = self.weighting if weighting is None else weighting
         return self._session.options.diff(self._session.current(), layer, head, weighting).float().cpu().numpy()
 
     def logit_attribution(self, layer: int, head: int, query: int | None = None) -> np.ndarray:
         """`(n_tokens,)` float32: what each source position contributes, through this head, to
         logit(answer) - logit(counterfactual) at `query` (default: the last token)."""
-        query = self._session.options.query(self._session.current(), query)
+        layer, head = self._head("layer", layer, "head", head)
+        query = self._query(query)
         return self._session.options.head_attribution(
             self._session.current(), layer, head, query, self.answer, self.counterfactual
         )
 
     def direct_logit_attribution(self, query: int | None = None) -> np.ndarray:
         """`(n_layers, n_heads)`: each head's direct logit attribution (its sources summed)."""
-        query = self._session.options.query(self._session.current(), query)
+        query = self._query(query)
         return self._session.options.direct_logit_attribution(
             self._session.current(), query, self.answer, self.counterfactual
         )
 
     def circuitsvis(self, layer: int | None = None) -> Any:
         """The reference notebook's CircuitsVis view of a layer (default: the selected one)."""
-        layer = self.layer if layer is None else check_layer(self._session.backend, layer)
+        layer = self.layer if layer is None else check_layer(self._session.backend, arguments.whole("layer", layer))
         patterns = self._session.current().layer_pattern(layer).float().cpu().numpy()
         return circuits_vis.attention_heads(self.tokens, patterns)
 
     def run_repeated_tokens_test(self, seq_len: int = 50, batch: int = 8, seed: int = 0) -> np.ndarray:
         """Runs the repeated random token test again with these settings and shows its result as the
         "repeated_tokens" metric: `(n_layers, n_heads)` induction scores (analysis/repeated_tokens.py)."""
+        seq_len, batch = arguments.whole("seq_len", seq_len, 4), arguments.whole("batch", batch, 1)
+        seed = arguments.whole("seed", seed, 0)
         self._session.repeated_tokens = repeated_tokens_scores(
             self._session.backend, seq_len=seq_len, batch=batch, seed=seed
         )
@@ -137,7 +144,7 @@ class AttentionExplorer(ExplorerTraits):
     def summary(self, top_k: int = 5) -> HeadSummary:
         """The reference notebook's summary: top induction heads (repeated random token test),
         most focused, most diffuse and longest-range heads on the current prompt."""
-        return self._session.summary(top_k)
+        return self._session.summary(arguments.whole("top_k", top_k, 1))
 
     # ---- Python API: research -------------------------------------------------------------
 
@@ -146,7 +153,8 @@ class AttentionExplorer(ExplorerTraits):
         `detect_head` ("mul": share of attention on it; "abs": 1 - mean |difference| * n). The metric shows
         in every score view, in `scores` and in later dataset runs. Returns its scores on the current prompt
         (None where the prompt is too long for them)."""
-        self._session.research.add_detector(name, fn, measure)
+        name = arguments.text("name", name)
+        self._session.research.add_detector(name, fn, arguments.choice("measure", measure, MEASURES))
         self._session.refresh_research()
         return self.scores.get(name)
 
@@ -161,7 +169,9 @@ class AttentionExplorer(ExplorerTraits):
     def run_dataset(self, prompts: Sequence[str], batch_size: int = 8, progress: bool = True) -> DatasetScores:
         """Every metric over `prompts` (batched, one pass per batch). Ctrl-C keeps the batches that finished.
         Means and spreads show in the score views as `dataset:<metric>`; `dataset_index` steps through them."""
-        result = self._session.research.run_dataset(prompts, batch_size, progress)
+        prompts = arguments.texts("prompts", prompts)
+        batch_size = arguments.whole("batch_size", batch_size, 1)
+        result = self._session.research.run_dataset(prompts, batch_size, arguments.flag("progress", progress))
         self._session.publish_scores()
         return result
 
@@ -182,6 +192,9 @@ class AttentionExplorer(ExplorerTraits):
     ) -> np.ndarray:
         """Retrieval score per head (Wu et al. 2024) on a synthetic needle in a haystack
         (analysis/retrieval.py), shown as the "retrieval" metric."""
+        haystack_len = arguments.whole("haystack_len", haystack_len, 0)
+        needle_len = arguments.whole("needle_len", needle_len, 1)
+        samples, seed = arguments.whole("samples", samples, 1), arguments.whole("seed", seed, 0)
         result = self._session.research.retrieval_test(haystack_len, needle_len, samples, seed)
         self._session.publish_scores()
         return np.array(result, copy=True)
@@ -193,35 +206,30 @@ class AttentionExplorer(ExplorerTraits):
     def head_similarity(self, metric: str = "js") -> HeadSimilarity:
         """Mean Jensen-Shannon distance between every two heads' patterns, in clustered order; also drawn
         in the head similarity view (click a cell to select a head)."""
-        return self._session.research.head_similarity(metric)
+        return self._session.research.head_similarity(arguments.choice("metric", metric, DISTANCES))
 
     # ---- Python API: what is shown, saved ----------------------------------------------------
 
     def view_data(self, theme: str = "light") -> ViewData:
         """What the explorer shows now, as plain data: the figures, the snapshot and `save` draw this."""
-        return current_view(self, self._session.shown(), saving.check_theme(theme))
+        with self._session.lock:
+            return current_view(self, self._session.shown(), saving.check_theme(theme))
 
     def save(
         self,
         path: str | pathlib.Path,
-        view: str = "heatmap",
-        scale: float = 2,
-        theme: str = "light",
+        view: str | None = None,
+        scale: float | None = None,
+        theme: str | None = None,
         layers: Iterable[int] | None = None,
     ) -> pathlib.Path:
         """Save what the explorer shows: `.png` / `.svg` a figure of `view` ("heatmap", "grid",
-        "scores" or "all") in the current colour scale and `theme` ("light" or "dark"), `scale`
-        pixels per unit; `.html` a standalone offline page with `layers` (default: the selected one)."""
-        path = pathlib.Path(path)
-        if saving.file_format(path) == "html":
-            chosen = [self.layer] if layers is None else sorted({check_layer(self._session.backend, x) for x in layers})
-            page = page_data(self, self._session.shown(), chosen)
-            data = standalone_html(page, page_title(self)).encode("utf-8")
-        else:
-            if not scale > 0:
-                raise AttnWidgetError(f"scale must be positive, got {scale}")
-            data = saving.figure_bytes(self.view_data(theme), path.suffix[1:].lower(), saving.check_view(view), scale)
-        saving.write_atomically(path, data)
+        "scores" or "all"; default "heatmap") in the current colour scale and `theme` ("light" or
+        "dark"), `scale` pixels per unit (default 2); `.html` a standalone offline page with `layers`
+        (default: the selected one), which takes none of the figure's options."""
+        with self._session.lock:
+            path, data = saving.saved_file(self, self._session.shown(), path, view, scale, theme, layers)
+            saving.write_atomically(path, data)
         return path
 
     def _ipython_display_(self) -> None:
@@ -230,7 +238,25 @@ class AttentionExplorer(ExplorerTraits):
         self._snapshot.show(bundle[0] if isinstance(bundle, tuple) else bundle, _text_line(self))
         if not self._snapshot.watching:
             self._snapshot.watching = True
-            self.observe(lambda _change: self._snapshot.schedule(self._from_front_end), names=WATCHED)
+            self.observe(self._redraw_snapshot, names=WATCHED)
+
+    def _redraw_snapshot(self, _change: Any = None) -> None:
+        if not self._session.publishing:  # a prompt's state is drawn once it is whole
+            self._snapshot.schedule(self._from_front_end)
+
+    def _published(self) -> None:
+        if self._snapshot.watching:
+            self._redraw_snapshot()
+
+    def _head(self, layer_name: str, layer: Any, head_name: str, head: Any) -> tuple[int, int]:
+        backend = self._session.backend
+        return check_layer(backend, arguments.whole(layer_name, layer)), check_head(
+            backend, arguments.whole(head_name, head)
+        )
+
+    def _query(self, query: Any) -> int:
+        n = self._session.current().n_tokens
+        return n - 1 if query is None else arguments.whole("query", query, 0, n - 1)
 
     def _on_front_end_message(self, widget: Any, content: Any, buffers: Any) -> None:
         self._session.on_message(widget, content, buffers)
@@ -241,51 +267,71 @@ class AttentionExplorer(ExplorerTraits):
         except AttnWidgetError:  # no prompt run yet: nothing to show
             return {"text/plain": _text_line(self)}
 
-    # ---- trait validation: bad values raise from Python, show in the widget -------------------
+    # ---- the prompt transition, and a lock around every change --------------------------------
 
-    @traitlets.validate("prompt")
-    def _validate_prompt(self, proposal: dict[str, Any]) -> str:
-        """A prompt is valid when the model runs on it: run it, and refuse it if that fails."""
-        prompt = str(proposal["value"])  # a Unicode trait: already a str
-        if not self._session.keep_analysis:
-            self._session.run_prompt(prompt)
-        return prompt
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Every trait change from Python waits for the transition under way (another thread's)."""
+        session = self.__dict__.get("_session")
+        if session is None:
+            super().__setattr__(name, value)
+            return
+        with session.lock:
+            super().__setattr__(name, value)
+
+    def prompt_transition(self, prompt: str, store: Callable[[], None]) -> None:
+        """Setting `prompt` (traits.PromptText): the model runs, then the prompt is stored with its
+        whole state (session.py). The same prompt again runs again (a hook may have changed)."""
+        session = self.__dict__.get("_session")
+        if session is None or session.keep_analysis or session.publishing:  # publishing: traitlets sets it again
+            store()
+            return
+        session.run_prompt(arguments.prompt_text("prompt", prompt), store)
+
+    # ---- trait validation: bad values raise from Python, show in the widget -------------------
 
     @traitlets.validate("weighting")
     def _check_weighting(self, proposal: dict[str, Any]) -> str:
         weighting = str(proposal["value"])
         if weighting == "value" and self._session.analysis is not None:
-            with _refused_as_trait_error():
+            with arguments.refused_as_trait_error():
                 self._session.options.weighted_scores(self._session.analysis, "value")  # raises before the switch
         return weighting
 
     @traitlets.validate("compare_prompt")
     def _run_compare(self, proposal: dict[str, Any]) -> str:
-        text = str(proposal["value"])
+        text = arguments.prompt_text("compare_prompt", proposal["value"])
+        if text and not text.strip():
+            raise PromptError("The compare prompt is blank: set compare_prompt to '' to stop comparing.")
         self._session.options.set_compare(text, self._session.analysis)  # raises PromptError
+        if self._session.analysis is not None and not self._session.publishing:
+            self._session.show_errors()  # an earlier refusal's message goes, even when the value is the same
         return text
 
     @traitlets.validate("answer", "counterfactual")
     def _check_answer(self, proposal: dict[str, Any]) -> str:
-        text = str(proposal["value"])
-        with _refused_as_trait_error():
+        text = arguments.text(proposal["trait"].name, proposal["value"], AnswerError)
+        with arguments.refused_as_trait_error():
             self._session.options.answer_id(text)  # raises AnswerError / WeightsError
         return text
 
     @traitlets.validate("layer")
     def _check_layer(self, proposal: dict[str, Any]) -> int:
-        return check_layer(self._session.backend, proposal["value"])
+        return check_layer(self._session.backend, arguments.whole("layer", proposal["value"]))
 
     @traitlets.validate("head")
     def _check_head(self, proposal: dict[str, Any]) -> int:
-        return check_head(self._session.backend, proposal["value"])
+        return check_head(self._session.backend, arguments.whole("head", proposal["value"]))
 
     @traitlets.validate("focus_token")
     def _check_focus(self, proposal: dict[str, Any]) -> int:
-        value = int(proposal["value"])
+        value = arguments.whole("focus_token", proposal["value"])
         if not -1 <= value < len(self.tokens):
             raise SelectionError(f"token {value} is out of range: the prompt has tokens 0 to {len(self.tokens) - 1}")
         return value
+
+    @traitlets.validate("sink_threshold")
+    def _check_threshold(self, proposal: dict[str, Any]) -> float:
+        return arguments.real("sink_threshold", proposal["value"], 0.0, 1.0, open_low=True)
 
     @traitlets.validate("metric")
     def _check_metric(self, proposal: dict[str, Any]) -> str:
@@ -296,26 +342,23 @@ class AttentionExplorer(ExplorerTraits):
 
     @traitlets.validate("dataset_index")
     def _step_dataset(self, proposal: dict[str, Any]) -> int:
-        index = int(proposal["value"])
-        if index != -1:
+        index = arguments.whole("dataset_index", proposal["value"], -1)
+        if index != -1 and not self._session.publishing:
             prompt = self._session.research.dataset_prompt(index)
-            self._session.stepping = True
-            try:
-                self.prompt = prompt  # re-run on demand: nothing per prompt is kept
-            finally:
-                self._session.stepping = False
+            self._session.stepping_index = index
+            self.prompt = prompt  # re-run on demand: nothing per prompt is kept
         return index
 
     # ---- trait reactions ---------------------------------------------------------------------
 
     @traitlets.observe("weighting", "compare_prompt", "answer", "counterfactual")
     def _on_options_change(self, change: dict[str, Any]) -> None:
-        if self._session.analysis is not None and not self._session.keep_analysis:
+        if self._session.analysis is not None and not self._session.keep_analysis and not self._session.publishing:
             self._session.publish_weighed(bump_revision=change["name"] in ("weighting", "compare_prompt"))
 
     @traitlets.observe("layer", "head", "focus_token", "focus_locked")
     def _on_selection_change(self, change: dict[str, Any]) -> None:
-        if not self.answer or self._session.analysis is None:
+        if not self.answer or self._session.analysis is None or self._session.publishing:
             return
         moved = self._session.attributed_query() != self.attribution_query  # only a locked focus moves it
         if moved or change["name"] in ("layer", "head"):
@@ -327,7 +370,7 @@ class AttentionExplorer(ExplorerTraits):
 
     @traitlets.observe("sink_threshold")
     def _rethreshold(self, _change: dict[str, Any]) -> None:
-        if self._session.analysis is not None:
+        if self._session.analysis is not None and not self._session.keep_analysis:
             self._session.refresh_research()
             self.set_trait("revision", self.revision + 1)
 
@@ -339,52 +382,14 @@ class AttentionExplorer(ExplorerTraits):
             self.set_trait("similarity", {})
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
-        """Front-end updates: a rejected value shows in the widget instead of a kernel traceback, and
-        every trait of the update goes back to its previous value, here and in every view."""
-        if not isinstance(sync_data, dict):
-            self.error = str(protocol.malformed(f"a state update must be an object, got {sync_data!r:.200}"))
-            return
-        synced = [name for name in sync_data if name in self.keys]
-        before = {name: getattr(self, name) for name in synced}
-        analysis_before = self._session.analysis
+        """Front-end updates, through the same transitions as Python's (session.py `front_end_update`):
+        a rejected value shows in the widget, and every trait of the update goes back."""
         self._from_front_end = True
         try:
-            read_only = [name for name in synced if self.traits()[name].read_only]
-            if read_only:
-                raise protocol.malformed(f"the front end cannot set {', '.join(read_only)}: the kernel computes them")
-            super().set_state(sync_data)
-            self.error = ""
-        except KeyboardInterrupt:
-            self._session.roll_back(before, analysis_before, INTERRUPTED)
-            raise
-        except Exception as err:  # never let an update kill the comm: show the reason instead
-            self._session.roll_back(before, analysis_before, protocol.describe(err))
+            self._session.front_end_update(sync_data, super().set_state)
         finally:
             self._from_front_end = False
 
 
-@contextmanager
-def _refused_as_trait_error() -> Iterator[None]:
-    """A model that cannot weigh: a TraitError too, so traitlets keeps the old value."""
-    try:
-        yield
-    except ModelError as err:
-        if isinstance(err, TraitError):
-            raise
-        raise WeightsError(str(err)) from err
-
-
 def _text_line(w: AttentionExplorer) -> str:
     return f"AttentionExplorer({w.model_name}, L{w.layer}H{w.head}, {len(w.tokens)} tokens)"
-
-
-def _reject_unknown_arguments(cls: type[AttentionExplorer], kwargs: dict[str, Any]) -> None:
-    """Keyword arguments beyond the named ones must be widget traits the user may set."""
-    settable = {name for name, trait in cls.class_traits().items() if not trait.read_only}
-    unknown = sorted(name for name in kwargs if name not in settable and name not in ("_esm", "_css"))
-    if unknown:
-        raise TypeError(
-            f"AttentionExplorer() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(map(repr, unknown))}. It takes model, prompt, layer, head, tokenizer=, tokens=, "
-            "and widget traits such as metric=, color_scale= or layout=."
-        )

@@ -128,6 +128,16 @@ def _check_tile(tile: TileRequest) -> None:
         raise malformed(f"tile size {tile.rows} x {tile.cols} is outside 1..{MAX_TILE_CELLS}")
 
 
+def check_window(tile: TileRequest, n_tokens: int) -> None:
+    """A window must lie inside the prompt: past its end there is nothing to draw, and a reply
+    labelled with the asked window would be a lie."""
+    if tile.q1 > n_tokens or tile.k1 > n_tokens:
+        raise AttnWidgetError(
+            f"tile window queries [{tile.q0}, {tile.q1}) x keys [{tile.k0}, {tile.k1}) goes past the prompt's "
+            f"end: it has {n_tokens} tokens (the front end asked about an older prompt, or a malformed window)"
+        )
+
+
 def reply(request: Request, revision: int, n_tokens: int, dtype: str, **extra: Any) -> dict[str, Any]:
     kind = next(name for name, cls in _KINDS.items() if isinstance(request, cls))
     return {"type": kind, **asdict(request), "revision": revision, "n": n_tokens, "dtype": dtype, **extra}

@@ -65,7 +65,10 @@ class Research:
             )
         except AttnWidgetError as err:  # the prompt itself ran: show it without them
             self.failure = str(err)
-        self.widget.set_trait("sink_positions", [] if self.derived is None else _positions(self.derived))
+
+    def positions(self) -> list[list[list[int]]]:
+        """`[layer][head]` -> sink key positions (the `sink_positions` trait)."""
+        return [] if self.derived is None else _positions(self.derived)
 
     def errors(self) -> list[str]:
         """What went wrong with the prompt's detectors and sinks (each failing detector is left out)."""
@@ -123,9 +126,12 @@ class Research:
 
     def head_similarity(self, metric: str) -> HeadSimilarity:
         result = head_similarity(prompt_patterns(self.backend, self.current().token_ids), metric)
-        order = [list(o) for o in result.order]
-        self.widget.set_trait("similarity", {"order": order, "distance": json_matrix(result.ordered())})
+        self.widget.set_trait("similarity", _similarity_json(result))
         return result
+
+    def similarity_state(self) -> dict[str, Any]:
+        """The head similarity view's data for the current prompt (the `similarity` trait)."""
+        return _similarity_json(head_similarity(prompt_patterns(self.backend, self.current().token_ids), "js"))
 
     @contextlib.contextmanager
     def progress_bar(self, label: str, total: int, show: bool) -> Iterator[Callable[[int, int], None]]:
@@ -151,6 +157,10 @@ class Research:
             if bar is not None:
                 bar.close()
             self.widget.set_trait("progress", {})
+
+
+def _similarity_json(result: HeadSimilarity) -> dict[str, Any]:
+    return {"order": [list(o) for o in result.order], "distance": json_matrix(result.ordered())}
 
 
 def _positions(derived: DetectorsAndSinks) -> list[list[list[int]]]:

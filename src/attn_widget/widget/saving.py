@@ -13,21 +13,61 @@ from attn_widget.errors import AttnWidgetError
 from attn_widget.export.colormaps import Theme
 from attn_widget.export.figure import VIEWS, View, ViewData, figure
 from attn_widget.export.png import to_png
+from attn_widget.export.standalone import standalone_html
 from attn_widget.export.svg import to_svg
+from attn_widget.widget import arguments
+from attn_widget.widget.answers import Shown
+from attn_widget.widget.traits import ExplorerTraits
+from attn_widget.widget.view import page_data, page_title, view_data
 
 FORMATS = (".png", ".svg", ".html")
+MAX_SCALE = 16
+"""Pixels per unit: past this a heatmap figure is hundreds of megapixels."""
 
 
-def check_view(view: str) -> View:
-    if view not in VIEWS:
-        raise AttnWidgetError(f"unknown view {view!r}: choose one of {', '.join(VIEWS)}")
-    return view  # type: ignore[return-value]
+def check_view(view: Any) -> View:
+    return arguments.choice("view", view, VIEWS)  # type: ignore[return-value]
 
 
-def check_theme(theme: str) -> Theme:
-    if theme not in ("light", "dark"):
-        raise AttnWidgetError(f"unknown theme {theme!r}: choose light or dark")
-    return theme  # type: ignore[return-value]
+def check_theme(theme: Any) -> Theme:
+    return arguments.choice("theme", theme, ("light", "dark"))  # type: ignore[return-value]
+
+
+def check_scale(scale: Any) -> float:
+    return arguments.real("scale", scale, 0.0, MAX_SCALE, open_low=True)
+
+
+def saved_file(
+    explorer: ExplorerTraits,
+    shown: Shown,
+    path: Any,
+    view: Any,
+    scale: Any,
+    theme: Any,
+    layers: Any,
+) -> tuple[Path, bytes]:
+    """`save()`'s file: every argument checked before anything is drawn; an option the format does
+    not take is refused rather than ignored."""
+    if not isinstance(path, str | os.PathLike):
+        raise arguments.ArgumentError(f"path must be a file name or a pathlib.Path, got {type(path).__name__}")
+    path = Path(path)
+    fmt = file_format(path)
+    if fmt == "html":
+        ignored = [name for name, value in (("view", view), ("scale", scale), ("theme", theme)) if value is not None]
+        if ignored:
+            raise arguments.ArgumentError(
+                f"a standalone page takes no {', '.join(ignored)}: it is the live explorer, with its own "
+                "theme and zoom (give layers= to choose what it holds)"
+            )
+        chosen = [explorer.layer] if layers is None else arguments.indices("layers", layers, explorer.n_layers, "layer")
+        page = page_data(explorer, shown, chosen)
+        return path, standalone_html(page, page_title(explorer)).encode("utf-8")
+    if layers is not None:
+        raise arguments.ArgumentError(f"layers= is for a standalone page (.html), not a .{fmt} figure")
+    chosen_view = check_view("heatmap" if view is None else view)
+    chosen_scale = check_scale(2 if scale is None else scale)
+    data = view_data(explorer, shown, check_theme("light" if theme is None else theme))
+    return path, figure_bytes(data, fmt, chosen_view, chosen_scale)
 
 
 def figure_bytes(data: ViewData, fmt: str, view: View = "heatmap", scale: float = 2) -> bytes:
@@ -36,7 +76,7 @@ def figure_bytes(data: ViewData, fmt: str, view: View = "heatmap", scale: float 
     if fmt == "svg":
         return to_svg(fig, scale, f"{data.model_name}: L{data.layer}H{data.head}").encode("utf-8")
     if fmt == "png":
-        return to_png(fig, round(scale))
+        return to_png(fig, max(1, round(scale)))
     raise AttnWidgetError(f"unknown figure format {fmt!r}: choose png or svg")
 
 
@@ -53,6 +93,8 @@ def write_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before it takes the old file's name
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -6,12 +6,45 @@ js/state/types.ts `ExplorerState` mirrors this list, and a test keeps the two eq
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import anywidget
-from traitlets import Bool, Bytes, Dict, Enum, Float, Int, List, Unicode
+from traitlets import Bool, Bytes, Dict, Enum, Float, HasTraits, Int, List, Unicode
 
 from attn_widget.contract import COLOR_SCALES, REPEATED_TOKENS, SHADE_BY, WEIGHTINGS
 from attn_widget.export.standalone import BUNDLE_DIR
 from attn_widget.maths.sinks import SINK_THRESHOLD
+from attn_widget.widget import arguments
+
+
+class Whole(Int):  # type: ignore[type-arg]
+    """An index set from Python or the front end: a whole number, never a bool or a float. Checked
+    by the trait itself, so a front-end update (whose validators wait for the whole update, and skip
+    a value equal to the old one: True == 1) cannot slip one in."""
+
+    def validate(self, obj: Any, value: Any) -> int:
+        return arguments.whole(self.name or "value", value)
+
+
+class Share(Float):  # type: ignore[type-arg]
+    """A finite share in (0, 1]."""
+
+    def validate(self, obj: Any, value: Any) -> float:
+        return arguments.real(self.name or "value", value, 0.0, 1.0, open_low=True)
+
+
+class PromptText(Unicode):  # type: ignore[type-arg]
+    """The prompt: setting it (from Python, the front end's `set_state`, the dataset stepper) is the
+    explorer's prompt transition, which runs the model and stores the prompt with its whole state."""
+
+    def set(self, obj: HasTraits, value: Any) -> None:
+        text = self.validate(obj, value)
+        transition = getattr(obj, "prompt_transition", None)
+        if transition is None:
+            super().set(obj, text)
+        else:
+            transition(text, lambda: Unicode.set(self, obj, text))
 
 
 class ExplorerTraits(anywidget.AnyWidget):
@@ -22,11 +55,11 @@ class ExplorerTraits(anywidget.AnyWidget):
     _css = BUNDLE_DIR / "widget.css"
 
     # ---- the prompt and the selection -------------------------------------------------
-    prompt = Unicode("").tag(sync=True)
-    layer = Int(0).tag(sync=True)
-    head = Int(0).tag(sync=True)
+    prompt = PromptText("").tag(sync=True)
+    layer = Whole(0).tag(sync=True)
+    head = Whole(0).tag(sync=True)
     metric = Unicode(REPEATED_TOKENS).tag(sync=True)
-    focus_token = Int(-1).tag(sync=True)
+    focus_token = Whole(-1).tag(sync=True)
     """The token the views focus on (hovered or locked in the token strip), -1 for none."""
     focus_locked = Bool(False).tag(sync=True)
 
@@ -68,7 +101,7 @@ class ExplorerTraits(anywidget.AnyWidget):
     # ---- research: datasets, sinks, similarity -----------------------------------------
     dataset_size = Int(0, read_only=True).tag(sync=True)
     """Prompts in the last dataset run; the prompt box steps through them with `dataset_index`."""
-    dataset_index = Int(-1).tag(sync=True)
+    dataset_index = Whole(-1).tag(sync=True)
     """The dataset prompt shown (re-run on demand), -1 for a prompt of one's own."""
     score_spread = Dict(read_only=True).tag(sync=True)
     """`dataset:<metric>` -> standard deviation over prompts, `(n_layers, n_heads)` lists."""
@@ -76,10 +109,15 @@ class ExplorerTraits(anywidget.AnyWidget):
     """Long work under way: {"label", "done", "total"}; empty when idle."""
     exclude_sinks = Bool(False).tag(sync=True)
     """Heatmap: zero each head's sink positions and renormalise its rows."""
-    sink_threshold = Float(SINK_THRESHOLD).tag(sync=True)
+    sink_threshold = Share(SINK_THRESHOLD).tag(sync=True)
+    """A key is a sink where it receives more than this share of attention on average, in (0, 1]."""
     sink_positions: List[list[list[int]]] = List(read_only=True).tag(sync=True)
     """`[layer][head]` -> sink key positions on the current prompt."""
     show_similarity = Bool(False).tag(sync=True)
     """While true, `similarity` follows the prompt (the view's button sets it)."""
     similarity = Dict(read_only=True).tag(sync=True)
     """{"order": [[layer, head], ...], "distance": clustered matrix} for the head similarity view."""
+
+    def prompt_transition(self, prompt: str, store: Callable[[], None]) -> None:
+        """Sets the prompt; the explorer runs the model and publishes its state with it."""
+        store()

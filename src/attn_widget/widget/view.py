@@ -9,11 +9,12 @@ from typing import Any
 
 import anywidget
 import numpy as np
+import torch
 
 from attn_widget.export.colormaps import Theme
 from attn_widget.export.figure import ViewData
 from attn_widget.export.standalone import b64_deflate
-from attn_widget.maths import encoding
+from attn_widget.maths import difference, encoding
 from attn_widget.widget.answers import Shown
 from attn_widget.widget.traits import ExplorerTraits
 
@@ -34,13 +35,33 @@ def view_data(explorer: ExplorerTraits, shown: Shown, theme: Theme = "light") ->
         tokens=list(explorer.tokens),
         layer=explorer.layer,
         head=explorer.head,
-        pattern=shown.head(explorer.layer, explorer.head).float().cpu().numpy(),
+        pattern=_as_drawn(shown.head(explorer.layer, explorer.head)),
         thumbnails=thumbnails,
         scores=scores,
         metric=explorer.metric,
         scale=explorer.color_scale,  # type: ignore[arg-type]  # an Enum trait of the same three names
         theme=theme,
+        signed=shown.signed,
+        shown_as=shown_as(explorer, shown),
     )
+
+
+def _as_drawn(head: torch.Tensor) -> np.ndarray:
+    """The head's values as the heatmap's canvas gets them: rounded to float16 where the whole head
+    travels as float16, so a saved cell has the very colour of the cell on screen."""
+    if encoding.wire_dtype(int(head.shape[-1])) == "float16":
+        head = head.to(torch.float16)
+    return head.float().cpu().numpy()
+
+
+def shown_as(explorer: ExplorerTraits, shown: Shown) -> str:
+    """What the heatmap shows beyond plain attention, as its title says it."""
+    parts = ["value-weighted"] if shown.weighting == "value" else []
+    if shown.signed:
+        parts.append("minus the compare prompt")
+    elif shown.sinks is not None and shown.weighting == "attention":
+        parts.append("sinks excluded")
+    return ", ".join(parts)
 
 
 def page_data(explorer: ExplorerTraits, shown: Shown, layers: Iterable[int]) -> dict[str, Any]:
@@ -58,11 +79,15 @@ def page_data(explorer: ExplorerTraits, shown: Shown, layers: Iterable[int]) -> 
         else:
             state[name] = value
     state.update(read_only_prompt=True, error="", focus_token=-1, focus_locked=False, standalone=True)
-    embedded = {}
-    for layer in layers:
-        heads = shown.analysis.layer_pattern(layer)
+    embedded: dict[str, dict[str, Any]] = {}
+    for layer in layers:  # each head as the heatmap shows it (weighting, compare prompt, sinks excluded)
+        heads = torch.stack([shown.head(layer, head) for head in range(explorer.n_heads)])
         dtype, data = encoding.encode_pattern(heads)  # [heads, n, n], float16 up to 512 tokens, else uint8
-        embedded[str(layer)] = {"dtype": dtype, "deflate": b64_deflate(data)}
+        if shown.signed and dtype == "uint8":
+            data = encoding.to_bytes(difference.signed_to_uint8(heads))
+        embedded[str(layer)] = {"dtype": dtype, "deflate": b64_deflate(data)} | (
+            {"signed": True} if shown.signed else {}
+        )
     return {"state": state, "buffers": buffers, "layers": embedded}
 
 

@@ -65,6 +65,13 @@ class ViewOptions:
         if self._compare is not None:
             self.problem = _length_problem(analysis, self._compare) or ""
 
+    def saved(self) -> tuple[Any, ...]:
+        """What a new prompt changes here, to put back if its transition fails."""
+        return self._main, self._changes, self.problem, self._target
+
+    def restore(self, saved: tuple[Any, ...]) -> None:
+        self._main, self._changes, self.problem, self._target = saved
+
     def pattern(self, analysis: PromptAnalysis, layer: int, head: int, weighting: str) -> torch.Tensor:
         if _check_weighting(weighting) == "value":
             return self.values(analysis).value_pattern(layer, head)
