@@ -82,12 +82,12 @@ $(VENV_TL3)/.installed: pyproject.toml
 	test -x $(VENV_TL3)/bin/python || python3 -m venv $(VENV_TL3)
 	$(VENV_TL3)/bin/python -m pip install -q --upgrade pip
 	$(VENV_TL3)/bin/python -m pip install -q "$(TORCH_SPEC)"
-	$(VENV_TL3)/bin/python -m pip install -q $(foreach spec,$(TL3_SPEC),"$(spec)") anywidget traitlets numpy safetensors ipython pytest
+	$(VENV_TL3)/bin/python -m pip install -q $(foreach spec,$(TL3_SPEC),"$(spec)") anywidget traitlets numpy safetensors ipython pytest pillow scipy
 	$(VENV_TL3)/bin/python -m pip install -q --no-deps -e .
 	touch $@
 
 test-tl3: $(VENV_TL3)/.installed $(BUNDLE)
-	$(VENV_TL3)/bin/python -m pytest -q -p no:cacheprovider tests/backends/test_backends.py
+	$(VENV_TL3)/bin/python -m pytest -q -p no:cacheprovider tests/backends/test_backends.py tests/maths/test_composition.py
 
 # Side-by-side measurements against CircuitsVis, a bare forward pass and run_with_cache (minutes).
 bench: setup chromium

@@ -148,7 +148,10 @@ def test_transformer_lens_bridges(bridge, gpt2_bridge, full_bridge):
         backend = backend_for(model)
         layer = model.cfg.n_layers - 1
         kept: dict[str, torch.Tensor] = {}
-        hooks = [(f"blocks.{layer}.attn.hook_{x}", lambda t, hook, x=x: kept.setdefault(x, t.detach())) for x in "qk"]
+        hooks = [
+            (f"blocks.{layer}.attn.hook_{x}", lambda t, hook, x=x, kept=kept: kept.setdefault(x, t.detach()))
+            for x in "qk"
+        ]
         with torch.no_grad():
             model.run_with_hooks(tokens, fwd_hooks=hooks)
         for head, q, k in [(0, 12, 2), (3, 8, 8)]:
