@@ -25,10 +25,14 @@ class HeadWeights(Protocol):
     """One layer's W_Q, W_K, W_V `[h, d_model, d_head]` and W_O `[h, d_head, d_model]`, keys and values
     repeated to every query head."""
 
-    w_q: torch.Tensor
-    w_k: torch.Tensor
-    w_v: torch.Tensor
-    w_o: torch.Tensor
+    @property
+    def w_q(self) -> torch.Tensor: ...
+    @property
+    def w_k(self) -> torch.Tensor: ...
+    @property
+    def w_v(self) -> torch.Tensor: ...
+    @property
+    def w_o(self) -> torch.Tensor: ...
 
 
 def _gram(a: torch.Tensor) -> torch.Tensor:
