@@ -14,6 +14,7 @@ import { HeatmapView } from "./views/heatmap";
 import { hideSnapshot } from "./views/snapshot";
 import { PromptView } from "./views/prompt";
 import { mountResearch } from "./views/research";
+import { mountWhy } from "./views/why";
 import { ScoreView } from "./views/scores";
 import { HeadGridView, OverviewView, type Thumbnails } from "./views/thumbnails";
 import { TokenStripView } from "./views/tokens";
@@ -116,6 +117,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   kernelGone.hidden = true;
   root.append(prompt.root, viewOptions.root, errorBar, tokens.root, main, exportBar.root, scores.root, kernelGone);
   el.append(root);
+  const unmountWhy = mountWhy({ store, model, heatmap: heatmap.root, cell: () => heatmap.hoveredCell });
   const unmountResearch = mountResearch({ store, model, prompt: prompt.root, heatmap: heatmap.root, scores: scores.root, scoreView: scores });
 
   const style = () => ({ scale: store.get("color_scale"), lut: patternLut(root) });
@@ -355,6 +357,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     lifecycle.off("comm_live_update", onCommLive);
     lifecycle.off("destroy", onDestroy);
     unmountResearch();
+    unmountWhy();
     stopArrivals();
     stopErrors();
     headSlot.cancel();

@@ -3,7 +3,8 @@
 
 import { cellAt, drawPending, element, sizeCanvas, viewRoot } from "./canvas";
 import { UNDEFINED_CSS, VIRIDIS, cssColor } from "../colors/colors";
-import { HEAD_CLASS_COLORS, METRIC_LABELS, type Metric } from "../contract.gen";
+import { RED_BLUE } from "../colors/diverging";
+import { HEAD_CLASS_COLORS, METRIC_LABELS, SIGNED_METRICS, type Metric } from "../contract.gen";
 import type { SummaryRow } from "../state/types";
 import { metricLabel } from "./research";
 import { formatScore, isUndefinedScore, scoreAt, scoreProgress, scoreRange, scoredCells, type ScoreRows } from "./score-cells";
@@ -178,10 +179,14 @@ export class ScoreView {
     const cols = Math.max(this.table.find((r) => r)?.length ?? 0, progress?.heads ?? 0);
     const cells = scoredCells(this.table, rows, cols);
     const [lo, hi] = scoreRange(cells);
+    const signed = (SIGNED_METRICS as readonly string[]).includes(metric);
+    const bound = Math.max(Math.abs(lo), Math.abs(hi));
     this.scoredLayers = progress?.scored ?? rows;
     const shade = (l: number, h: number) => {
       const value = scoreAt(this.table, l, h);
       if (value === null) return isUndefinedScore(this.table, l, h, this.scoredLayers) ? UNDEFINED_CSS : null;
+      // A signed metric (attribution, ablation effect): diverging colours, white at 0.
+      if (signed) return cssColor(RED_BLUE, bound > 0 ? 0.5 + value / (2 * bound) : 0.5);
       return cssColor(VIRIDIS, hi > lo ? (value - lo) / (hi - lo) : 0.5);
     };
     this.map.draw(rows, cols, shade, [layer, head], textColor);
