@@ -256,6 +256,10 @@ def main() -> None:
     llama = llama_table(llama_sizes, args.llama_model) if llama_sizes else {}
     report_targets(browser, kernel)
     report_llama_targets(llama, 3.0 if torch.cuda.is_available() else 5.0)
+    if not args.switch_only:  # query-key decomposition at 4,096 tokens and the ablation sweep (why_probe.py)
+        import why_probe
+
+        why_probe.main([])
 
 
 if __name__ == "__main__":
