@@ -349,6 +349,10 @@ def main() -> None:
     report_one_pass_targets(one_pass)
     if not torch.cuda.is_available():
         print("GPU rows (make bench-gpu): not run, no GPU on this machine")
+    if not args.switch_only:  # query-key decomposition at 4,096 tokens and the ablation sweep (why_probe.py)
+        import why_probe
+
+        why_probe.main([])
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ export const METRIC_LABELS = {
   "change_l1": "change vs compare prompt (mean row L1)",
   "sink_share": "attention on sinks",
   "retrieval": "retrieval (needle in a haystack)",
+  "ablation_effect": "ablation effect (change in logit difference, or loss)",
   "same_token": "same token (detector)",
   "successor": "successor (detector)"
 } as const;
@@ -74,6 +75,15 @@ export const DLA = "direct_logit_attribution" as const;
 
 /** Metric key of the mean row L1 change against the compare prompt. */
 export const CHANGE = "change_l1" as const;
+
+/** Metric key of the ablation effect. */
+export const ABLATION = "ablation_effect" as const;
+
+/** Metrics drawn with the diverging scale in the score views. */
+export const SIGNED_METRICS = [
+  "direct_logit_attribution",
+  "ablation_effect"
+] as const;
 
 /** Colour ramps: 256 entries interpolated between these stops. */
 export const COLOR_STOPS = {
@@ -237,6 +247,7 @@ export const METRIC_GROUP = {
   "repeated_tokens": "tests",
   "retrieval": "tests",
   "direct_logit_attribution": "attribution",
+  "ablation_effect": "attribution",
   "change_l1": "changes",
   "same_token": "detectors",
   "successor": "detectors"
@@ -247,6 +258,7 @@ export const METRIC_UNITS = {
   "entropy": "nats",
   "mean_distance": "tokens",
   "direct_logit_attribution": "logits",
+  "ablation_effect": "logits (or loss)",
   "change_l1": "mean row L1 (0 to 2)"
 } as const;
 
@@ -260,7 +272,7 @@ export const COLORBAR_UNITS = {
   "score": "share of attention"
 } as const;
 
-export type Metric = "repeated_tokens" | "induction" | "previous_token" | "duplicate_token" | "first_token" | "entropy" | "max_attention" | "mean_distance" | "direct_logit_attribution" | "change_l1" | "sink_share" | "retrieval" | "same_token" | "successor";
+export type Metric = "repeated_tokens" | "induction" | "previous_token" | "duplicate_token" | "first_token" | "entropy" | "max_attention" | "mean_distance" | "direct_logit_attribution" | "change_l1" | "sink_share" | "retrieval" | "ablation_effect" | "same_token" | "successor";
 export type HeadClass = "previous-token" | "induction" | "duplicate-token" | "first-token sink" | "diffuse" | "other";
 export type ColorScale = "linear" | "log" | "row";
 export type ShadeBy = "received" | "given" | "attribution";

@@ -14,6 +14,7 @@ import { HeatmapView } from "./views/heatmap";
 import { hideSnapshot } from "./views/snapshot";
 import { PromptView } from "./views/prompt";
 import { mountResearch } from "./views/research";
+import { mountWhy } from "./views/why";
 import { ScoreView } from "./views/scores";
 import { HeadGridView, OverviewView, type Thumbnails } from "./views/thumbnails";
 import { TokenStripView } from "./views/tokens";
@@ -124,6 +125,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   below.append(scores.details);
   root.append(prompt.root, analysis.root, errorBar, tokens.root, main, below, kernelGone);
   el.append(root);
+  const unmountWhy = mountWhy({ store, model, heatmap: heatmap.root, cell: () => heatmap.hoveredCell });
   const unmountResearch = mountResearch({
     store,
     model,
@@ -406,6 +408,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     lifecycle.off("comm_live_update", onCommLive);
     lifecycle.off("destroy", onDestroy);
     unmountResearch();
+    unmountWhy();
     stopArrivals();
     stopErrors();
     headSlot.cancel();

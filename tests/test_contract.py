@@ -21,7 +21,7 @@ def test_the_generated_typescript_module_is_up_to_date():
 
 def test_every_metric_and_head_class_has_its_label_and_colour():
     # the prompt's metrics, the model's tests, the attribution and change scores, sinks, built-in detectors
-    extra = {contract.SINK_SHARE, contract.RETRIEVAL, *contract.BUILT_IN_DETECTORS}
+    extra = {contract.SINK_SHARE, contract.RETRIEVAL, contract.ABLATION, *contract.BUILT_IN_DETECTORS}
     assert set(contract.METRIC_LABELS) == {contract.REPEATED_TOKENS, *METRICS, DLA, CHANGE, *extra}
     assert tuple(contract.HEAD_CLASS_COLORS) == HEAD_CLASSES
     generated = contract.typescript()

@@ -103,6 +103,11 @@ export class HeatmapView {
     return Math.min(this.viewport.span, MAX_TILE_CELLS, Math.round(this.size * (window.devicePixelRatio || 1)));
   }
 
+  /** The query and key under the pointer, or null. */
+  get hoveredCell(): [number, number] | null {
+    return this.hovered;
+  }
+
   get window(): Window {
     return this.viewport.window;
   }

@@ -5,7 +5,17 @@ import { SELECTED_COLOR, cellAt, drawPending, element, sizeCanvas, viewRoot } fr
 import { UNDEFINED_CSS, VIRIDIS, cssColor, type Lut } from "../colors/colors";
 import { RED_BLUE } from "../colors/diverging";
 import { ColorBar } from "./colorbar";
-import { CHANGE_SUFFIX, COLORBAR_UNITS, DATASET_PREFIX, HEAD_CLASS_COLORS, METRIC_GROUPS, METRIC_LABELS, METRIC_UNITS, type Metric } from "../contract.gen";
+import {
+  CHANGE_SUFFIX,
+  COLORBAR_UNITS,
+  DATASET_PREFIX,
+  HEAD_CLASS_COLORS,
+  METRIC_GROUPS,
+  METRIC_LABELS,
+  METRIC_UNITS,
+  SIGNED_METRICS,
+  type Metric,
+} from "../contract.gen";
 import type { SummaryRow } from "../state/types";
 import { metricGroup, metricLabel } from "./research";
 import { formatScore, isUndefinedScore, scoreAt, scoreProgress, scoreRange, scoredCells, type ScoreRows } from "./score-cells";
@@ -204,8 +214,8 @@ export class ScoreView {
     const cells = scoredCells(this.table, rows, cols);
     const [lo, hi] = scoreRange(cells);
     this.scoredLayers = progress?.scored ?? rows;
-    // Signed scores (attribution, changes, a correlation detector) are diverging, centred on zero.
-    const signed = lo < 0;
+    // Signed scores (attribution, ablation, changes, a correlation detector) are diverging, centred on zero.
+    const signed = lo < 0 || (SIGNED_METRICS as readonly string[]).includes(metric);
     const bound = Math.max(Math.abs(lo), Math.abs(hi));
     const position = (value: number) => (signed ? (bound > 0 ? 0.5 + (0.5 * value) / bound : 0.5) : hi > lo ? (value - lo) / (hi - lo) : 0.5);
     const shade = (l: number, h: number) => {

@@ -54,6 +54,10 @@ DATASET_PREFIX = "dataset:"
 """Score name of a metric's mean over the last dataset run: DATASET_PREFIX + metric."""
 RETRIEVAL = "retrieval"
 """Score name of the retrieval test (Wu et al. 2024)."""
+ABLATION = "ablation_effect"
+"""Score name: the change in the logit difference (no answer: the loss) when a head's output is ablated."""
+SIGNED_METRICS: tuple[str, ...] = (DLA, ABLATION)
+"""Metrics whose sign carries meaning: the score views draw them with the diverging scale, 0 in the middle."""
 SINK_SHARE = "sink_share"
 """Score name: the share of a head's attention on its sink keys."""
 BUILT_IN_DETECTORS: tuple[str, ...] = ("same_token", "successor")
@@ -75,6 +79,7 @@ METRIC_LABELS: dict[str, str] = {
     CHANGE: "change vs compare prompt (mean row L1)",
     SINK_SHARE: "attention on sinks",
     RETRIEVAL: "retrieval (needle in a haystack)",
+    ABLATION: "ablation effect (change in logit difference, or loss)",
     "same_token": "same token (detector)",
     "successor": "successor (detector)",
 }
@@ -112,7 +117,9 @@ HEAD_CLASS_COLORS: dict[str, str] = {
 COLOR_SCALES: tuple[str, ...] = ("linear", "log", "row")
 SHADE_BY: tuple[str, ...] = ("received", "given", "attribution")
 
-assert set(METRIC_LABELS) == {REPEATED_TOKENS, *PROMPT_METRICS, DLA, CHANGE, SINK_SHARE, RETRIEVAL, *BUILT_IN_DETECTORS}
+assert set(METRIC_LABELS) == {
+    REPEATED_TOKENS, *PROMPT_METRICS, DLA, CHANGE, SINK_SHARE, RETRIEVAL, *BUILT_IN_DETECTORS, ABLATION
+}  # fmt: skip
 assert tuple(HEAD_CLASS_COLORS) == HEAD_CLASSES, "every head class needs a colour"
 
 METRIC_GROUPS: dict[str, str] = {
@@ -131,6 +138,7 @@ METRIC_GROUP: dict[str, str] = {
     REPEATED_TOKENS: "tests",
     RETRIEVAL: "tests",
     DLA: "attribution",
+    ABLATION: "attribution",
     CHANGE: "changes",
     **dict.fromkeys(BUILT_IN_DETECTORS, "detectors"),
 }
@@ -141,6 +149,7 @@ METRIC_UNITS: dict[str, str] = {
     "entropy": "nats",
     "mean_distance": "tokens",
     DLA: "logits",
+    ABLATION: "logits (or loss)",
     CHANGE: "mean row L1 (0 to 2)",
 }
 """What a metric's colour bar says its values are in; a metric not listed is a share of attention."""
@@ -188,6 +197,8 @@ def _constants() -> list[tuple[str, str, Any]]:
         ("DATASET_PREFIX", "A metric's mean over a dataset run is named this + metric.", DATASET_PREFIX),
         ("DLA", "Metric key of direct logit attribution.", DLA),
         ("CHANGE", "Metric key of the mean row L1 change against the compare prompt.", CHANGE),
+        ("ABLATION", "Metric key of the ablation effect.", ABLATION),
+        ("SIGNED_METRICS", "Metrics drawn with the diverging scale in the score views.", list(SIGNED_METRICS)),
         ("COLOR_STOPS", "Colour ramps: 256 entries interpolated between these stops.", COLOR_STOPS),
         ("METRIC_GROUPS", "The metric menu's groups, in order, with their headings.", METRIC_GROUPS),
         ("METRIC_GROUP", "The menu group of each metric of METRIC_LABELS.", METRIC_GROUP),

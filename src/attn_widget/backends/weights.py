@@ -1,5 +1,6 @@
-"""The weights behind what a head writes: per-head output projections W_O, the unembedding W_U and
-the final norm, read from each model family under one interface.
+"""The weights behind what a head reads and writes, read from each model family under one interface:
+per-head output projections W_O, the unembedding W_U and the final norm (`OutputWeights`), and
+every layer's W_Q, W_K, W_V, W_O, biases and norms (`CircuitWeights`, in TransformerLens' layout).
 
 TransformerLens (TransformerBridge and HookedTransformer 2.x/3.x) names them `blocks[i].attn.W_O`
 `[h, d_head, d_model]`, `W_U` `[d_model, vocab]` and `ln_final`. Hugging Face models keep each
@@ -11,12 +12,14 @@ Precomputed attention has no weights: asking for them says so.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from attn_widget.errors import ModelError, WeightsError
 from attn_widget.maths.attribution import FinalNorm, NormKind
+from attn_widget.maths.qk_decomposition import Norm
 
 _OUTPUT_PROJECTIONS = ("o_proj", "c_proj", "out_proj", "dense", "o")
 _FINAL_NORMS = ("ln_final", "norm", "ln_f", "final_layer_norm", "final_norm", "norm_f", "final_layernorm")
@@ -160,3 +163,228 @@ def _output_projection(attention: torch.nn.Module) -> torch.nn.Module:
         f"Found no output projection ({', '.join(_OUTPUT_PROJECTIONS)}) in {type(attention).__name__}, "
         "so what its heads write cannot be measured."
     )
+
+
+MISSING_FOR_CIRCUITS = (
+    "needs W_Q, W_K, W_V and W_O per head and the norm in front of each attention; {what}. It reads "
+    "TransformerLens models (TransformerBridge, HookedTransformer) and Hugging Face GPT-2 and Llama-style "
+    "models (q_proj/k_proj/v_proj/o_proj, including grouped keys, Gemma 2)."
+)
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """One layer's attention weights in TransformerLens' layout, float32, keys and values repeated to
+    every query head (grouped-query attention): W_Q, W_K, W_V `[h, d_model, d_head]`, W_O
+    `[h, d_head, d_model]`, biases `[h, d_head]` / `[d_model]` (None: zero)."""
+
+    w_q: torch.Tensor
+    w_k: torch.Tensor
+    w_v: torch.Tensor
+    w_o: torch.Tensor
+    b_q: torch.Tensor | None
+    b_k: torch.Tensor | None
+    b_v: torch.Tensor | None
+    b_o: torch.Tensor | None
+    norm: Norm
+    """The norm in front of the attention (ln1, input_layernorm)."""
+    post_norm: Norm | None
+    """A norm applied to the attention's output before it joins the residual stream (Gemma 2), or None."""
+    scaling: float | None
+    """What q.k is multiplied by, where the module says (else the run's capture does)."""
+
+
+class CircuitWeights:
+    """Every layer's Q, K, V, O weights and norms of a TransformerLens or Hugging Face model; anything
+    else raises a ModelError naming what is missing."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.transformer_lens = _is_transformer_lens(model)
+        if self.transformer_lens:
+            cfg = model.cfg
+            self.n_layers, self.n_heads = int(cfg.n_layers), int(cfg.n_heads)
+            self.rotary = getattr(cfg, "positional_embedding_type", "standard") in ("rotary",)
+            self.has_mlp = not bool(getattr(cfg, "attn_only", False))
+            if getattr(cfg, "use_normalization_before_and_after", False):
+                raise _cannot_read(
+                    "this model's "
+                    "attention output is normed again before the residual stream (use its Hugging Face model)"
+                )
+        else:
+            self._hf_modules()
+        self._cache: dict[int, LayerWeights] = {}
+
+    def _hf_modules(self) -> None:
+        from attn_widget.backends.huggingface import attention_modules, text_config
+
+        model = self.model
+        if not hasattr(model, "named_modules"):
+            raise _cannot_read(f"{type(model).__name__} is neither")
+        config = text_config(model)
+        names = {id(m): n for n, m in model.named_modules()}
+        self.attentions: list[Any] = [m for m, _ in attention_modules(model)]
+        self.blocks: list[Any] = [model.get_submodule(names[id(m)].rpartition(".")[0]) for m in self.attentions]
+        self.n_layers, self.n_heads = len(self.attentions), int(config.num_attention_heads)
+        self.rotary = not hasattr(_find(model, ("wpe",)), "weight")
+        self.has_mlp = True
+        for attn in self.attentions[:1]:
+            for q_norm in ("q_norm", "k_norm"):
+                if getattr(attn, q_norm, None) is not None:
+                    raise _cannot_read(
+                        f"{type(attn).__name__} norms each head's query and key ({q_norm}), which it cannot split"
+                    )
+            if not (hasattr(attn, "c_attn") or all(hasattr(attn, p) for p in ("q_proj", "k_proj", "v_proj", "o_proj"))):
+                raise _cannot_read(f"{type(attn).__name__} has neither c_attn (GPT-2) nor q_proj/k_proj/v_proj/o_proj")
+
+    def layer(self, layer: int) -> LayerWeights:
+        if layer not in self._cache:
+            with torch.no_grad():
+                self._cache[layer] = self._tl_layer(layer) if self.transformer_lens else self._hf_layer(layer)
+        return self._cache[layer]
+
+    def input_norm_module(self, layer: int) -> torch.nn.Module | None:
+        found: torch.nn.Module | None
+        if self.transformer_lens:
+            found = getattr(self.model.blocks[layer], "ln1", None)
+        else:
+            found = _find(self.blocks[layer], ("input_layernorm", "ln_1", "ln1", "self_attn_layer_norm"))
+        return found
+
+    def _tl_layer(self, layer: int) -> LayerWeights:
+        cfg, attn = self.model.cfg, self.model.blocks[layer].attn
+        kind: NormKind = _TL_NORM_KINDS.get(cfg.normalization_type, "none")
+        ln1 = getattr(self.model.blocks[layer], "ln1", None)
+        norm = Norm(kind, float(getattr(cfg, "eps", 1e-5)), _gain(ln1), _norm_bias(ln1))
+
+        def f(name: str) -> torch.Tensor | None:
+            value = getattr(attn, name, None)
+            return value.detach().float() if isinstance(value, torch.Tensor) else None
+
+        w_q, w_k, w_v, w_o = (f(n) for n in ("W_Q", "W_K", "W_V", "W_O"))
+        if w_q is None or w_k is None or w_v is None or w_o is None:
+            raise _cannot_read("this model's attention has no W_Q/W_K/W_V/W_O")
+        heads = w_q.shape[0]
+        w_k, w_v = _repeat(w_k, heads), _repeat(w_v, heads)
+        b_k, b_v = f("b_K"), f("b_V")
+        return LayerWeights(
+            w_q,
+            w_k,
+            w_v,
+            w_o,
+            f("b_Q"),
+            None if b_k is None else _repeat(b_k, heads),
+            None if b_v is None else _repeat(b_v, heads),
+            f("b_O"),
+            norm,
+            None,
+            None,
+        )
+
+    def _hf_layer(self, layer: int) -> LayerWeights:
+        attn, block, h = self.attentions[layer], self.blocks[layer], self.n_heads
+        if hasattr(attn, "c_attn"):  # GPT-2: one Conv1D [d_model, 3 d_model] for q, k and v
+            weight, bias = attn.c_attn.weight.detach().float(), attn.c_attn.bias.detach().float()
+            d_model = weight.shape[0]
+            w_q, w_k, w_v = (w.reshape(d_model, h, -1).transpose(0, 1) for w in weight.split(d_model, dim=1))
+            b_q, b_k, b_v = (b.reshape(h, -1) for b in bias.split(d_model))
+            w_o = attn.c_proj.weight.detach().float().reshape(h, -1, d_model)
+            b_o = attn.c_proj.bias.detach().float()
+        else:
+
+            def proj(name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+                module = getattr(attn, name)
+                d_model = module.weight.shape[1]
+                w = module.weight.detach().float().T.reshape(d_model, -1, _head_dim(attn, module, h)).transpose(0, 1)
+                b = (
+                    module.bias.detach().float().reshape(w.shape[0], -1)
+                    if getattr(module, "bias", None) is not None
+                    else None
+                )
+                return _repeat(w, h), (None if b is None else _repeat(b, h))
+
+            (w_q, b_q), (w_k, b_k), (w_v, b_v) = proj("q_proj"), proj("k_proj"), proj("v_proj")
+            o = attn.o_proj
+            w_o = o.weight.detach().float().T.reshape(h, -1, o.weight.shape[0])
+            b_o = o.bias.detach().float() if getattr(o, "bias", None) is not None else None
+        norm_module = self.input_norm_module(layer)
+        if norm_module is None:
+            raise _cannot_read(f"found no norm in front of {type(attn).__name__} (input_layernorm, ln_1)")
+        post = None
+        if hasattr(block, "pre_feedforward_layernorm"):  # Gemma 2: post_attention_layernorm follows the attention
+            post = hf_norm(block.post_attention_layernorm)
+        scaling = getattr(attn, "scaling", None)
+        return LayerWeights(
+            w_q,
+            w_k,
+            w_v,
+            w_o,
+            b_q,
+            b_k,
+            b_v,
+            b_o,
+            hf_norm(norm_module),
+            post,
+            float(scaling) if isinstance(scaling, int | float) else None,
+        )
+
+
+def _cannot_read(what: str) -> ModelError:
+    return ModelError("Query-key decomposition " + MISSING_FOR_CIRCUITS.format(what=what))
+
+
+def circuit_weights(backend: Any) -> CircuitWeights:
+    """The circuit weights of the model the backend runs (a bridge over Hugging Face: the unwrapped model)."""
+    model = getattr(backend, "model", None)
+    if model is None or not getattr(backend, "runs_tokens", True):
+        raise WeightsError(
+            "Query-key decomposition, composition and ablation need the model's weights; precomputed "
+            "attention has none. Pass the model itself to AttentionExplorer."
+        )
+    unwrapped = getattr(backend, "unwrapped", None)
+    return CircuitWeights(unwrapped.model if unwrapped is not None else model)
+
+
+def hf_norm(module: torch.nn.Module) -> Norm:
+    """A Hugging Face LayerNorm or RMSNorm as a `Norm` (Gemma's `1 + weight` gain added)."""
+    name = type(module).__name__
+    if isinstance(module, torch.nn.LayerNorm) or name.endswith("LayerNorm"):
+        return Norm("layernorm", float(getattr(module, "eps", 1e-5)), _gain(module), _norm_bias(module))
+    if "RMSNorm" in name:
+        eps = float(getattr(module, "variance_epsilon", None) or getattr(module, "eps", None) or 1e-6)
+        gain = _gain(module)
+        if gain is not None and name.startswith("Gemma"):
+            gain = 1.0 + gain
+        return Norm("rmsnorm", eps, gain, None)
+    raise ModelError(
+        f"The norm {name} is neither a LayerNorm nor an RMSNorm, so the residual stream cannot be split through it."
+    )
+
+
+def _norm_bias(module: torch.nn.Module | None) -> torch.Tensor | None:
+    if module is None:
+        return None
+    for name, parameter in module.named_parameters():
+        if name.rsplit(".", 1)[-1] in ("bias", "b") and parameter.dim() == 1:
+            return parameter.detach().float()
+    return None
+
+
+def _find(owner: Any, names: tuple[str, ...]) -> Any:
+    for module in [owner, *(m for _, m in owner.named_modules())] if hasattr(owner, "named_modules") else [owner]:
+        for name in names:
+            found = getattr(module, name, None)
+            if isinstance(found, torch.nn.Module):
+                return found
+    return None
+
+
+def _head_dim(attn: Any, module: Any, n_heads: int) -> int:
+    head_dim = getattr(attn, "head_dim", None)
+    return int(head_dim) if head_dim else int(module.weight.shape[0]) // n_heads
+
+
+def _repeat(per_kv_head: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Grouped-query attention: each key/value head serves n_heads / kv_heads consecutive query heads."""
+    groups = n_heads // per_kv_head.shape[0]
+    return per_kv_head.repeat_interleave(groups, dim=0) if groups > 1 else per_kv_head

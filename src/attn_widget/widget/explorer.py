@@ -30,6 +30,7 @@ from attn_widget.widget.display import WATCHED, SnapshotOutput
 from attn_widget.widget.session import Session
 from attn_widget.widget.traits import ExplorerTraits
 from attn_widget.widget.view import view_data as current_view
+from attn_widget.widget.why import WHY, Why
 
 DEFAULT_PROMPT = (
     "When Mary and John went to the store, Mary gave a drink to John. "
@@ -67,6 +68,8 @@ class AttentionExplorer(ExplorerTraits):
         self.model = resolve_model(model)
         self._session = Session(self, backend_for(self.model, tokenizer=tokenizer, tokens=tokens))
         self._session.on_published.append(self._published)
+        self._why = Why(self, self._session.backend, self._session.current)
+        self._session.more_scores.append(self._why.scores)
         # Traits whose validity depends on the prompt's results are set once it has run.
         after_prompt = {name: kwargs.pop(name) for name in ("metric", "focus_token", "focus_locked") if name in kwargs}
         super().__init__(**kwargs)
@@ -208,6 +211,32 @@ class AttentionExplorer(ExplorerTraits):
         in the head similarity view (click a cell to select a head)."""
         return self._session.research.head_similarity(arguments.choice("metric", metric, DISTANCES))
 
+    # ---- Python API: why a head attends there (widget/why.py) ------------------------------
+
+    def qk_decomposition(self, layer: int, head: int, query: int, key: int) -> Any:
+        """The pre-softmax score of (query, key) in layer/head on the current prompt, split into
+        (query-side, key-side) pairs of residual-stream components (embeddings, earlier heads `L0H1`,
+        MLPs, biases), norm scales from this run: a pandas DataFrame (else records), largest first,
+        whose `contribution` column sums to the score."""
+        return self._why.table(layer, head, query, key)
+
+    def composition_scores(self, kind: str = "k") -> np.ndarray:
+        """`(n_layers, n_heads, n_layers, n_heads)`: Q-, K- or V-composition of each later head with
+        each earlier one, from the weights (as TransformerLens' `all_composition_scores`)."""
+        return self._why.composition(kind)
+
+    def ablation_effect(self, method: str = "mean", batch_size: int = 16, progress: bool = True) -> np.ndarray:
+        """`(n_layers, n_heads)`: the change in logit(answer) - logit(counterfactual) at the attributed
+        query (no `answer`: in the loss on the prompt) when each head's output is ablated ("mean" over
+        the prompt's positions, or "zero"); `batch_size` heads per forward pass. Shown as a metric."""
+        total = self._session.backend.n_layers * self._session.backend.n_heads
+        with self._session.research.progress_bar("ablation", total, progress) as tick:
+            effects = self._why.ablation_effect(
+                method, self.answer, self.counterfactual, self._session.attributed_query(), batch_size, tick
+            )
+        self._session.publish_scores()
+        return np.array(effects, copy=True)
+
     # ---- Python API: what is shown, saved ----------------------------------------------------
 
     def view_data(self, theme: str = "light") -> ViewData:
@@ -259,6 +288,9 @@ class AttentionExplorer(ExplorerTraits):
         return n - 1 if query is None else arguments.whole("query", query, 0, n - 1)
 
     def _on_front_end_message(self, widget: Any, content: Any, buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == WHY:
+            self.send(self._why.answer_message(content))
+            return
         self._session.on_message(widget, content, buffers)
 
     def _snapshot_bundle(self) -> dict[str, str]:

@@ -52,6 +52,8 @@ class Session:
         self.options = ViewOptions(backend)
         self.research = Research(widget, backend, self.current)
         self.prefetch = Prefetch(lambda reply, buffers: widget.send(reply, buffers), lambda: widget.revision)
+        self.more_scores: list[Callable[[], dict[str, list[list[float | None]]]]] = []
+        """More metrics for the score views, each from a helper composed into the explorer."""
         # A property of the model, not of the prompt: one batched pass, kept for every prompt.
         # Precomputed attention has no model to run it on; its score views go without.
         self.repeated_tokens: np.ndarray | None = repeated_tokens_scores(backend) if backend.runs_tokens else None
@@ -324,6 +326,8 @@ class Session:
         table = {name: json_matrix(values) for name, values in shown.items()}
         if self.repeated_tokens is not None:
             table[REPEATED_TOKENS] = json_matrix(self.repeated_tokens)
+        for more in self.more_scores:
+            table |= more()
         return table | self.research.table()
 
     # ---- messages ------------------------------------------------------------------------

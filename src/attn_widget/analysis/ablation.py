@@ -1,0 +1,158 @@
+"""Every head's ablation effect: how much the answer-minus-counterfactual logit difference (or, with
+no answer, the loss on the prompt) changes when that head's output is replaced by its mean over the
+prompt's positions ("mean") or by zero ("zero").
+
+A head's output is its `z` (the attention-weighted values entering the output projection), so the
+ablation edits that input, which any model family has. Many heads go in one forward pass: the
+prompt is repeated along the batch, and row b has head `heads[b]` ablated. Attention being the
+model's own, row b sees only its own edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from attn_widget.backends.weights import CircuitWeights
+from attn_widget.errors import AttnWidgetError, ModelError
+
+AblationMethod = Literal["mean", "zero"]
+METHODS: tuple[AblationMethod, ...] = ("mean", "zero")
+Progress = Callable[[int, int], None]
+"""Called as `progress(heads_done, heads_total)` after each batch."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the effect is measured on: with `answer`, logit(answer) - logit(counterfactual) at `query`
+    (the counterfactual None: the answer's logit alone); without, the mean next-token loss."""
+
+    answer: int | None = None
+    counterfactual: int | None = None
+    query: int = -1
+
+    def metric(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """`[batch]` from logits `[batch, n, vocab]` of `tokens` `[1, n]`."""
+        logits = logits.double()
+        if self.answer is not None:
+            at = logits[:, self.query]
+            result = at[:, self.answer]
+            return result - at[:, self.counterfactual] if self.counterfactual is not None else result
+        if tokens.shape[-1] < 2:
+            raise AttnWidgetError("The loss needs a prompt of at least two tokens (or set `answer`).")
+        log_probs = logits[:, :-1].log_softmax(-1)
+        following = tokens[0, 1:].to(logits.device)
+        return -log_probs[:, torch.arange(following.shape[0], device=logits.device), following].mean(-1)
+
+
+def ablation_effects(
+    weights: CircuitWeights,
+    tokens: torch.Tensor,
+    target: Target,
+    method: str = "mean",
+    batch_size: int = 16,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """`[layers, heads]` float64: metric with the head ablated minus the clean metric."""
+    if method not in METHODS:
+        raise AttnWidgetError(f"method must be 'mean' or 'zero' (what replaces a head's output), not {method!r}.")
+    if batch_size < 1:
+        raise AttnWidgetError(f"batch_size must be at least 1, not {batch_size}.")
+    runner = _Runner(weights)
+    means: dict[int, torch.Tensor] = {}
+    clean = float(target.metric(runner.logits(tokens, {}, means if method == "mean" else None), tokens)[0])
+    heads = [(layer, head) for layer in range(weights.n_layers) for head in range(weights.n_heads)]
+    effects = np.zeros((weights.n_layers, weights.n_heads))
+    for start in range(0, len(heads), batch_size):
+        chunk = heads[start : start + batch_size]
+        edits: dict[int, list[tuple[int, int]]] = {}
+        for row, (layer, head) in enumerate(chunk):
+            edits.setdefault(layer, []).append((row, head))
+        replacement = {layer: means[layer] if method == "mean" else None for layer in edits}
+        batch = tokens.expand(len(chunk), -1)
+        values = target.metric(runner.logits(batch, {k: (v, replacement[k]) for k, v in edits.items()}), tokens)
+        for row, (layer, head) in enumerate(chunk):
+            effects[layer, head] = float(values[row]) - clean
+        if progress is not None:
+            progress(start + len(chunk), len(heads))
+    return effects
+
+
+Edit = tuple[list[tuple[int, int]], torch.Tensor | None]
+"""Rows and the head each ablates, and the replacement `[heads, d_head]` (None: zero)."""
+
+
+class _Runner:
+    """The model run on a batch with some heads' z replaced: TransformerLens' `hook_z` or the input
+    of a Hugging Face output projection."""
+
+    def __init__(self, weights: CircuitWeights) -> None:
+        self.weights = weights
+        self.model = weights.model
+        if weights.transformer_lens:
+            points = self.model.hook_dict
+            self.points = [points[f"blocks.{i}.attn.hook_z"] for i in range(weights.n_layers)]
+        else:
+            self.points = [
+                attn.c_proj if hasattr(attn, "c_attn") else getattr(attn, "o_proj", None) for attn in weights.attentions
+            ]
+            if any(p is None for p in self.points):
+                raise ModelError("Found no output projection in this model's attention, so heads cannot be ablated.")
+
+    def logits(
+        self, tokens: torch.Tensor, edits: dict[int, Edit], means: dict[int, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        with ExitStack() as stack:
+            for layer, point in enumerate(self.points):
+                if layer in edits or means is not None:
+                    stack.enter_context(self._hook(point, layer, edits.get(layer), means))
+            try:
+                with torch.inference_mode():
+                    device = next(self.model.parameters()).device
+                    if self.weights.transformer_lens:
+                        out = self.model(tokens.to(device), return_type="logits")
+                    else:
+                        out = self.model(input_ids=tokens.to(device), use_cache=False).logits
+            except AttnWidgetError:
+                raise
+            except Exception as err:  # the model's own failure: name it, keep the kernel going
+                raise ModelError(f"The model failed while running: {type(err).__name__}: {err}") from err
+        result: torch.Tensor = out
+        return result
+
+    @contextmanager
+    def _hook(
+        self, point: torch.nn.Module, layer: int, edit: Edit | None, means: dict[int, torch.Tensor] | None
+    ) -> Iterator[None]:
+        n_heads = self.weights.n_heads
+
+        def change(z: torch.Tensor) -> torch.Tensor:
+            """z `[b, n, h * d_head]` or `[b, n, h, d_head]`: record the mean, or ablate the rows' heads."""
+            split = z.reshape(*z.shape[:2], n_heads, -1)
+            if means is not None:
+                means[layer] = split[0].double().mean(0)
+            if edit is None:
+                return z
+            split = split.clone()
+            rows, replacement = edit
+            for row, head in rows:
+                split[row, :, head] = 0.0 if replacement is None else replacement[head].to(split.dtype)
+            return split.reshape(z.shape)
+
+        if self.weights.transformer_lens:
+            handle = point.register_forward_hook(lambda _m, _a, out: change(out))
+        else:
+
+            def pre(_m: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+                return (change(args[0]), *args[1:])
+
+            handle = point.register_forward_pre_hook(pre)
+        try:
+            yield
+        finally:
+            handle.remove()
