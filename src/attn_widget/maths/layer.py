@@ -297,3 +297,34 @@ def looks_causal(pattern: torch.Tensor) -> bool:
     """Whether dense weights `[..., q, k]` are causal: the first query, which sees only itself in a
     causal model, puts all its weight on key 0."""
     return bool((pattern[..., 0, 0] > 0.999).all())
+
+
+class ReweightedLayer:
+    """A layer's attention read through a change of each block's weights (value weighting, sinks
+    excluded): the same interface as the layer, one block of rows at a time, no `[heads, n, n]`
+    tensor. Subclasses say how a block's weights `[b, heads, rows, keys]` change."""
+
+    def __init__(self, attention: LayerAttention) -> None:
+        self.attention = attention
+        self.batch, self.n_heads, self.n, self.causal = (
+            attention.batch,
+            attention.n_heads,
+            attention.n,
+            attention.causal,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.attention.device
+
+    def key_range(self, q0: int, q1: int) -> tuple[int, int]:
+        return self.attention.key_range(q0, q1)
+
+    def block(self, q0: int, q1: int, heads: range | None = None) -> RowBlock:
+        heads = heads or range(self.n_heads)
+        inner = self.attention.block(q0, q1, heads)
+        k1 = inner.k0 + inner.weights.shape[-1]
+        return self.reweigh(inner.weights, heads, inner.k0, k1)
+
+    def reweigh(self, weights: torch.Tensor, heads: range, k0: int, k1: int) -> RowBlock:
+        raise NotImplementedError

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from attn_widget.maths.layer import looks_causal
+from attn_widget.maths.layer import LayerAttention, ReweightedLayer, RowBlock, looks_causal, weights_block
 
 SINK_THRESHOLD = 0.3
 MIN_QUERIES = 4
@@ -73,3 +73,17 @@ def without_sinks(pattern: torch.Tensor, sinks: torch.Tensor) -> torch.Tensor:
     kept = pattern.float() * (~sinks).to(torch.float32)
     rows = kept.sum(dim=-1, keepdim=True)
     return torch.where(rows > EMPTY_ROW, kept / rows.clamp_min(EMPTY_ROW), torch.zeros_like(kept)).to(pattern.dtype)
+
+
+class SinksExcluded(ReweightedLayer):
+    """A layer read with each head's sink columns zeroed and its rows renormalised (`without_sinks`),
+    a block of rows at a time."""
+
+    def __init__(self, attention: LayerAttention, sinks: torch.Tensor) -> None:
+        super().__init__(attention)
+        self.sinks = sinks.to(attention.device)
+        """`sinks`: `[heads, n]` bool."""
+
+    def reweigh(self, weights: torch.Tensor, heads: range, k0: int, k1: int) -> RowBlock:
+        weights = without_sinks(weights, self.sinks[heads.start : heads.stop, None, k0:k1])
+        return weights_block(weights, k0, weights.sum(dim=-1) > 0, statistics=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from attn_widget.maths.layer import LayerAttention, RowBlock, weights_block
+from attn_widget.maths.layer import LayerAttention, ReweightedLayer, RowBlock, weights_block
 
 
 def grouped_by_kv(per_head: torch.Tensor, kv_heads: int) -> torch.Tensor:
@@ -55,32 +55,17 @@ def row_shares(weighted: torch.Tensor) -> torch.Tensor:
     return weighted / total.clamp_min(torch.finfo(weighted.dtype).tiny)
 
 
-class ValueWeighted:
+class ValueWeighted(ReweightedLayer):
     """`attention` `[batch, heads, n, n]` weighted by source norms `[heads, n]`, rows renormalised.
     `statistics=False`: blocks carry weights only (row maxima and entropies zero), for the views."""
 
     def __init__(self, attention: LayerAttention, norms: torch.Tensor, statistics: bool = True) -> None:
-        self.attention, self.norms, self.statistics = attention, norms.to(attention.device), statistics
-        self.batch, self.n_heads, self.n, self.causal = (
-            attention.batch,
-            attention.n_heads,
-            attention.n,
-            attention.causal,
-        )
+        super().__init__(attention)
+        self.norms, self.statistics = norms.to(attention.device), statistics
 
-    @property
-    def device(self) -> torch.device:
-        return self.attention.device
-
-    def key_range(self, q0: int, q1: int) -> tuple[int, int]:
-        return self.attention.key_range(q0, q1)
-
-    def block(self, q0: int, q1: int, heads: range | None = None) -> RowBlock:
-        heads = heads or range(self.n_heads)
-        inner = self.attention.block(q0, q1, heads)
-        k1 = inner.k0 + inner.weights.shape[-1]
+    def reweigh(self, weights: torch.Tensor, heads: range, k0: int, k1: int) -> RowBlock:
         # Not in place: a dense layer's block can be a view of the layer itself.
-        weights = inner.weights * self.norms[heads.start : heads.stop, None, inner.k0 : k1]
+        weights = weights * self.norms[heads.start : heads.stop, None, k0:k1]
         total = weights.sum(dim=-1, keepdim=True)
         weights.div_(total.clamp_min(torch.finfo(weights.dtype).tiny))
-        return weights_block(weights, inner.k0, total[..., 0] > 0, self.statistics)
+        return weights_block(weights, k0, total[..., 0] > 0, self.statistics)

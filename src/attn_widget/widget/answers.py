@@ -16,8 +16,8 @@ from attn_widget.backends.base import Backend
 from attn_widget.contract import MAX_TILE_CELLS, WHOLE_HEAD_MAX_TOKENS
 from attn_widget.errors import SelectionError
 from attn_widget.maths import difference, encoding, reductions
-from attn_widget.maths.layer import LayerAttention, RowBlock, weights_block
-from attn_widget.maths.sinks import without_sinks
+from attn_widget.maths.layer import LayerAttention
+from attn_widget.maths.sinks import SinksExcluded
 from attn_widget.widget import protocol
 from attn_widget.widget.view_options import ViewOptions
 
@@ -51,35 +51,6 @@ class Shown:
     def head(self, layer: int, head: int) -> torch.Tensor:
         """The head's whole `(n, n)` pattern as the heatmap draws it."""
         return reductions.head_pattern(self.layer(layer), head)
-
-
-class SinksExcluded:
-    """A layer read with each head's sink columns zeroed and its rows renormalised (`without_sinks`),
-    a block of rows at a time."""
-
-    def __init__(self, attention: LayerAttention, sinks: torch.Tensor) -> None:
-        self.attention, self.sinks = attention, sinks.to(attention.device)
-        """`sinks`: `[heads, n]` bool."""
-        self.batch, self.n_heads, self.n, self.causal = (
-            attention.batch,
-            attention.n_heads,
-            attention.n,
-            attention.causal,
-        )
-
-    @property
-    def device(self) -> torch.device:
-        return self.attention.device
-
-    def key_range(self, q0: int, q1: int) -> tuple[int, int]:
-        return self.attention.key_range(q0, q1)
-
-    def block(self, q0: int, q1: int, heads: range | None = None) -> RowBlock:
-        heads = heads or range(self.n_heads)
-        inner = self.attention.block(q0, q1, heads)
-        k1 = inner.k0 + inner.weights.shape[-1]
-        weights = without_sinks(inner.weights, self.sinks[heads.start : heads.stop, None, inner.k0 : k1])
-        return weights_block(weights, inner.k0, weights.sum(dim=-1) > 0, statistics=False)
 
 
 def answer(request: protocol.Request, shown: Shown) -> Reply:
