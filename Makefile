@@ -61,8 +61,11 @@ contract: $(VENV)/.installed
 test-python: setup
 	$(PY) -m pytest -m "not browser"
 
+# The browser tests run in a process of their own: Playwright's sync API keeps an event loop set
+# in the process while its browser is open, which the kernel-side tests must not see.
 test: setup chromium lint test-tl3 test-wheel
-	ATTN_WIDGET_REQUIRE_BROWSER=1 $(PY) -m pytest
+	$(PY) -m pytest -m "not browser"
+	ATTN_WIDGET_REQUIRE_BROWSER=1 $(PY) -m pytest -m browser
 
 # Every causal-LM architecture in the installed transformers, tiny and random, against its own eager
 # weights (scripts/architecture_sweep.py, two processes at a time; about 15-30 minutes on 2 cores).

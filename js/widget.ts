@@ -125,7 +125,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
   below.append(scores.details);
   root.append(prompt.root, analysis.root, errorBar, tokens.root, main, below, kernelGone);
   el.append(root);
-  const unmountWhy = mountWhy({ store, model, heatmap: heatmap.root, cell: () => heatmap.hoveredCell });
+  const unmountWhy = mountWhy({ store, model, heatmap: heatmap.root, cell: () => heatmap.hoveredCell, header: heatmap.header });
   const unmountResearch = mountResearch({
     store,
     model,

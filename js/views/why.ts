@@ -51,11 +51,14 @@ export interface WhyHost {
   heatmap: HTMLElement;
   /** The query and key of the cell under the pointer, or null. */
   cell: () => [number, number] | null;
+  /** Where the "why" switch goes (the heatmap's title line), so it takes no row of its own. */
+  header?: HTMLElement;
 }
 
 export class WhyPanel {
   readonly root = element("div", "aw-why");
   private readonly toggle = element("input");
+  readonly toggleLabel = element("label", "aw-why-toggle");
   private readonly body = element("div", "aw-why-body");
   private asked = "";
   private count = 0;
@@ -68,14 +71,14 @@ export class WhyPanel {
     this.root.dataset.role = "why";
     this.toggle.type = "checkbox";
     this.toggle.dataset.role = "why-toggle";
-    const label = element("label", "aw-why-toggle");
-    label.append(this.toggle, " why: click a cell to split its score into components");
+    const label = this.toggleLabel;
+    label.append(this.toggle, " why");
+    label.title = "why: click a cell to split its score into the components that wrote the query and the key";
     this.toggle.addEventListener("change", () => {
       this.body.hidden = !this.toggle.checked;
     });
     this.body.hidden = true;
     this.body.dataset.role = "why-body";
-    this.root.style.margin = "4px 0";
     this.root.append(label, this.body);
   }
 
@@ -164,6 +167,7 @@ export function mountWhy(host: WhyHost): () => void {
     (layer, head) => store.get("head_classes")?.[layer]?.[head] ?? "",
   );
   host.heatmap.append(panel.root);
+  if (host.header) host.header.append(" \u00b7 ", panel.toggleLabel);
   let down: [number, number] | null = null;
   const onDown = (e: MouseEvent) => {
     down = [e.clientX, e.clientY];
@@ -185,5 +189,6 @@ export function mountWhy(host: WhyHost): () => void {
     host.heatmap.removeEventListener("click", onClick);
     model.off("msg:custom", onMessage);
     panel.root.remove();
+    panel.toggleLabel.remove();
   };
 }
