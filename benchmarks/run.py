@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -204,25 +205,36 @@ def one_pass_table(detector_sizes: list[int], value_sizes: list[int], pattern_si
           "pattern() memory (llama-small)")  # fmt: skip
     print("| measurement | tokens | baseline | with it | ratio |")
     print("|---|---|---|---|---|")
-    for n, r in rows["detectors"].items():
-        if isinstance(r, str):
-            print(f"| prompt-to-ready, one custom detector | {n} | {r} | - | - |")
-        else:
-            print(f"| prompt-to-ready s, without / with one custom detector | {n} | {r['without_s']:.2f} "
-                  f"| {r['with_s']:.2f} | {r['with_s'] / r['without_s']:.2f}x |")  # fmt: skip
-    for n, r in rows["value"].items():
-        if isinstance(r, str):
-            print(f"| value weighting, first selection | {n} | {r} | - | - |")
-        else:
-            ratio = r["first_selection_s"] / r["ready_s"]
-            print(f"| prompt-to-ready s / first value selection s ({r['forward_calls']} forward calls) | {n} "
-                  f"| {r['ready_s']:.2f} | {r['first_selection_s']:.2f} | {ratio:.2f}x |")  # fmt: skip
-    for n, r in rows["pattern"].items():
-        if isinstance(r, str):
-            print(f"| pattern() peak | {n} | {r} | - | - |")
-        else:
-            print(f"| pattern() MB: result / peak added | {n} | {r['result_bytes'] / MB:,.0f} "
-                  f"| {r['peak_bytes'] / MB:,.0f} | {r['peak_bytes'] / r['result_bytes']:.2f}x |")  # fmt: skip
+
+    def table(kind: str, failed: str, row: Callable[[int, dict], str]) -> None:
+        """One row per size; a size that failed says why and the others still print."""
+        for n, r in rows[kind].items():
+            print(f"| {failed} | {n} | {r} | - | - |" if isinstance(r, str) else row(n, r))
+
+    table(
+        "detectors",
+        "prompt-to-ready, one custom detector",
+        lambda n, r: (
+            f"| prompt-to-ready s, without / with one custom detector | {n} | {r['without_s']:.2f} "
+            f"| {r['with_s']:.2f} | {r['with_s'] / r['without_s']:.2f}x |"
+        ),
+    )
+    table(
+        "value",
+        "value weighting, first selection",
+        lambda n, r: (
+            f"| prompt-to-ready s / first value selection s ({r['forward_calls']} forward calls) | {n} "
+            f"| {r['ready_s']:.2f} | {r['first_selection_s']:.2f} | {r['first_selection_s'] / r['ready_s']:.2f}x |"
+        ),
+    )
+    table(
+        "pattern",
+        "pattern() peak",
+        lambda n, r: (
+            f"| pattern() MB: result / peak added | {n} | {r['result_bytes'] / MB:,.0f} "
+            f"| {r['peak_bytes'] / MB:,.0f} | {r['peak_bytes'] / r['result_bytes']:.2f}x |"
+        ),
+    )
     return rows
 
 
