@@ -6,6 +6,7 @@ import { SELECTED_COLOR, cellAt, element, sizeCanvas, viewRoot } from "./canvas"
 import { VIRIDIS, cssColor } from "../colors/colors";
 import { CHANGE_SUFFIX, COLORBAR_UNITS, DATASET_PREFIX, METRIC_GROUP, type METRIC_GROUPS } from "../contract.gen";
 import { ColorBar } from "./colorbar";
+import { mountComposition } from "./composition";
 import type { Store } from "../state/store";
 import type { ExplorerState } from "../state/types";
 
@@ -249,6 +250,7 @@ export function mountResearch(host: ResearchHost): () => void {
   host.prompt.append(progress.root);
   host.analysis.append(stepper.root, sinks.root);
   host.scores.after(similarity.root);
+  const unmountComposition = mountComposition({ store, model, after: similarity.root });
 
   const draw = () => {
     const [layer, head] = [store.get("layer"), store.get("head")];
@@ -278,5 +280,6 @@ export function mountResearch(host: ResearchHost): () => void {
   draw();
   return () => {
     for (const event of events) model.off(event, draw);
+    unmountComposition();
   };
 }

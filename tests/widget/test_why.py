@@ -44,3 +44,47 @@ def test_the_panel_message(explorer):
     assert sum(1 for c in reply["query_side"] if c["kind"] == "head") >= 1
     explorer._on_front_end_message(explorer, {"type": "why", "id": 4, "layer": 1, "head": 9, "query": 5, "key": 2}, [])
     assert "head" in sent[-1]["error"]
+
+
+def _view_matrix(explorer) -> np.ndarray:
+    data = explorer.composition
+    side = data["n_layers"] * data["n_heads"]
+    return np.frombuffer(data["scores"], dtype=np.float32).reshape(side, side)
+
+
+def test_the_composition_view_draws_composition_scores(explorer):
+    assert explorer.composition == {} and explorer.composition_kind == ""
+    for kind in ("k", "Q"):
+        scores = explorer.composition_scores(kind)
+        assert explorer.composition_kind == kind.lower() == explorer.composition["kind"]
+        shown = _view_matrix(explorer)
+        layers, heads = scores.shape[:2]
+        for writer in range(layers * heads):
+            for reader in range(layers * heads):
+                (lw, hw), (lr, hr) = divmod(writer, heads), divmod(reader, heads)
+                if lr > lw:  # a later reader: the score itself
+                    assert shown[writer, reader] == scores[lw, hw, lr, hr]
+                else:  # no composition with a head of the same or an earlier layer: masked
+                    assert np.isnan(shown[writer, reader])
+    assert np.nanmax(shown) > 0
+
+
+def test_the_front_end_chooses_the_kind_and_closes_the_view(explorer):
+    explorer.set_state({"composition_kind": "v"})  # the view's V button
+    np.testing.assert_array_equal(
+        _view_matrix(explorer)[:4, 4:], explorer.composition_scores("v")[0, :, 1:].reshape(4, 8)
+    )
+    explorer.set_state({"composition_kind": "z"})  # a malformed choice: shown, nothing changes
+    assert "composition_kind" in explorer.error and explorer.composition_kind == "v"
+    explorer.set_state({"composition_kind": ""})
+    assert explorer.composition == {}
+
+
+def test_precomputed_attention_has_no_composition(tokenizer):
+    from references import hf_model, precomputed_from_hf
+
+    widget = precomputed_from_hf(hf_model("gpt2", tokenizer), tokenizer, numpy=True)
+    with pytest.raises(AttnWidgetError):
+        widget.composition_scores("k")
+    widget.set_state({"composition_kind": "k"})  # the view's K button: the reason shows in the widget
+    assert "weights" in widget.error.lower() and widget.composition == {} and widget.composition_kind == ""

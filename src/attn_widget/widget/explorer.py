@@ -222,8 +222,11 @@ class AttentionExplorer(ExplorerTraits):
 
     def composition_scores(self, kind: str = "k") -> np.ndarray:
         """`(n_layers, n_heads, n_layers, n_heads)`: Q-, K- or V-composition of each later head with
-        each earlier one, from the weights (as TransformerLens' `all_composition_scores`)."""
-        return self._why.composition(kind)
+        each earlier one, from the weights (as TransformerLens' `all_composition_scores`); also drawn
+        in the head composition view (click a cell to select the reading head)."""
+        scores = self._why.composition(kind)
+        self.composition_kind = kind.lower()
+        return scores
 
     def ablation_effect(self, method: str = "mean", batch_size: int = 16, progress: bool = True) -> np.ndarray:
         """`(n_layers, n_heads)`: the change in logit(answer) - logit(counterfactual) at the attributed
@@ -412,6 +415,15 @@ class AttentionExplorer(ExplorerTraits):
             self._session.attempt(lambda: self._session.research.head_similarity("js"))
         else:
             self.set_trait("similarity", {})
+
+    @traitlets.observe("composition_kind")
+    def _follow_composition(self, change: dict[str, Any]) -> None:
+        kind = change["new"]
+        try:
+            self.set_trait("composition", self._why.composition_view(kind) if kind else {})
+        except AttnWidgetError:  # no weights to read (precomputed attention): the view stays as it was
+            self.set_trait("composition_kind", change["old"])
+            raise
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Front-end updates, through the same transitions as Python's (session.py `front_end_update`):
