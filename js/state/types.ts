@@ -41,7 +41,7 @@ export interface ExplorerState {
   snapshot_key?: string;
   standalone?: boolean; // a standalone page (no kernel): attn_widget.export.standalone
   /** Dataset mode, sinks and head similarity (src/attn_widget/widget/traits.py). */
-  progress: { label?: string; done?: number; total?: number };
+  progress: { label?: string; done?: number; total?: number; run?: number; interrupt?: boolean };
   dataset_size: number;
   dataset_index: number;
   score_spread: Record<string, (number | null)[][]>;

@@ -50,6 +50,16 @@ class Target:
         return -log_probs[:, torch.arange(following.shape[0], device=logits.device), following].mean(-1)
 
 
+class AblationStopped(KeyboardInterrupt):
+    """The stop button (or Ctrl-C) during a sweep. `partial` `[layers, heads]` holds the effects of the
+    heads measured before it, NaN for the others; `done` of `total` heads were measured. The model's
+    hooks are removed by then."""
+
+    def __init__(self, partial: np.ndarray, done: int, total: int) -> None:
+        super().__init__(f"ablation sweep stopped after {done} of {total} heads")
+        self.partial, self.done, self.total = partial, done, total
+
+
 def ablation_effects(
     weights: CircuitWeights,
     tokens: torch.Tensor,
@@ -58,28 +68,40 @@ def ablation_effects(
     batch_size: int = 16,
     progress: Progress | None = None,
 ) -> np.ndarray:
-    """`[layers, heads]` float64: metric with the head ablated minus the clean metric."""
+    """`[layers, heads]` float64: metric with the head ablated minus the clean metric. A
+    KeyboardInterrupt (the stop button, or `progress` raising one) becomes `AblationStopped`."""
     if method not in METHODS:
         raise AttnWidgetError(f"method must be 'mean' or 'zero' (what replaces a head's output), not {method!r}.")
     if batch_size < 1:
         raise AttnWidgetError(f"batch_size must be at least 1, not {batch_size}.")
     runner = _Runner(weights)
-    means: dict[int, torch.Tensor] = {}
-    clean = float(target.metric(runner.logits(tokens, {}, means if method == "mean" else None), tokens)[0])
     heads = [(layer, head) for layer in range(weights.n_layers) for head in range(weights.n_heads)]
-    effects = np.zeros((weights.n_layers, weights.n_heads))
-    for start in range(0, len(heads), batch_size):
-        chunk = heads[start : start + batch_size]
-        edits: dict[int, list[tuple[int, int]]] = {}
-        for row, (layer, head) in enumerate(chunk):
-            edits.setdefault(layer, []).append((row, head))
-        replacement = {layer: means[layer] if method == "mean" else None for layer in edits}
-        batch = tokens.expand(len(chunk), -1)
-        values = target.metric(runner.logits(batch, {k: (v, replacement[k]) for k, v in edits.items()}), tokens)
-        for row, (layer, head) in enumerate(chunk):
-            effects[layer, head] = float(values[row]) - clean
-        if progress is not None:
-            progress(start + len(chunk), len(heads))
+    effects = np.full((weights.n_layers, weights.n_heads), np.nan)
+    done = 0
+    try:
+        means: dict[int, torch.Tensor] = {}
+        clean = float(target.metric(runner.logits(tokens, {}, means if method == "mean" else None), tokens)[0])
+        for start in range(0, len(heads), batch_size):
+            chunk = heads[start : start + batch_size]
+            edits: dict[int, list[tuple[int, int]]] = {}
+            for row, (layer, head) in enumerate(chunk):
+                edits.setdefault(layer, []).append((row, head))
+            replacement = {layer: means[layer] if method == "mean" else None for layer in edits}
+            batch = tokens.expand(len(chunk), -1)
+            values = target.metric(runner.logits(batch, {k: (v, replacement[k]) for k, v in edits.items()}), tokens)
+            for row, (layer, head) in enumerate(chunk):
+                effects[layer, head] = float(values[row]) - clean
+            done = start + len(chunk)
+            if progress is not None:
+                progress(done, len(heads))
+    except AblationStopped:
+        raise
+    except KeyboardInterrupt as err:
+        runner.remove_hooks()  # in case the interrupt came while they were being removed
+        partial = effects.copy()
+        for layer, head in heads[done:]:  # a batch cut short mid-way counts for nothing
+            partial[layer, head] = np.nan
+        raise AblationStopped(partial, done, len(heads)) from err
     return effects
 
 
@@ -103,6 +125,12 @@ class _Runner:
             ]
             if any(p is None for p in self.points):
                 raise ModelError("Found no output projection in this model's attention, so heads cannot be ablated.")
+        self.handles: list[Any] = []
+        """The hooks on the model now: each pass removes its own, whatever stops it."""
+
+    def remove_hooks(self) -> None:
+        while self.handles:
+            self.handles.pop().remove()
 
     def logits(
         self, tokens: torch.Tensor, edits: dict[int, Edit], means: dict[int, torch.Tensor] | None = None
@@ -152,7 +180,10 @@ class _Runner:
                 return (change(args[0]), *args[1:])
 
             handle = point.register_forward_pre_hook(pre)
+        self.handles.append(handle)
         try:
             yield
         finally:
             handle.remove()
+            if handle in self.handles:
+                self.handles.remove(handle)
