@@ -88,13 +88,22 @@ def loop_hf(model, method: str, metric) -> torch.Tensor:
 
 @pytest.mark.parametrize("method", ["mean", "zero"])
 def test_bridge_loss_and_logit_difference(method, full_bridge):
+    _check_bridge(method, full_bridge)
+
+
+def test_bridge_over_hugging_face_gpt2(gpt2_bridge):
+    _check_bridge("mean", gpt2_bridge)
+
+
+def _check_bridge(method: str, full_bridge) -> None:
     weights = CircuitWeights(full_bridge)
     seen = []
     ours = ablation_effects(weights, TOKENS, Target(), method, batch_size=3, progress=lambda d, t: seen.append((d, t)))
     reference = loop_bridge(full_bridge, method, lambda out: loss(out))
     assert reference.abs().max() > 1e-3
     torch.testing.assert_close(torch.as_tensor(ours), reference, atol=2e-5, rtol=1e-4)
-    assert seen[-1] == (8, 8) and len(seen) == 3
+    heads = weights.n_layers * weights.n_heads
+    assert seen[-1] == (heads, heads) and len(seen) == -(-heads // 3)
     ours = ablation_effects(weights, TOKENS, Target(5, 9, -1), method, batch_size=5)
     torch.testing.assert_close(
         torch.as_tensor(ours), loop_bridge(full_bridge, method, logit_diff), atol=2e-5, rtol=1e-4

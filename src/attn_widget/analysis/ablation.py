@@ -3,9 +3,10 @@ no answer, the loss on the prompt) changes when that head's output is replaced b
 prompt's positions ("mean") or by zero ("zero").
 
 A head's output is its `z` (the attention-weighted values entering the output projection), so the
-ablation edits that input, which any model family has. Many heads go in one forward pass: the
-prompt is repeated along the batch, and row b has head `heads[b]` ablated. Attention being the
-model's own, row b sees only its own edit.
+ablation edits that input, which any model family has. Many heads go in one forward pass, row b
+with head `heads[b]` ablated. The pass starts with the prompt once: everything up to the first
+ablated layer's `z` is the same in every row, so it is computed once, and that `z` becomes the
+batch (the residual stream it is added to broadcasts along it). Row b sees only its own edit.
 """
 
 from __future__ import annotations
@@ -87,8 +88,8 @@ def ablation_effects(
             for row, (layer, head) in enumerate(chunk):
                 edits.setdefault(layer, []).append((row, head))
             replacement = {layer: means[layer] if method == "mean" else None for layer in edits}
-            batch = tokens.expand(len(chunk), -1)
-            values = target.metric(runner.logits(batch, {k: (v, replacement[k]) for k, v in edits.items()}), tokens)
+            changed = {k: (len(chunk), v, replacement[k]) for k, v in edits.items()}
+            values = target.metric(runner.logits(tokens, changed), tokens)
             for row, (layer, head) in enumerate(chunk):
                 effects[layer, head] = float(values[row]) - clean
             done = start + len(chunk)
@@ -105,8 +106,9 @@ def ablation_effects(
     return effects
 
 
-Edit = tuple[list[tuple[int, int]], torch.Tensor | None]
-"""Rows and the head each ablates, and the replacement `[heads, d_head]` (None: zero)."""
+Edit = tuple[int, list[tuple[int, int]], torch.Tensor | None]
+"""The batch's rows, the rows with the head each ablates, and the replacement `[heads, d_head]`
+(None: zero)."""
 
 
 class _Runner:
@@ -160,17 +162,18 @@ class _Runner:
         n_heads = self.weights.n_heads
 
         def change(z: torch.Tensor) -> torch.Tensor:
-            """z `[b, n, h * d_head]` or `[b, n, h, d_head]`: record the mean, or ablate the rows' heads."""
+            """z `[b, n, h * d_head]` or `[b, n, h, d_head]`: record the mean, or ablate the rows' heads
+            (at the first ablated layer, b is 1: the shared prefix becomes the batch here)."""
             split = z.reshape(*z.shape[:2], n_heads, -1)
             if means is not None:
                 means[layer] = split[0].double().mean(0)
             if edit is None:
                 return z
-            split = split.clone()
-            rows, replacement = edit
+            batch, rows, replacement = edit
+            split = split.expand(batch, *split.shape[1:]).clone()
             for row, head in rows:
                 split[row, :, head] = 0.0 if replacement is None else replacement[head].to(split.dtype)
-            return split.reshape(z.shape)
+            return split.reshape(batch, *z.shape[1:])
 
         if self.weights.transformer_lens:
             handle = point.register_forward_hook(lambda _m, _a, out: change(out))

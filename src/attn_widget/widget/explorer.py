@@ -234,7 +234,9 @@ class AttentionExplorer(ExplorerTraits):
     def ablation_effect(self, method: str = "mean", batch_size: int = 16, progress: bool = True) -> np.ndarray:
         """`(n_layers, n_heads)`: the change in logit(answer) - logit(counterfactual) at the attributed
         query (no `answer`: in the loss on the prompt) when each head's output is ablated ("mean" over
-        the prompt's positions, or "zero"); `batch_size` heads per forward pass. Shown as a metric."""
+        the prompt's positions, or "zero"); `batch_size` heads per forward pass. Shown as a metric.
+        The progress bar's stop button (or Ctrl-C) ends it early: NaN for the heads not measured, and
+        the score views keep what they showed."""
         total = self._session.backend.n_layers * self._session.backend.n_heads
         try:
             with self._session.research.progress_bar("ablation", total, progress) as tick:
