@@ -57,7 +57,9 @@ export const tests: Tests = {
     view.root.querySelector<HTMLButtonElement>("[data-role=composition-close]")!.click();
     assertEqual(kinds, ["v", ""]);
     view.update("", {}, 1, 0);
-    assert(view.root.querySelector<HTMLElement>(".aw-composition-body")!.hidden, "closed");
+    assert(view.root.hidden && !view.opener.hidden, "closed: only its opener shows");
+    view.opener.click();
+    assertEqual(kinds, ["v", "", "k"]);
     view.root.remove();
   },
 };

@@ -37,6 +37,9 @@ interface Hit {
 
 export class CompositionView {
   readonly root = viewRoot("composition", "aw-composition");
+  /** Opens the view with K-composition; it sits in another view's title line, so a closed view
+   *  takes no room of its own. */
+  readonly opener = element("button", "aw-mode", "composition");
   readonly canvas = element("canvas", "aw-head-map");
   readonly colorBar = new ColorBar();
   private readonly kinds = new Map<CompositionKind, HTMLButtonElement>();
@@ -62,6 +65,9 @@ export class CompositionView {
       this.kinds.set(kind, button);
       header.append(button);
     }
+    this.opener.dataset.role = "composition-open";
+    this.opener.setAttribute("aria-label", "show the head composition scores (Q, K, V)");
+    this.opener.addEventListener("click", () => choose("k"));
     this.close.dataset.role = "composition-close";
     this.close.addEventListener("click", () => choose(""));
     header.append(this.close);
@@ -85,7 +91,8 @@ export class CompositionView {
     this.grid = compositionGrid(data);
     const shown = data.kind ?? kind;
     for (const [k, button] of this.kinds) button.setAttribute("aria-pressed", String(Boolean(kind) && k === shown));
-    this.close.hidden = !kind;
+    this.root.hidden = !kind;
+    this.opener.hidden = Boolean(kind);
     const layers = data.n_layers ?? 0;
     const nHeads = data.n_heads ?? 0;
     const open = Boolean(kind) && this.grid.side > 0;
@@ -183,6 +190,8 @@ export interface CompositionHost {
   model: AnyModel<ExplorerState>;
   /** The view goes right after this element. */
   after: HTMLElement;
+  /** Where the closed view's opener goes (a title line). */
+  toolbar: HTMLElement;
 }
 
 /** Adds the composition view and keeps it in step with its traits; returns the function that detaches it. */
@@ -193,6 +202,7 @@ export function mountComposition(host: CompositionHost): () => void {
     (layer, head) => store.select(layer, head),
   );
   host.after.after(view.root);
+  host.toolbar.append(view.opener);
   const draw = () => view.update(store.get("composition_kind") ?? "", store.get("composition") ?? {}, store.get("layer"), store.get("head"));
   const events = ["composition_kind", "composition", "layer", "head"].map((name) => `change:${name}`);
   for (const event of events) model.on(event, draw);
@@ -200,5 +210,6 @@ export function mountComposition(host: CompositionHost): () => void {
   return () => {
     for (const event of events) model.off(event, draw);
     view.root.remove();
+    view.opener.remove();
   };
 }

@@ -169,6 +169,8 @@ export class SimilarityView {
   private readonly readout = element("div", "aw-readout", "\u00a0");
   private readonly body = element("div", "aw-similarity-body");
   readonly colorBar = new ColorBar();
+  /** The title line: other views' openers may go there too. */
+  readonly header = element("div", "aw-title");
   private data: Similarity = {};
   private cell = 4;
   private shown = false;
@@ -186,7 +188,7 @@ export class SimilarityView {
     });
     this.canvas.addEventListener("mousemove", (e) => this.describe(this.hit(e)));
     this.canvas.addEventListener("mouseleave", () => this.describe(null));
-    const header = element("div", "aw-title");
+    const header = this.header;
     header.append("Head similarity ", this.button);
     this.body.append(this.canvas, this.colorBar.root, this.readout);
     this.root.append(header, this.body);
@@ -290,7 +292,7 @@ export function mountResearch(host: ResearchHost): () => void {
   host.prompt.append(progress.root);
   host.analysis.append(stepper.root, sinks.root);
   host.scores.after(similarity.root);
-  const unmountComposition = mountComposition({ store, model, after: similarity.root });
+  const unmountComposition = mountComposition({ store, model, after: similarity.root, toolbar: similarity.header });
 
   const draw = () => {
     const [layer, head] = [store.get("layer"), store.get("head")];

@@ -38,17 +38,17 @@ class Target:
     query: int = -1
 
     def metric(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """`[batch]` from logits `[batch, n, vocab]` of `tokens` `[1, n]`."""
-        logits = logits.double()
+        """`[batch]` from logits `[batch, n, vocab]` of `tokens` `[1, n]`, in float64."""
         if self.answer is not None:
-            at = logits[:, self.query]
+            at = logits[:, self.query].double()
             result = at[:, self.answer]
             return result - at[:, self.counterfactual] if self.counterfactual is not None else result
         if tokens.shape[-1] < 2:
             raise AttnWidgetError("The loss needs a prompt of at least two tokens (or set `answer`).")
-        log_probs = logits[:, :-1].log_softmax(-1)
         following = tokens[0, 1:].to(logits.device)
-        return -log_probs[:, torch.arange(following.shape[0], device=logits.device), following].mean(-1)
+        positions = torch.arange(following.shape[0], device=logits.device)
+        # a row at a time: a batch's float64 log-probabilities would be rows x n x vocab x 8 bytes
+        return torch.stack([-row[:-1].double().log_softmax(-1)[positions, following].mean() for row in logits])
 
 
 class AblationStopped(KeyboardInterrupt):
