@@ -5,11 +5,11 @@
   pass of the model over the same tokens (the decomposition is one pass that stops after the layer,
   plus hooks that keep two positions);
 - the ablation sweep of all 144 heads (batched, 16 heads per pass, the prompt run once up to the
-  first ablated layer), against a plain loop of one hooked forward pass per head, at 256 tokens;
+  first ablated layer), against a plain loop of one hooked forward pass per head, at 64 tokens;
   each twice, in the order loop, batched, batched, loop.
 
 Each row survives another's failure. python benchmarks/why_probe.py [--decomposition-tokens 4096]
-[--ablation-tokens 256]
+[--ablation-tokens 64] (0 tokens: skip that row)
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def ablation_row(n: int, batch_size: int = 16) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--decomposition-tokens", type=int, default=4096)
-    parser.add_argument("--ablation-tokens", type=int, default=256)
+    parser.add_argument("--ablation-tokens", type=int, default=64)
     args = parser.parse_args(argv)
     print("why: query-key decomposition and ablation, against a baseline run side by side (0 tokens: skip)")
     for row, n in ((decomposition_row, args.decomposition_tokens), (ablation_row, args.ablation_tokens)):
