@@ -96,7 +96,7 @@ $(VENV_TL3)/.installed: pyproject.toml
 	touch $@
 
 test-tl3: $(VENV_TL3)/.installed $(BUNDLE)
-	$(VENV_TL3)/bin/python -m pytest -q -p no:cacheprovider tests/backends/test_backends.py tests/maths/test_composition.py tests/maths/test_qk_hooked_transformer.py
+	$(VENV_TL3)/bin/python -m pytest -q -p no:cacheprovider tests/backends/test_backends.py tests/maths/test_composition.py tests/maths/test_qk_hooked_transformer.py tests/analysis/test_ablation_hooked_transformer.py
 
 # Side-by-side measurements against CircuitsVis, a bare forward pass and run_with_cache (minutes).
 bench: setup chromium

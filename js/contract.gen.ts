@@ -272,6 +272,13 @@ export const COLORBAR_UNITS = {
   "score": "share of attention"
 } as const;
 
+/** Head composition kinds and what their colour bar shows. */
+export const COMPOSITION_LABELS = {
+  "q": "Q-composition score",
+  "k": "K-composition score",
+  "v": "V-composition score"
+} as const;
+
 export type Metric = "repeated_tokens" | "induction" | "previous_token" | "duplicate_token" | "first_token" | "entropy" | "max_attention" | "mean_distance" | "direct_logit_attribution" | "change_l1" | "sink_share" | "retrieval" | "ablation_effect" | "same_token" | "successor";
 export type HeadClass = "previous-token" | "induction" | "duplicate-token" | "first-token sink" | "diffuse" | "other";
 export type ColorScale = "linear" | "log" | "row";

@@ -164,6 +164,13 @@ COLORBAR_UNITS: dict[str, str] = {
 }
 """What each map's colour bar says its values are in."""
 
+COMPOSITION_LABELS: dict[str, str] = {
+    "q": "Q-composition score",
+    "k": "K-composition score",
+    "v": "V-composition score",
+}
+"""The head composition view's kinds (the composition_kind trait) and what its colour bar shows."""
+
 assert set(METRIC_GROUP) == set(METRIC_LABELS) and set(METRIC_GROUP.values()) <= set(METRIC_GROUPS)
 
 GENERATED_PATH = Path("js") / "contract.gen.ts"
@@ -204,6 +211,7 @@ def _constants() -> list[tuple[str, str, Any]]:
         ("METRIC_GROUP", "The menu group of each metric of METRIC_LABELS.", METRIC_GROUP),
         ("METRIC_UNITS", "A metric's colour-bar units; unlisted metrics are a share of attention.", METRIC_UNITS),
         ("COLORBAR_UNITS", "What each map's colour bar says its values are in.", COLORBAR_UNITS),
+        ("COMPOSITION_LABELS", "Head composition kinds and what their colour bar shows.", COMPOSITION_LABELS),
     ]
 
 

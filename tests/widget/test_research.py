@@ -217,6 +217,26 @@ def test_an_interrupted_dataset_run_keeps_what_finished(explorer, capsys):
     assert explorer.prompt == _prompts(6)[1]
 
 
+def test_the_stop_message_stops_a_dataset_run_after_its_batch(explorer, capsys):
+    """The progress bar's stop button names its run: that run stops after the batch under way."""
+    original, calls = explorer._session.backend.run, []
+
+    def stop_during_second(tokens, on_pattern, last_layer=None):
+        calls.append(1)
+        if len(calls) == 2:
+            explorer._on_front_end_message(explorer, {"type": "stop", "run": explorer.progress["run"] + 1}, [])
+            explorer._on_front_end_message(explorer, {"type": "stop", "run": explorer.progress["run"]}, [])
+        return original(tokens, on_pattern, last_layer)
+
+    explorer._session.backend.run = stop_during_second
+    try:
+        result = explorer.run_dataset(_prompts(6), batch_size=2, progress=False)
+    finally:
+        explorer._session.backend.run = original
+    assert result.interrupted and result.n_prompts == 4 and len(calls) == 2  # the other run's stop did nothing
+    assert "kept the 4 of 6 prompts" in capsys.readouterr().out and explorer.progress == {}
+
+
 def test_detectors_and_sinks_at_any_length(tokenizer):
     """Past 512 tokens (the old dense pass's limit) a prompt still has its detectors and sinks, scored
     in the prompt's own sweep and equal to the dense pattern's."""

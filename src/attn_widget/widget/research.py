@@ -5,6 +5,8 @@ and calls in here."""
 from __future__ import annotations
 
 import contextlib
+import itertools
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -23,6 +25,9 @@ from attn_widget.maths.similarity import HeadSimilarity, head_similarity
 from attn_widget.widget.json_numbers import json_matrix
 from attn_widget.widget.traits import ExplorerTraits
 
+STOP = "stop"
+"""The custom message of the progress bar's stop button: {"type": "stop", "run": the run it stops}."""
+
 
 class Research:
     def __init__(self, widget: ExplorerTraits, backend: Backend, current: Callable[[], PromptAnalysis]) -> None:
@@ -34,6 +39,11 @@ class Research:
         self.derived: DetectorsAndSinks | None = None
         self.failure = ""
         """Why the prompt's detectors and sinks could not be computed, or empty."""
+        self.runs = itertools.count(1)
+        self.running = 0
+        """The run the progress bar shows (dataset, ablation sweep), 0 when none."""
+        self.stop_asked = 0
+        """The run the stop button asked to stop: its next progress tick raises KeyboardInterrupt."""
 
     # ---- detectors ---------------------------------------------------------------------
 
@@ -133,9 +143,24 @@ class Research:
         """The head similarity view's data for the current prompt (the `similarity` trait)."""
         return _similarity_json(head_similarity(prompt_patterns(self.backend, self.current().token_ids), "js"))
 
+    def stop(self, run: Any) -> None:
+        """The stop button's message: the run still under way stops at its next tick. A message for a
+        run that is over (it arrived after the kernel's interrupt ended it) is ignored."""
+        if isinstance(run, int) and run == self.running:
+            self.stop_asked = run
+
     @contextlib.contextmanager
     def progress_bar(self, label: str, total: int, show: bool) -> Iterator[Callable[[int, int], None]]:
-        """The widget's bar (the `progress` trait) and, when tqdm is there, a notebook bar."""
+        """The widget's bar (the `progress` trait) and, when tqdm is there, a notebook bar. The bar
+        names its run, and says whether it runs on the main thread: there only an interrupt reaches
+        it (the kernel reads messages once the cell is done), elsewhere the stop message does."""
+        run = self.running = next(self.runs)
+        shown = {
+            "label": label,
+            "total": total,
+            "run": run,
+            "interrupt": threading.current_thread() is threading.main_thread(),
+        }
         bar = None
         if show:
             try:
@@ -146,14 +171,17 @@ class Research:
                 bar = None
 
         def tick(done: int, all_: int) -> None:
-            self.widget.set_trait("progress", {"label": label, "done": done, "total": all_})
+            if self.stop_asked == run:
+                raise KeyboardInterrupt
+            self.widget.set_trait("progress", shown | {"done": done, "total": all_})
             if bar is not None:
                 bar.update(done - bar.n)
 
-        self.widget.set_trait("progress", {"label": label, "done": 0, "total": total})
+        self.widget.set_trait("progress", shown | {"done": 0})
         try:
             yield tick
         finally:
+            self.running = 0
             if bar is not None:
                 bar.close()
             self.widget.set_trait("progress", {})

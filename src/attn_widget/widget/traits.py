@@ -12,7 +12,7 @@ from typing import Any
 import anywidget
 from traitlets import Bool, Bytes, Dict, Enum, Float, HasTraits, Int, List, Unicode
 
-from attn_widget.contract import COLOR_SCALES, REPEATED_TOKENS, SHADE_BY, WEIGHTINGS
+from attn_widget.contract import COLOR_SCALES, COMPOSITION_LABELS, REPEATED_TOKENS, SHADE_BY, WEIGHTINGS
 from attn_widget.export.standalone import BUNDLE_DIR
 from attn_widget.maths.sinks import SINK_THRESHOLD
 from attn_widget.widget import arguments
@@ -117,6 +117,11 @@ class ExplorerTraits(anywidget.AnyWidget):
     """While true, `similarity` follows the prompt (the view's button sets it)."""
     similarity = Dict(read_only=True).tag(sync=True)
     """{"order": [[layer, head], ...], "distance": clustered matrix} for the head similarity view."""
+    composition_kind = Enum(("", *COMPOSITION_LABELS), "").tag(sync=True)
+    """The head composition view's Q-, K- or V-composition ("q", "k", "v"); empty: the view is closed."""
+    composition = Dict(read_only=True).tag(sync=True)
+    """{"kind", "n_layers", "n_heads", "scores"}: float32 bytes `[writer, reader]` over heads in layer
+    order (`layer * n_heads + head`), NaN where the reader is not in a later layer."""
 
     def prompt_transition(self, prompt: str, store: Callable[[], None]) -> None:
         """Sets the prompt; the explorer runs the model and publishes its state with it."""
