@@ -38,6 +38,12 @@ def text_config(model: Any) -> Any:
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
+def input_embeddings(model: Any) -> Any:
+    """The token embedding table; the first where a model has one per codebook (MusicGen)."""
+    embeddings = model.get_input_embeddings()
+    return embeddings[0] if isinstance(embeddings, torch.nn.ModuleList | list | tuple) else embeddings
+
+
 def _attention_specs(model: Any) -> list[tuple[type, str, int]]:
     """(module class, name part, index of the weights in its output) from `_can_record_outputs`:
     transformers' own record of which modules return attention weights."""
@@ -89,9 +95,10 @@ class HuggingFaceBackend:
         self.model, self.tokenizer = model, tokenizer
         config = text_config(model)
         self.n_ctx = _context(config)
-        self.vocab_size = int(model.get_input_embeddings().num_embeddings)
+        embeddings = input_embeddings(model)
+        self.vocab_size = int(embeddings.num_embeddings)
         self.bos_token_id = getattr(tokenizer, "bos_token_id", None)
-        self.device = model.get_input_embeddings().weight.device
+        self.device = embeddings.weight.device
         self.name = str(getattr(model.config, "name_or_path", "") or type(model).__name__)
         self.captures_queries = can_capture(model)
         self.why_eager: str | None = None
@@ -100,6 +107,9 @@ class HuggingFaceBackend:
         heads: list[int] = []
         self.layer_names: list[str] = []
         """Where each layer comes from: the module's path, and its pass where a looped model calls it again."""
+        self.layer_modules: list[torch.nn.Module] | None = None
+        """The attention module behind each layer, in call order (a looped model's modules recur): where
+        its weights are read. None on eager attention, whose layers are the modules in order."""
         if self.captures_queries:
             heads, self.why_eager = self._probe_capture(probe)
             self.captures_queries = self.why_eager is None
@@ -132,6 +142,10 @@ class HuggingFaceBackend:
             self._forward(probe, None)
         problem = next((f"{c.problem} ({c.module})" for c in calls if c.problem), None)
         paths = {id(module): name for name, module in self.model.named_modules()}
+        modules = {id(module): module for module in self.model.modules()}
+        self.layer_modules = [modules[call.instance] for call in calls if call.instance in modules]
+        if len(self.layer_modules) != len(calls):  # a call of a module the model does not hold
+            self.layer_modules = None
         passes: dict[int, int] = {}
         for call in calls:
             passes[call.instance] = passes.get(call.instance, 0) + 1
@@ -209,12 +223,13 @@ class HuggingFaceBackend:
                 stack.callback(handle.remove)
             output = self._forward(tokens, attention_mask, output_attentions=True)
         patterns = _returned_attentions(output)
-        if not patterns and not calls:
+        if not patterns:
             raise ModelError(
-                f"No softmax attention of {type(self.model).__name__} ran on a text prompt (a recurrent or "
-                "state-space model has none), so there is no attention to show."
+                f"{type(self.model).__name__} has no softmax attention layers: none returned attention weights "
+                "on a text prompt, even on eager attention with output_attentions=True (a recurrent or state-space "
+                "mixer forms none), so there is no attention to show."
             )
-        if not patterns or len(patterns) < len(calls):
+        if len(patterns) < len(calls):
             raise ModelError(
                 f"{type(self.model).__name__} returned attention weights for only {len(patterns)} of the "
                 f"{len(calls)} attention layers that ran, even on eager attention with output_attentions=True "
