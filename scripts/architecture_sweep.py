@@ -309,7 +309,7 @@ def check(model_type: str) -> dict[str, Any]:
     except Exception as err:  # the model itself, before the explorer
         return {
             "class": "untestable",
-            "reason": f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}",
+            "reason": f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}",
         }
     if not expected:  # no softmax attention (a recurrent or state-space model): the explorer must say so
         try:
