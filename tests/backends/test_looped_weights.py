@@ -76,3 +76,18 @@ def test_a_looped_model_reads_each_layers_weights_from_the_module_that_ran_it():
         got = value_weighted(patterns[layer].float(), value_norms(readout.values[layer], weights.w_o(layer)))
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(weights.w_o(0), weights.w_o(paths.index(paths[-1]))), "two modules, two W_O"
+
+
+def test_the_widget_is_told_each_layers_module_and_pass(tokenizer):
+    from attn_widget import AttentionExplorer
+
+    model = _looped_model()
+    paths, _, _ = _eager_calls(model, torch.arange(3, 15)[None])
+    explorer = AttentionExplorer(model, tokenizer=tokenizer, prompt="the cat sat on the mat")
+    names = explorer.layer_names
+    assert len(names) == explorer.n_layers == len(paths)
+    passes: dict[str, int] = {}
+    for name, path in zip(names, paths, strict=True):
+        passes[path] = passes.get(path, 0) + 1
+        assert name == f"{path} (pass {passes[path]})", names
+    assert "layer_names" in explorer.get_state()  # synced: the front end labels layers with them

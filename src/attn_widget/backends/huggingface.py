@@ -118,7 +118,11 @@ class HuggingFaceBackend:
         if not self.captures_queries:
             _check_can_be_eager(model)
             heads = [int(p.shape[1]) for p in self._eager_patterns(probe, None)]
-            self.layer_names = [f"attentions[{i}]" for i in range(len(heads))]
+            paths = {id(module): name for name, module in model.named_modules()}
+            modules = [paths[id(module)] for module, _ in attention_modules(model)]
+            # eager weights come one per module in order, where the counts agree
+            by_index = [f"attentions[{i}]" for i in range(len(heads))]
+            self.layer_names = modules if len(modules) == len(heads) else by_index
             warn_once(
                 f"attn-widget runs {type(model).__name__} on eager attention for each prompt, because {self.why_eager} "
                 "(slower, and memory grows with n x n)."
