@@ -85,7 +85,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "qwen4_exp": {f"text_config.{k}": v for k, v in QSA.items()},
     "qwen4_exp_text": QSA,
     "xlstm": {"embedding_dim": 64},
-    "gemma4_unified_assistant": {"num_kv_shared_layers": 0},
+    # assistants draft from another model's key/value states: sharing none, they build (and cannot run alone)
+    "gemma4_assistant": {"text_config.num_kv_shared_layers": 0},
+    "gemma4_unified_assistant": {"text_config.num_kv_shared_layers": 0},
     "jamba": {"attn_layer_period": 2, "attn_layer_offset": 1, "expert_layer_period": 2, "expert_layer_offset": 1},
     "lfm2_moe": {"layer_types": ["conv", "full_attention"], "num_dense_layers": 1},
     "musicgen": {"decoder.num_codebooks": 1},
@@ -100,7 +102,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 CONFIG_ARGUMENTS: dict[str, dict[str, Any]] = {
     # configs whose defaults do not pass their own validation
-    "gemma4_assistant": {"hidden_size_per_layer_input": 0},
+    "gemma4_assistant": {"text_config": {"hidden_size_per_layer_input": 0, "vocab_size_per_layer_input": 0}},
 }
 SUB_MODEL: dict[str, str] = {
     # composite configs whose causal LM is built from one part

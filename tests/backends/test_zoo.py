@@ -53,8 +53,11 @@ UNTESTABLE: dict[str, str] = {
     "dots3_note": "per-layer configs (heterogeneous layers) keep their full rotary widths",
     "dots3_note_text": "per-layer configs (heterogeneous layers) keep their full rotary widths",
     "gemma3n": "its vision tower needs timm, which the test environment does not install",
-    "gemma4_assistant": "its config's defaults fail the config's own validation",
-    "gemma4_unified_assistant": "its key/value sharing between layer types does not shrink to two layers",
+    # assistants draft from a target model's key/value states: their causal LM does not run on a
+    # prompt alone, so there is no eager reference (built sharing none, their base model is a plain
+    # Gemma 4 text model, which the sweep covers as gemma4_text)
+    "gemma4_assistant": "needs a target model's key/value states (shared_kv_states)",
+    "gemma4_unified_assistant": "needs a target model's key/value states (shared_kv_states)",
 }
 
 
@@ -129,3 +132,17 @@ def test_a_model_without_softmax_attention_says_so():
 
     with pytest.raises(ModelError, match="RwkvForCausalLM has no softmax attention layers"):
         backend_for(sweep.build("rwkv"), tokenizer=sweep.Stub())
+
+
+def test_a_model_that_fails_on_token_ids_alone_is_refused_naming_its_error():
+    from attn_widget.backends import backend_for
+    from attn_widget.errors import ModelError
+
+    model = sweep.build("llama")
+
+    def needs_more(*_):
+        raise ValueError("inputs_embeds and shared_kv_states cannot be None.")
+
+    model.model.layers[1].register_forward_pre_hook(needs_more)
+    with pytest.raises(ModelError, match=r"did not run on a text prompt's token ids alone \(ValueError: inputs_embeds"):
+        backend_for(model, tokenizer=sweep.Stub())

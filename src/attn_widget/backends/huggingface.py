@@ -23,7 +23,7 @@ from attn_widget.backends.attention_interface import (
 )
 from attn_widget.backends.base import LayerCallback, PatternCallback, warn_once
 from attn_widget.backends.token_text import token_strings
-from attn_widget.errors import ModelError
+from attn_widget.errors import AttnWidgetError, ModelError
 from attn_widget.maths.layer import DenseAttention, dense
 
 EAGER = "eager"
@@ -111,13 +111,15 @@ class HuggingFaceBackend:
         """The attention module behind each layer, in call order (a looped model's modules recur): where
         its weights are read. None on eager attention, whose layers are the modules in order."""
         if self.captures_queries:
-            heads, self.why_eager = self._probe_capture(probe)
+            with _runs_on_token_ids(model):
+                heads, self.why_eager = self._probe_capture(probe)
             self.captures_queries = self.why_eager is None
         else:
             self.why_eager = "it does not run its attention through transformers' attention interface"
         if not self.captures_queries:
             _check_can_be_eager(model)
-            heads = [int(p.shape[1]) for p in self._eager_patterns(probe, None)]
+            with _runs_on_token_ids(model):
+                heads = [int(p.shape[1]) for p in self._eager_patterns(probe, None)]
             paths = {id(module): name for name, module in model.named_modules()}
             modules = [paths[id(module)] for module, _ in attention_modules(model)]
             # eager weights come one per module in order, where the counts agree
@@ -310,6 +312,21 @@ def _eager_attention(model: Any) -> Iterator[None]:
         yield
     finally:
         model.set_attn_implementation(previous)
+
+
+@contextmanager
+def _runs_on_token_ids(model: Any) -> Iterator[None]:
+    """The probe pass: a model that fails on token ids alone is refused, naming its own error."""
+    try:
+        yield
+    except AttnWidgetError:
+        raise
+    except Exception as err:
+        raise ModelError(
+            f"{type(model).__name__} did not run on a text prompt's token ids alone ({type(err).__name__}: {err}); "
+            "attn-widget runs a model on token ids, so a model that needs other inputs (another model's "
+            "key/value states, images, audio) cannot be explored by itself."
+        ) from err
 
 
 @contextmanager
