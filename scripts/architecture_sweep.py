@@ -74,6 +74,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     # Where the general shrinking leaves a config its model cannot be built from, or a hybrid with no
     # softmax attention layer among its first two: the least that makes it a tiny model of its kind.
     "bamba": {"attn_layer_indices": [1]},
+    # the global transformer reads cross_attn_k local states at once: its width is theirs x cross_attn_k
+    "blt": {"global_config.hidden_size": 128, "global_config.head_dim": 32, "encoder_config.hidden_size_global": 128,
+            "decoder_config.hidden_size_global": 128, "encoder_hash_byte_group_vocab": 512},
     "cohere_compass_text": {"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1e4}}},
     "dbrx": {"attn_config.rope_theta": 1e4, "attn_config.clip_qkv": 8.0},
     "gemma3n_text": {
@@ -281,8 +284,9 @@ def _routed(backend: Any) -> Any:
     return capturing_attention(backend.model, {}, lambda *_: None, None, False)  # type: ignore[call-arg]
 
 
-def explore(model: Any, ids: Any) -> tuple[list[Any], Any]:
-    """The explorer's attention per layer, and the model's logits while the explorer is routed in."""
+def explore(model: Any, ids: Any) -> tuple[list[Any], Any, str]:
+    """The explorer's attention per layer, the model's logits while the explorer is routed in, and
+    how the explorer reads it (captured from the model's kernel, or eager attention and why)."""
     import torch
 
     from attn_widget.backends import backend_for
@@ -293,7 +297,8 @@ def explore(model: Any, ids: Any) -> tuple[list[Any], Any]:
     backend.capture(ids, lambda layer, attention: got.__setitem__(layer, dense(attention).float()))
     with torch.no_grad(), _routed(backend):
         logits = _logits(model(input_ids=ids, use_cache=False))
-    return [got[i] for i in sorted(got)], logits
+    why = getattr(backend, "why_eager", None)
+    return [got[i] for i in sorted(got)], logits, f"eager: {why}" if why else "captured"
 
 
 def check(model_type: str) -> dict[str, Any]:
@@ -315,7 +320,7 @@ def check(model_type: str) -> dict[str, Any]:
         }
     if not expected:  # no softmax attention (a recurrent or state-space model): the explorer must say so
         try:
-            got, _ = explore(model, ids)
+            got, _, _ = explore(model, ids)
         except AttnWidgetError as err:
             return {"class": "refused", "reason": str(err)}
         except Exception as err:
@@ -324,7 +329,7 @@ def check(model_type: str) -> dict[str, Any]:
     if any(not bool(torch.isfinite(e).all()) for e in expected):
         return {"class": "untestable", "reason": "eager weights are not finite"}
     try:
-        got, logits = explore(model, ids)
+        got, logits, path = explore(model, ids)
     except AttnWidgetError as err:
         return {"class": "refused", "reason": str(err)}
     except Exception as err:
@@ -345,7 +350,7 @@ def check(model_type: str) -> dict[str, Any]:
         change = float((plain - logits).abs().max() / plain.abs().max().clamp_min(1e-6))
         if not change <= TOLERANCE:
             return {"class": "silent", "reason": f"logits change by {change:.3g} (relative) while explored"}
-    return {"class": "exact", "reason": f"worst {worst:.2g}, {len(got)} layers"}
+    return {"class": "exact", "reason": f"worst {worst:.2g}, {len(got)} layers, {path}"}
 
 
 def _child(model_type: str, conn: Any) -> None:

@@ -128,7 +128,7 @@ def _check_call(
     if unknown:
         return f"its attention takes {', '.join(unknown)}= (a key selection of its own)"
     if key.shape[-2] != query.shape[-2]:
-        return f"it attends to {key.shape[-2] - query.shape[-2]} keys besides the prompt's tokens"
+        return f"one of its attentions has {key.shape[-2]} keys for {query.shape[-2]} queries, not one per prompt token"
     eager = _family_eager(module)
     if eager is None:
         return None  # nothing to check against: the capture is what the interface handed over

@@ -103,6 +103,8 @@ class HuggingFaceBackend:
         self.captures_queries = can_capture(model)
         self.why_eager: str | None = None
         """Why the model runs on eager attention for each prompt (None: its own kernel, captured)."""
+        self.capture_problem: str | None = None
+        """What the probe pass found the capture would get wrong, if anything."""
         probe = (torch.arange(PROBE_TOKENS) * 7 % max(self.vocab_size - 3, 1) + 3)[None]
         heads: list[int] = []
         self.layer_names: list[str] = []
@@ -113,6 +115,7 @@ class HuggingFaceBackend:
         if self.captures_queries:
             with _runs_on_token_ids(model):
                 heads, self.why_eager = self._probe_capture(probe)
+            self.capture_problem = self.why_eager
             self.captures_queries = self.why_eager is None
         else:
             self.why_eager = "it does not run its attention through transformers' attention interface"
@@ -239,7 +242,9 @@ class HuggingFaceBackend:
             raise ModelError(
                 f"{type(self.model).__name__} returned attention weights for only {len(patterns)} of the "
                 f"{len(calls)} attention layers that ran, even on eager attention with output_attentions=True "
-                "(a fused kernel, or a recurrent mixer that forms no weights), so its attention cannot be shown."
+                "(a fused kernel, a recurrent mixer that forms no weights, or attention between other units than "
+                f"the prompt's tokens, such as patches{self._why_not_captured()}), so its "
+                "attention cannot be shown."
             )
         n = int(tokens.shape[-1])
         for pattern in patterns:
@@ -250,6 +255,12 @@ class HuggingFaceBackend:
                     "so attn-widget cannot show its attention."
                 )
         return patterns if last_layer is None else patterns[: last_layer + 1]
+
+    def _why_not_captured(self) -> str:
+        """Why the capture was not used, where the probe found a reason: it names the layer that is not
+        over the prompt's tokens (a cross-attention to patches, say)."""
+        problem = getattr(self, "capture_problem", None)
+        return f"; its capture was not used because {problem}" if problem else ""
 
 
 def _returned_attentions(output: Any) -> list[torch.Tensor]:
