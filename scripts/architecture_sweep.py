@@ -78,6 +78,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "blt": {"global_config.hidden_size": 128, "global_config.head_dim": 32, "encoder_config.hidden_size_global": 128,
             "decoder_config.hidden_size_global": 128, "encoder_hash_byte_group_vocab": 512},
     "cohere_compass_text": {"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1e4}}},
+    # rotary over head_dim x partial_rotary_factor (1/4), which must be the rotary part of its keys (8)
+    "dots3_note": {"text_config.head_dim": 32},
+    "dots3_note_text": {"head_dim": 32},
     "dbrx": {"attn_config.rope_theta": 1e4, "attn_config.clip_qkv": 8.0},
     "gemma3n_text": {
         "num_kv_shared_layers": 0, "intermediate_size": [128, 128], "activation_sparsity_pattern": [0.0, 0.0],

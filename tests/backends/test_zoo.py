@@ -50,8 +50,6 @@ EXPECTED: dict[str, str] = {
 UNTESTABLE: dict[str, str] = {
     # model types this sweep cannot build tiny; any other untestable type fails the sweep, so that
     # a change in how configs are shrunk never hides a model from the comparison
-    "dots3_note": "per-layer configs (heterogeneous layers) keep their full rotary widths",
-    "dots3_note_text": "per-layer configs (heterogeneous layers) keep their full rotary widths",
     "gemma3n": "its vision tower needs timm, which the test environment does not install",
     # assistants draft from a target model's key/value states: their causal LM does not run on a
     # prompt alone, so there is no eager reference (built sharing none, their base model is a plain
