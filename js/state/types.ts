@@ -15,6 +15,8 @@ export interface ExplorerState {
   n_layers: number;
   n_heads: number;
   model_name: string;
+  /** Each layer's module path (and pass, for a looped model); empty where the backend names none. */
+  layer_names: string[];
   /** Per-head scores of each metric this explorer offers; null where a score is undefined (NaN). */
   score_table: Partial<Record<Metric | `${Metric}_change`, (number | null)[][]>>;
   thumbnails: DataView | ArrayBuffer | Uint8Array | null;

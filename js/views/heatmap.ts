@@ -38,6 +38,8 @@ function crop(pattern: Pattern, w: Window): Float32Array {
 export class HeatmapView {
   readonly root = viewRoot("heatmap", "aw-heatmap");
   private readonly title = element("span", "aw-title-text", "Attention pattern");
+  /** Each layer's module (and pass), from the kernel's layer_names: shown in the title line. */
+  layerNames: string[] = [];
   private readonly zoomLabel = element("span", "aw-hint");
   private readonly undefinedLabel = element("span", "aw-undefined");
   private readonly scaleSelect = element("select", "aw-select");
@@ -141,7 +143,9 @@ export class HeatmapView {
     this.data = data;
     this.tokens = tokens;
     this.exact = exact;
-    this.title.textContent = `L${data.layer}H${data.head}${data.signed ? ": prompt \u2212 compare prompt" : ""}`;
+    const name = this.layerNames[data.layer];
+    this.title.textContent = `L${data.layer}H${data.head}${name ? ` \u00b7 ${name}` : ""}${data.signed ? ": prompt \u2212 compare prompt" : ""}`;
+    this.title.title = this.title.textContent; // cut when long: the whole line on hover
     this.root.dataset.signed = String(Boolean(data.signed));
     delete this.root.dataset.preview;
     this.root.dataset.drawn = `${data.revision}:${data.layer}:${data.head}`;

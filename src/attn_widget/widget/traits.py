@@ -68,6 +68,9 @@ class ExplorerTraits(anywidget.AnyWidget):
     n_layers = Int(0, read_only=True).tag(sync=True)
     n_heads = Int(0, read_only=True).tag(sync=True)
     model_name = Unicode("", read_only=True).tag(sync=True)
+    layer_names = List(Unicode(), read_only=True).tag(sync=True)
+    """Each layer's module path (and pass, where a looped model runs a module again); empty where the
+    backend names none (a layer's index is then all there is)."""
     score_table = Dict(read_only=True).tag(sync=True)
     scored_layers = Int(0, read_only=True).tag(sync=True)
     """How many layers' scores are in `score_table` so far (rows of the others are null)."""
