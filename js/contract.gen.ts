@@ -6,6 +6,9 @@ export const WHOLE_HEAD_MAX_TOKENS = 512 as const;
 /** The kernel's largest tile a side: the front end never asks for more. */
 export const MAX_TILE_CELLS = 1024 as const;
 
+/** How a head is written everywhere: {layer} and {head} filled in (headLabel). */
+export const HEAD_LABEL = "L{layer}H{head}" as const;
+
 /** Metric key of the repeated random token test. */
 export const REPEATED_TOKENS = "repeated_tokens" as const;
 

@@ -19,6 +19,7 @@ import {
 import type { SummaryRow } from "../state/types";
 import { metricGroup, metricLabel } from "./research";
 import { formatScore, isUndefinedScore, scoreAt, scoreProgress, scoreRange, scoredCells, type ScoreRows } from "./score-cells";
+import { headLabel } from "./labels";
 
 const MAX_WIDTH_PX = 236; // the narrowest side column
 const AXIS_PX = 28;
@@ -250,7 +251,7 @@ export class ScoreView {
     this.summary.replaceChildren(
       ...summary.map((row) =>
         headButton(
-          `${row.finding}: L${row.layer}H${row.head} (${row.metric} ${row.value === null ? "undefined" : formatScore(row.value)})`,
+          `${row.finding}: ${headLabel(row.layer, row.head)} (${metricLabel(row.metric, METRIC_LABELS)} ${row.value === null ? "undefined" : formatScore(row.value)})`,
           row.layer,
           row.head,
           this.onSelectHead,
@@ -276,7 +277,7 @@ export class ScoreView {
     const order = [...cells].sort((a, b) => (this.ascending ? a[2] - b[2] : b[2] - a[2]));
     const items = order.slice(0, TOP_K).map(([l, h, value]) => {
       const item = element("li");
-      item.append(headButton(`L${l}H${h}  ${formatScore(value)}`, l, h, this.onSelectHead));
+      item.append(headButton(`${headLabel(l, h)}  ${formatScore(value)}`, l, h, this.onSelectHead));
       return item;
     });
     if (undefinedCount) {
@@ -306,13 +307,13 @@ export class ScoreView {
     const std = hit ? this.spread[this.metric]?.[hit[0]]?.[hit[1]] : undefined;
     const spread = typeof std === "number" ? ` \u00b1 ${formatScore(std, 4)} (std over prompts)` : "";
     this.readout.textContent = hit
-      ? `L${hit[0]}H${hit[1]} ${metricLabel(this.metric, METRIC_LABELS)}: ${
+      ? `${headLabel(hit[0], hit[1])} ${metricLabel(this.metric, METRIC_LABELS)}: ${
           isUndefinedScore(this.table, hit[0], hit[1], this.scoredLayers) ? "undefined" : formatScore(this.table[hit[0]]?.[hit[1]], 4)
         }${spread}`
       : "\u00a0";
   }
 
   private describeClass(hit: [number, number] | null): void {
-    this.readout.textContent = hit ? `L${hit[0]}H${hit[1]}: ${this.classes[hit[0]]?.[hit[1]] ?? ""}` : "\u00a0";
+    this.readout.textContent = hit ? `${headLabel(hit[0], hit[1])}: ${this.classes[hit[0]]?.[hit[1]] ?? ""}` : "\u00a0";
   }
 }

@@ -33,6 +33,16 @@ HEAD_CLASSES: tuple[str, ...] = (
 )
 """Each head is named by its strongest pattern (maths/head_classes.py)."""
 
+HEAD_LABEL = "L{layer}H{head}"
+"""The one way a head is written, in every view, figure and message (`L1H2`): head_label() here,
+headLabel() in js/views/labels.ts."""
+
+
+def head_label(layer: int, head: int) -> str:
+    """`L1H2`: layer 1, head 2 (HEAD_LABEL)."""
+    return HEAD_LABEL.format(layer=layer, head=head)
+
+
 WEIGHTINGS: tuple[str, ...] = ("attention", "value")
 """What the views weigh: attention, or `||A f(x)||` (value-weighted, Kobayashi et al. 2020)."""
 
@@ -182,6 +192,7 @@ def _constants() -> list[tuple[str, str, Any]]:
             WHOLE_HEAD_MAX_TOKENS,
         ),
         ("MAX_TILE_CELLS", "The kernel's largest tile a side: the front end never asks for more.", MAX_TILE_CELLS),
+        ("HEAD_LABEL", "How a head is written everywhere: {layer} and {head} filled in (headLabel).", HEAD_LABEL),
         ("REPEATED_TOKENS", "Metric key of the repeated random token test.", REPEATED_TOKENS),
         ("METRIC_LABELS", "Every metric the score view can show, in menu order, with its label.", METRIC_LABELS),
         (

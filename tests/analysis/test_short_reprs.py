@@ -6,6 +6,7 @@ import numpy as np
 
 from attn_widget import AttentionExplorer
 from attn_widget.analysis.dataset import DatasetScores
+from attn_widget.contract import head_label
 from attn_widget.maths.summary import top_heads_text
 
 PROMPT = "When Mary and John went to the store, Mary gave a drink to John because she was thirsty"
@@ -23,7 +24,8 @@ def test_dataset_scores_repr_is_short():
     text = repr(scores)
     best = np.unravel_index(np.argmax(scores.mean["induction"]), (12, 12))
     assert len(text) < 400, text
-    assert "30 prompts x 12x12" in text and f"L{best[0]}H{best[1]}" in text
+    assert "30 prompts x 12x12" in text and f"{head_label(int(best[0]), int(best[1]))} " in text
+    assert "previous token: L" in text and "previous_token" not in text  # the score views' labels
 
 
 def test_sinks_repr_is_short_and_the_demo_models_bos_is_a_sink():

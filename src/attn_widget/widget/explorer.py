@@ -18,6 +18,7 @@ from attn_widget.analysis.prompt import check_head, check_layer
 from attn_widget.analysis.repeated_tokens import repeated_tokens_scores
 from attn_widget.backends import backend_for
 from attn_widget.backends.loading import resolve_model
+from attn_widget.contract import head_label
 from attn_widget.errors import AnswerError, AttnWidgetError, PromptError, SelectionError
 from attn_widget.export import circuits_vis
 from attn_widget.export.figure import ViewData
@@ -424,4 +425,4 @@ class AttentionExplorer(ExplorerTraits):
 
 
 def _text_line(w: AttentionExplorer) -> str:
-    return f"AttentionExplorer({w.model_name}, L{w.layer}H{w.head}, {len(w.tokens)} tokens)"
+    return f"AttentionExplorer({w.model_name}, {head_label(w.layer, w.head)}, {len(w.tokens)} tokens)"
