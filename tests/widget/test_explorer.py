@@ -223,9 +223,12 @@ def test_circuitsvis_keeps_script_tags_inert(bridge):
 def test_a_new_prompt_arrives_whole_then_its_selected_head_is_pushed(explorer, monkeypatch):
     """A long reduction shows in the progress bar; the prompt, its tokens and all its scores then
     change in one step, and the selected head follows unasked (no round trip for the first paint)."""
-    import attn_widget.widget.session as session_module
+    import itertools
 
-    monkeypatch.setattr(session_module, "PROGRESS_INTERVAL_S", -1.0)  # report after every layer
+    import attn_widget.widget.progress as progress_module
+
+    clock = itertools.count()  # every step takes a second: past the threshold, every layer reported
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: float(next(clock)))
     events: list[tuple[str, object]] = []
     for name in ("scored_layers", "tokens", "prompt", "progress"):
         explorer.observe(lambda change: events.append((change["name"], change["new"])), name)

@@ -176,7 +176,9 @@ class AttentionExplorer(ExplorerTraits):
         prompts = arguments.texts("prompts", prompts)
         batch_size = arguments.whole("batch_size", batch_size, 1)
         result = self._session.research.run_dataset(prompts, batch_size, arguments.flag("progress", progress))
-        self._session.publish_scores()
+        # the stepper counts the new prompts: at the shown prompt if it is one of them, else at none
+        kept = prompts[: result.n_prompts]
+        self._session.publish_scores({"dataset_index": kept.index(self.prompt) if self.prompt in kept else -1})
         return result
 
     @property
@@ -231,7 +233,7 @@ class AttentionExplorer(ExplorerTraits):
         query (no `answer`: in the loss on the prompt) when each head's output is ablated ("mean" over
         the prompt's positions, or "zero"); `batch_size` heads per forward pass. Shown as a metric."""
         total = self._session.backend.n_layers * self._session.backend.n_heads
-        with self._session.research.progress_bar("ablation", total, progress) as tick:
+        with self._session.research.progress_bar("ablation", total, progress, "head") as tick:
             effects = self._why.ablation_effect(
                 method, self.answer, self.counterfactual, self._session.attributed_query(), batch_size, tick
             )
@@ -417,11 +419,11 @@ class AttentionExplorer(ExplorerTraits):
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Front-end updates, through the same transitions as Python's (session.py `front_end_update`):
         a rejected value shows in the widget, and every trait of the update goes back."""
-        self._from_front_end = True
+        self._from_front_end = self._session.from_front_end = True
         try:
             self._session.front_end_update(sync_data, super().set_state)
         finally:
-            self._from_front_end = False
+            self._from_front_end = self._session.from_front_end = False
 
 
 def _text_line(w: AttentionExplorer) -> str:

@@ -20,6 +20,7 @@ from attn_widget.contract import CHANGE_SUFFIX, DATASET_PREFIX, RESERVED_METRICS
 from attn_widget.errors import AttnWidgetError, SelectionError
 from attn_widget.maths.detectors import BUILT_IN, Detector, DetectorError
 from attn_widget.maths.similarity import HeadSimilarity, head_similarity
+from attn_widget.widget import progress
 from attn_widget.widget.json_numbers import json_matrix
 from attn_widget.widget.traits import ExplorerTraits
 
@@ -134,29 +135,10 @@ class Research:
         return _similarity_json(head_similarity(prompt_patterns(self.backend, self.current().token_ids), "js"))
 
     @contextlib.contextmanager
-    def progress_bar(self, label: str, total: int, show: bool) -> Iterator[Callable[[int, int], None]]:
-        """The widget's bar (the `progress` trait) and, when tqdm is there, a notebook bar."""
-        bar = None
-        if show:
-            try:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=total, desc=label, unit="prompt")
-            except ImportError:
-                bar = None
-
-        def tick(done: int, all_: int) -> None:
-            self.widget.set_trait("progress", {"label": label, "done": done, "total": all_})
-            if bar is not None:
-                bar.update(done - bar.n)
-
-        self.widget.set_trait("progress", {"label": label, "done": 0, "total": total})
-        try:
+    def progress_bar(self, label: str, total: int, show: bool, unit: str = "prompt") -> Iterator[progress.Tick]:
+        """The widget's bar and, with `show`, a notebook bar, for runs over widget/progress.py's threshold."""
+        with progress.progress(self.widget, label, total, unit, show) as tick:
             yield tick
-        finally:
-            if bar is not None:
-                bar.close()
-            self.widget.set_trait("progress", {})
 
 
 def _similarity_json(result: HeadSimilarity) -> dict[str, Any]:
