@@ -7,6 +7,7 @@ import numpy as np
 from attn_widget import AttentionExplorer
 from attn_widget.analysis.dataset import DatasetScores
 from attn_widget.contract import head_label
+from attn_widget.maths.similarity import HeadSimilarity
 from attn_widget.maths.summary import top_heads_text
 
 PROMPT = "When Mary and John went to the store, Mary gave a drink to John because she was thirsty"
@@ -36,3 +37,14 @@ def test_sinks_repr_is_short_and_the_demo_models_bos_is_a_sink():
     n = mask.shape[-1]
     assert mask[:, :, 0].any()  # some heads rest on the first token
     assert not mask[:, :, n - n // 4 :].any()  # keys seen by a few queries are no sinks
+
+
+def test_head_similarity_repr_is_short_and_names_the_most_alike_heads():
+    distance = np.full((6, 6), 0.5)
+    np.fill_diagonal(distance, 0.0)
+    distance[1, 4] = distance[4, 1] = 0.01  # L0H1 and L1H1 (3 heads a layer)
+    distance[0, 5] = distance[5, 0] = 0.02
+    result = HeadSimilarity(distance, [(0, 1), (1, 1), (0, 0), (1, 2), (0, 2), (1, 0)], 3)
+    assert result.most_alike(2) == [((0, 1), (1, 1), 0.01), ((0, 0), (1, 2), 0.02)]
+    text = repr(result)
+    assert len(text) < 200 and "6 heads" in text and "L0H1\u2013L1H1 0.010, L0H0\u2013L1H2 0.020" in text
