@@ -235,7 +235,8 @@ def test_a_new_prompt_arrives_whole_then_its_selected_head_is_pushed(explorer, m
     explorer.send = lambda content, buffers=None: events.append(("message", (content, buffers)))
     explorer.prompt = "Then mary and john went to the park"
     progress = [value for kind, value in events if kind == "progress" and value]
-    assert [p["done"] for p in progress] == [1, 2, 3] and events[len(progress)] == ("progress", {})
+    steps = [(phase, d) for phase in ("running the model", "scores") for d in (1, 2, 3)]
+    assert [(p["label"], p["done"]) for p in progress] == steps and events[len(progress)] == ("progress", {})
     kinds = [kind for kind, _ in events[len(progress) + 1 :]]
     assert sorted(kinds[:2]) == ["prompt", "tokens"] and kinds[-1] == "message"
     message, buffers = events[-1][1]

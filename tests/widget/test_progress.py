@@ -59,10 +59,18 @@ class FakeBar:
 
     def __init__(self, label: str, total: int, done: int, unit: str) -> None:
         self.label, self.total, self.n, self.unit, self.closed = label, total, done, unit, False
+        self.phases = [(label, total)]
         FakeBar.made.append(self)
 
     def update(self, n: int) -> None:
         self.n += n
+
+    def reset(self, total: int) -> None:
+        self.n, self.total = 0, total
+
+    def set_description(self, desc: str) -> None:
+        self.label = desc
+        self.phases.append((desc, self.total))
 
     def close(self) -> None:
         self.closed = True
@@ -121,6 +129,24 @@ def test_steps_closer_than_the_interval_wait_but_the_last_always_shows():
     assert FakeBar.made == []  # notebook=False: the widget's bar only
 
 
+def test_a_new_phase_shows_its_label_and_restarts_the_bar():
+    widget = FakeWidget()
+    with progress(widget, "running the model", 2, "layer", clock=FakeClock(1.0), make_bar=FakeBar) as tick:
+        tick(1)
+        tick(2)
+        tick(1, 2, "scores")
+        tick(2)
+    assert [(p.get("label"), p.get("done")) for p in widget.published] == [
+        ("running the model", 1),
+        ("running the model", 2),
+        ("scores", 1),
+        ("scores", 2),
+        (None, None),
+    ]
+    (bar,) = FakeBar.made
+    assert bar.phases == [("running the model", 2), ("scores", 2)] and bar.n == 2 and bar.closed
+
+
 def test_a_run_that_fails_clears_the_bar():
     widget = FakeWidget()
     with (
@@ -143,17 +169,19 @@ def test_a_prompt_scored_layer_by_layer_shows_progress_in_the_widget_and_the_not
     w.observe(lambda change: seen.append(dict(change["new"])), "progress")
     w.prompt = "Then mary and john went to the park"
     layers = bridge.cfg.n_layers
-    assert seen == [{"label": "scores", "done": d, "total": layers} for d in range(1, layers + 1)] + [{}]
+    steps = [(phase, d) for phase in ("running the model", "scores") for d in range(1, layers + 1)]
+    assert seen == [{"label": phase, "done": d, "total": layers} for phase, d in steps] + [{}]
     (bar,) = FakeBar.made
     assert (bar.n, bar.total, bar.unit, bar.closed) == (layers, layers, "layer", True)
+    assert bar.phases == [("running the model", layers), ("scores", layers)]
     # typed in the widget: ipywidgets holds notifications while it applies the update, so each
     # step goes out through send_state, as it happens
     sent: list[dict[str, Any]] = []
     monkeypatch.setattr(w, "send_state", lambda key=None: sent.append(dict(w.progress)) if key == "progress" else None)
     w.set_state({"prompt": "The cat sat on the mat"})
     assert w.tokens[-1].strip() == "mat" and w.error == ""
-    assert [p.get("done") for p in sent[: layers + 1]] == [*range(1, layers + 1), None]
-    assert all(p == {} for p in sent[layers:]) and len(FakeBar.made) == 1  # then the held sync: the same {}
+    assert [(p.get("label"), p.get("done")) for p in sent[: 2 * layers + 1]] == [*steps, (None, None)]
+    assert all(p == {} for p in sent[2 * layers :]) and len(FakeBar.made) == 1  # then the held sync: the same {}
 
 
 def test_a_quick_prompt_shows_no_progress(bridge, monkeypatch):

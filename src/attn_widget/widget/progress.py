@@ -17,13 +17,18 @@ PROGRESS_INTERVAL_S = 0.2
 """Once shown, the widget's bar hears of progress at most this often (and always of the end)."""
 
 Tick = Callable[..., None]
-"""`tick(done)` or `tick(done, total)`: that many steps of the run are finished."""
+"""`tick(done, total=None, label=None)`: that many steps of the run are finished; a new `label`
+(and `total`) starts a new phase of it ("running the model", then "scores")."""
 
 
 class NotebookBar(Protocol):
     n: int
 
     def update(self, n: int) -> Any: ...
+
+    def reset(self, total: int) -> Any: ...
+
+    def set_description(self, desc: str) -> Any: ...
 
     def close(self) -> None: ...
 
@@ -48,16 +53,17 @@ def progress(
     clock: Callable[[], float] | None = None,
     make_bar: Callable[[str, int, int, str], NotebookBar | None] | None = None,
 ) -> Iterator[Tick]:
-    """Yields `tick(done, total=None)`. Once the run has taken PROGRESS_AFTER_S, each tick sets the
-    `progress` trait ({"label", "done", "total"}) and, with `notebook`, moves a notebook bar; the
-    trait is cleared and the bar closed when the run ends, however it ends. A run that is over
-    before it was shown shows nothing. `clock` (time.monotonic) and `make_bar` (tqdm_bar) are for tests."""
+    """Yields `tick(done, total=None, label=None)`. Once the run has taken PROGRESS_AFTER_S, each
+    tick sets the `progress` trait ({"label", "done", "total"}) and, with `notebook`, moves a
+    notebook bar; the trait is cleared and the bar closed when the run ends, however it ends. A run
+    that is over before it was shown shows nothing. `clock` (time.monotonic) and `make_bar`
+    (tqdm_bar) are for tests."""
     clock = clock or time.monotonic
     make_bar = make_bar or tqdm_bar
     start = last = clock()
     shown = False
     bar: NotebookBar | None = None
-    state = {"done": 0, "total": total}
+    state: dict[str, Any] = {"label": label, "done": 0, "total": total}
     heard: list[object] = []
     hear = heard.append
 
@@ -69,25 +75,29 @@ def progress(
         if not heard:
             widget.send_state("progress")
 
-    def show(now: float) -> None:
+    def show(now: float, new_phase: bool) -> None:
         nonlocal shown, last, bar
-        if notebook and bar is None and not shown:
-            bar = make_bar(label, state["total"], state["done"], unit)
+        if notebook and not shown:
+            bar = make_bar(state["label"], state["total"], state["done"], unit)
+        elif bar is not None and new_phase:
+            bar.reset(total=state["total"])
+            bar.set_description(state["label"])
         shown, last = True, now
-        publish({"label": label, "done": state["done"], "total": state["total"]})
+        publish(dict(state))
         if bar is not None:
             bar.update(state["done"] - bar.n)
 
-    def tick(done: int, all_: int | None = None) -> None:
+    def tick(done: int, all_: int | None = None, phase: str | None = None) -> None:
+        new_phase = phase is not None and phase != state["label"]
         state["done"] = done
-        if all_ is not None:
-            state["total"] = all_
+        state["total"] = state["total"] if all_ is None else all_
+        state["label"] = phase or state["label"]
         now = clock()
         finished = done >= state["total"]
         if not shown and (now - start < PROGRESS_AFTER_S or finished):
-            return  # quick so far, or over before a bar could say anything
-        if not shown or finished or now - last >= PROGRESS_INTERVAL_S:
-            show(now)
+            return  # quick so far, or this phase is over before a bar could say anything
+        if not shown or new_phase or finished or now - last >= PROGRESS_INTERVAL_S:
+            show(now, new_phase)
 
     widget.observe(hear, "progress")
     try:

@@ -116,10 +116,13 @@ class Session:
         """Everything the new prompt's views show, computed before any trait changes."""
         detectors = list(self.research.detectors.values())  # scored in the same sweep as the scores
         # a notebook bar only for a run asked from Python: the front end's own runs have no cell to show it in
-        bars = progress(self.widget, "scores", self.backend.n_layers, "layer", notebook=not self.from_front_end)
+        n = self.backend.n_layers
+        bars = progress(self.widget, "running the model", n, "layer", notebook=not self.from_front_end)
         with bars as tick:  # raises PromptError / ModelError
-            analysis = PromptAnalysis(self.backend, prompt, defer_scores=True, detectors=detectors)
-            analysis.finish(lambda _layer: tick(int(analysis.scored.sum())))
+            analysis = PromptAnalysis(
+                self.backend, prompt, defer_scores=True, detectors=detectors, on_layer_run=lambda i: tick(i + 1)
+            )
+            analysis.finish(lambda _layer: tick(int(analysis.scored.sum()), n, "scores"))
         self.analysis = analysis
         self.options.new_prompt(analysis)
         self.research.compute()
