@@ -17,8 +17,8 @@ PROGRESS_INTERVAL_S = 0.2
 """Once shown, the widget's bar hears of progress at most this often (and always of the end)."""
 
 Tick = Callable[..., None]
-"""`tick(done, total=None, label=None)`: that many steps of the run are finished; a new `label`
-(and `total`) starts a new phase of it ("running the model", then "scores")."""
+"""`tick(done, steps=None, phase=None)`: that many steps of the run are finished; a new `phase` (a
+label, with its `steps`) starts a new part of it ("running the model", then "scores")."""
 
 
 class NotebookBar(Protocol):
@@ -53,11 +53,11 @@ def progress(
     clock: Callable[[], float] | None = None,
     make_bar: Callable[[str, int, int, str], NotebookBar | None] | None = None,
 ) -> Iterator[Tick]:
-    """Yields `tick(done, total=None, label=None)`. Once the run has taken PROGRESS_AFTER_S, each
-    tick sets the `progress` trait ({"label", "done", "total"}) and, with `notebook`, moves a
-    notebook bar; the trait is cleared and the bar closed when the run ends, however it ends. A run
-    that is over before it was shown shows nothing. `clock` (time.monotonic) and `make_bar`
-    (tqdm_bar) are for tests."""
+    """Yields `tick(done, steps=None, phase=None)` (`steps`: the total, when it changes). Once the
+    run has taken PROGRESS_AFTER_S, each tick sets the `progress` trait ({"label", "done", "total"})
+    and, with `notebook`, moves a notebook bar; the trait is cleared and the bar closed when the
+    run ends, however it ends. A run that is over before it was shown shows nothing. `clock`
+    (time.monotonic) and `make_bar` (tqdm_bar) are for tests."""
     clock = clock or time.monotonic
     make_bar = make_bar or tqdm_bar
     start = last = clock()
@@ -87,10 +87,10 @@ def progress(
         if bar is not None:
             bar.update(state["done"] - bar.n)
 
-    def tick(done: int, all_: int | None = None, phase: str | None = None) -> None:
+    def tick(done: int, steps: int | None = None, phase: str | None = None) -> None:
         new_phase = phase is not None and phase != state["label"]
         state["done"] = done
-        state["total"] = state["total"] if all_ is None else all_
+        state["total"] = state["total"] if steps is None else steps
         state["label"] = phase or state["label"]
         now = clock()
         finished = done >= state["total"]
