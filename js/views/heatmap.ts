@@ -6,7 +6,7 @@ import { cellAt, drawCells, element, reuseCanvas, sizeCanvas, viewRoot } from ".
 import { COLOR_SCALE_LABELS, UNDEFINED_CSS, applyScale, countUndefined, paintCells, type ColorScale, type Lut } from "../colors/colors";
 import { MAX_TILE_CELLS } from "../contract.gen";
 import { RED_BLUE, signedShades } from "../colors/diverging";
-import { displayToken, labelIndices } from "./labels";
+import { displayToken, labelIndices, headLabel } from "./labels";
 import type { HeadData, Pattern, Tile, Window } from "../state/types";
 import { Viewport } from "./viewport";
 import { ColorBar } from "./colorbar";
@@ -144,7 +144,7 @@ export class HeatmapView {
     this.tokens = tokens;
     this.exact = exact;
     const name = this.layerNames[data.layer];
-    this.title.textContent = `L${data.layer}H${data.head}${name ? ` \u00b7 ${name}` : ""}${data.signed ? ": prompt \u2212 compare prompt" : ""}`;
+    this.title.textContent = `${headLabel(data.layer, data.head)}${name ? ` \u00b7 ${name}` : ""}${data.signed ? ": prompt \u2212 compare prompt" : ""}`;
     this.title.title = this.title.textContent; // cut when long: the whole line on hover
     this.root.dataset.signed = String(Boolean(data.signed));
     delete this.root.dataset.preview;
@@ -165,7 +165,7 @@ export class HeatmapView {
   showPreview(thumbnail: Tile): void {
     this.data = thumbnail;
     this.exact = false;
-    this.title.textContent = `L${thumbnail.layer}H${thumbnail.head} (preview)`;
+    this.title.textContent = `${headLabel(thumbnail.layer, thumbnail.head)} (preview)`;
     delete this.root.dataset.drawn;
     delete this.root.dataset.exact;
     this.root.dataset.preview = `${thumbnail.revision}:${thumbnail.layer}:${thumbnail.head}`;

@@ -9,6 +9,7 @@ import { ColorBar } from "./colorbar";
 import { mountComposition } from "./composition";
 import type { Store } from "../state/store";
 import type { ExplorerState } from "../state/types";
+import { headLabel } from "./labels";
 
 /** A score-table key as the metric menu shows it: dataset means and changes say so, and a custom
  *  detector, which has no label, keeps its name. */
@@ -146,9 +147,9 @@ export class SinkToggle {
     this.box.checked = exclude;
     const named = (positions ?? []).map((k) => `${k} (${JSON.stringify(tokens[k] ?? "")})`);
     if (positions === undefined) this.note.textContent = exclude ? " sinks are found on prompts up to 512 tokens" : "";
-    else if (!named.length) this.note.textContent = ` L${layer}H${head} has no sink positions`;
-    else if (exclude) this.note.textContent = ` Sinks excluded from L${layer}H${head}: keys ${named.join(", ")}; rows renormalised`;
-    else this.note.textContent = ` L${layer}H${head} sinks: keys ${named.join(", ")}`;
+    else if (!named.length) this.note.textContent = ` ${headLabel(layer, head)} has no sink positions`;
+    else if (exclude) this.note.textContent = ` Sinks excluded from ${headLabel(layer, head)}: keys ${named.join(", ")}; rows renormalised`;
+    else this.note.textContent = ` ${headLabel(layer, head)} sinks: keys ${named.join(", ")}`;
   }
 }
 
@@ -221,7 +222,7 @@ export class SimilarityView {
     ctx.textBaseline = "middle";
     const every = Math.ceil(11 / this.cell);
     for (let i = 0; i < size; i += every) {
-      const label = `L${order[i][0]}H${order[i][1]}`;
+      const label = `${headLabel(order[i][0], order[i][1])}`;
       const at = SIM_AXIS_PX + (i + 0.5) * this.cell;
       ctx.textAlign = "right";
       ctx.fillText(label, SIM_AXIS_PX - 3, at);
@@ -253,7 +254,7 @@ export class SimilarityView {
 
   private describe(hit: [number[], number[], number] | null): void {
     this.readout.textContent = hit
-      ? `L${hit[0][0]}H${hit[0][1]} vs L${hit[1][0]}H${hit[1][1]}: distance ${hit[2].toFixed(4)} bits (click selects L${hit[0][0]}H${hit[0][1]})`
+      ? `${headLabel(hit[0][0], hit[0][1])} vs ${headLabel(hit[1][0], hit[1][1])}: distance ${hit[2].toFixed(4)} bits (click selects ${headLabel(hit[0][0], hit[0][1])})`
       : "\u00a0";
   }
 }

@@ -2,6 +2,7 @@
 
 import { SELECTED_COLOR, cellAt, drawCells, drawPending, element, reuseCanvas, sizeCanvas, viewRoot } from "./canvas";
 import { applyScale, paintCells, type ColorScale, type Lut } from "../colors/colors";
+import { headLabel } from "./labels";
 
 const GRID_THUMB_PX = 64;
 const OVERVIEW_MAX_WIDTH_PX = 236; // the narrowest side column
@@ -89,9 +90,9 @@ export class HeadGridView {
       const cell = child as HTMLElement;
       const kind = classes[layer]?.[h];
       const name = this.layerNames[layer];
-      cell.title = `L${layer}H${h}${name ? ` \u00b7 ${name}` : ""}${kind ? `: ${kind}` : ""}`;
+      cell.title = `${headLabel(layer, h)}${name ? ` \u00b7 ${name}` : ""}${kind ? `: ${kind}` : ""}`;
       cell.setAttribute("aria-label", cell.title);
-      cell.querySelector("span")!.textContent = kind ? `L${layer}H${h} \u00b7 ${kind}` : `L${layer}H${h}`;
+      cell.querySelector("span")!.textContent = kind ? `${headLabel(layer, h)} \u00b7 ${kind}` : `${headLabel(layer, h)}`;
       const ctx = reuseCanvas(cell.querySelector("canvas")!, GRID_THUMB_PX, GRID_THUMB_PX);
       const image = thumbImage(t, layer, h, style);
       if (image) drawCells(ctx, image, 0, 0, GRID_THUMB_PX, GRID_THUMB_PX);

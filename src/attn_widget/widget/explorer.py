@@ -19,7 +19,7 @@ from attn_widget.analysis.prompt import check_head, check_layer
 from attn_widget.analysis.repeated_tokens import repeated_tokens_scores
 from attn_widget.backends import backend_for
 from attn_widget.backends.loading import resolve_model
-from attn_widget.contract import ABLATION
+from attn_widget.contract import ABLATION, head_label
 from attn_widget.errors import AnswerError, AttnWidgetError, PromptError, SelectionError
 from attn_widget.export import circuits_vis
 from attn_widget.export.figure import ViewData
@@ -179,7 +179,9 @@ class AttentionExplorer(ExplorerTraits):
         prompts = arguments.texts("prompts", prompts)
         batch_size = arguments.whole("batch_size", batch_size, 1)
         result = self._session.research.run_dataset(prompts, batch_size, arguments.flag("progress", progress))
-        self._session.publish_scores()
+        # the stepper counts the new prompts: at the shown prompt if it is one of them, else at none
+        kept = prompts[: result.n_prompts]
+        self._session.publish_scores({"dataset_index": kept.index(self.prompt) if self.prompt in kept else -1})
         return result
 
     @property
@@ -240,7 +242,7 @@ class AttentionExplorer(ExplorerTraits):
         the score views keep what they showed."""
         total = self._session.backend.n_layers * self._session.backend.n_heads
         try:
-            with self._session.research.progress_bar("ablation", total, progress) as tick:
+            with self._session.research.progress_bar("ablation", total, progress, "head") as tick:
                 effects = self._why.ablation_effect(
                     method, self.answer, self.counterfactual, self._session.attributed_query(), batch_size, tick
                 )
@@ -448,12 +450,12 @@ class AttentionExplorer(ExplorerTraits):
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Front-end updates, through the same transitions as Python's (session.py `front_end_update`):
         a rejected value shows in the widget, and every trait of the update goes back."""
-        self._from_front_end = True
+        self._from_front_end = self._session.from_front_end = True
         try:
             self._session.front_end_update(sync_data, super().set_state)
         finally:
-            self._from_front_end = False
+            self._from_front_end = self._session.from_front_end = False
 
 
 def _text_line(w: AttentionExplorer) -> str:
-    return f"AttentionExplorer({w.model_name}, L{w.layer}H{w.head}, {len(w.tokens)} tokens)"
+    return f"AttentionExplorer({w.model_name}, {head_label(w.layer, w.head)}, {len(w.tokens)} tokens)"

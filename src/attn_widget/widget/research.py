@@ -22,6 +22,7 @@ from attn_widget.contract import CHANGE_SUFFIX, DATASET_PREFIX, RESERVED_METRICS
 from attn_widget.errors import AttnWidgetError, SelectionError
 from attn_widget.maths.detectors import BUILT_IN, Detector, DetectorError
 from attn_widget.maths.similarity import HeadSimilarity, head_similarity
+from attn_widget.widget import progress
 from attn_widget.widget.json_numbers import json_matrix
 from attn_widget.widget.traits import ExplorerTraits
 
@@ -150,41 +151,24 @@ class Research:
             self.stop_asked = run
 
     @contextlib.contextmanager
-    def progress_bar(self, label: str, total: int, show: bool) -> Iterator[Callable[[int, int], None]]:
-        """The widget's bar (the `progress` trait) and, when tqdm is there, a notebook bar. The bar
-        names its run, and says whether it runs on the main thread: there only an interrupt reaches
-        it (the kernel reads messages once the cell is done), elsewhere the stop message does."""
+    def progress_bar(self, label: str, total: int, show: bool, unit: str = "prompt") -> Iterator[progress.Tick]:
+        """The widget's bar and, with `show`, a notebook bar, for runs over widget/progress.py's
+        threshold. The bar names its run, and says whether it runs on the main thread: there only an
+        interrupt reaches it (the kernel reads messages once the cell is done), elsewhere the stop
+        message does."""
         run = self.running = next(self.runs)
-        shown = {
-            "label": label,
-            "total": total,
-            "run": run,
-            "interrupt": threading.current_thread() is threading.main_thread(),
-        }
-        bar = None
-        if show:
-            try:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=total, desc=label, unit="prompt")
-            except ImportError:
-                bar = None
-
-        def tick(done: int, all_: int) -> None:
-            if self.stop_asked == run:
-                raise KeyboardInterrupt
-            self.widget.set_trait("progress", shown | {"done": done, "total": all_})
-            if bar is not None:
-                bar.update(done - bar.n)
-
-        self.widget.set_trait("progress", shown | {"done": 0})
+        names = {"run": run, "interrupt": threading.current_thread() is threading.main_thread()}
         try:
-            yield tick
+            with progress.progress(self.widget, label, total, unit, show, names=names) as tick:
+
+                def tick_or_stop(done: int, steps: int | None = None, phase: str | None = None) -> None:
+                    if self.stop_asked == run:
+                        raise KeyboardInterrupt
+                    tick(done, steps, phase)
+
+                yield tick_or_stop
         finally:
             self.running = 0
-            if bar is not None:
-                bar.close()
-            self.widget.set_trait("progress", {})
 
 
 def _similarity_json(result: HeadSimilarity) -> dict[str, Any]:

@@ -41,7 +41,10 @@ class PromptText(Unicode):  # type: ignore[type-arg]
     def set(self, obj: HasTraits, value: Any) -> None:
         text = self.validate(obj, value)
         transition = getattr(obj, "prompt_transition", None)
-        if transition is None:
+        # traitlets sets each held trait again, unchanged, when hold_trait_notifications ends (as
+        # ipywidgets' set_state does around a front-end update): that is no new prompt to run
+        again = getattr(obj, "_cross_validation_lock", False) and text == getattr(obj, str(self.name))
+        if transition is None or again:
             super().set(obj, text)
         else:
             transition(text, lambda: Unicode.set(self, obj, text))
