@@ -12,6 +12,7 @@ import type { Store } from "../state/store";
 import type { CompositionKind, ExplorerState } from "../state/types";
 import { SELECTED_COLOR, cellAt, drawCells, element, sizeCanvas, viewRoot } from "./canvas";
 import { ColorBar } from "./colorbar";
+import { headLabel } from "./labels";
 
 export type Composition = ExplorerState["composition"];
 
@@ -137,7 +138,7 @@ export class CompositionView {
     ctx.fillStyle = getComputedStyle(this.root).color || "#333";
     ctx.textBaseline = "middle";
     const every = Math.ceil(11 / this.cell);
-    const name = (index: number) => `L${Math.floor(index / nHeads)}H${index % nHeads}`;
+    const name = (index: number) => headLabel(Math.floor(index / nHeads), index % nHeads);
     for (let i = 0; i < size; i += every) {
       const at = AXIS_PX + (i + 0.5) * this.cell;
       ctx.textAlign = "right";
@@ -172,12 +173,12 @@ export class CompositionView {
       this.readout.textContent = "\u00a0";
       return;
     }
-    const w = `L${hit.writer[0]}H${hit.writer[1]}`;
+    const w = headLabel(hit.writer[0], hit.writer[1]);
     if (!hit.reader) {
       this.readout.textContent = `${w} writes (click selects ${w})`;
       return;
     }
-    const r = `L${hit.reader[0]}H${hit.reader[1]}`;
+    const r = headLabel(hit.reader[0], hit.reader[1]);
     const label = COMPOSITION_LABELS[this.data.kind as CompositionKind] ?? "composition score";
     this.readout.textContent = Number.isFinite(hit.value)
       ? `${w} \u2192 ${r}: ${label} ${hit.value.toFixed(4)} (click selects ${r})`
