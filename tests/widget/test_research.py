@@ -222,8 +222,10 @@ def test_an_interrupted_dataset_run_keeps_what_finished(explorer, capsys):
     assert explorer.prompt == _prompts(6)[1]
 
 
-def test_the_stop_message_stops_a_dataset_run_after_its_batch(explorer, capsys):
+def test_the_stop_message_stops_a_dataset_run_after_its_batch(explorer, capsys, monkeypatch):
     """The progress bar's stop button names its run: that run stops after the batch under way."""
+    clock = itertools.count()  # every batch takes a second: the bar (and its stop button) shows
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: float(next(clock)))
     original, calls = explorer._session.backend.run, []
 
     def stop_during_second(tokens, on_pattern, last_layer=None):

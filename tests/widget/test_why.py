@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from attn_widget.contract import ABLATION
 from attn_widget.errors import AttnWidgetError
+from attn_widget.widget import progress as progress_module
 
 
 def test_qk_decomposition_table_sums_to_the_score(explorer):
@@ -110,10 +112,12 @@ def _logits(explorer):
         return explorer.model(explorer._session.current().token_ids, return_type="logits")
 
 
-def test_the_stop_button_stops_a_sweep_cleanly(explorer, capsys):
+def test_the_stop_button_stops_a_sweep_cleanly(explorer, capsys, monkeypatch):
     """The progress bar's stop message, sent during the third pass (a sweep run off the main thread
     reads it then): the sweep stops after that batch; nothing partial is shown; the model, its hooks
     and the explorer are as before; the stop reaches no later sweep."""
+    clock = itertools.count()  # every step takes a second: the bar (and its stop button) shows
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: float(next(clock)))
     fresh = _logits(explorer)
     seen = []
     explorer.observe(lambda change: seen.append(change["new"]), names="progress")
@@ -126,7 +130,7 @@ def test_the_stop_button_stops_a_sweep_cleanly(explorer, capsys):
     assert np.isfinite(partial.reshape(-1)[:6]).all() and np.isnan(partial.reshape(-1)[6:]).all()
     assert "stopped after 6 of 12 heads" in explorer.error and "stopped after 6 of 12" in capsys.readouterr().out
     assert ABLATION not in explorer.score_table and explorer.progress == {}
-    assert [p.get("done") for p in seen] == [0, 3, None] and seen[0]["interrupt"] is True
+    assert [p.get("done") for p in seen] == [3, None] and seen[0]["interrupt"] is True
     assert not any(p._forward_hooks or p._forward_pre_hooks for p in explorer.model.hook_dict.values())
     torch.testing.assert_close(_logits(explorer), fresh, atol=0, rtol=0)
 
