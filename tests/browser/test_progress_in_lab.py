@@ -71,7 +71,7 @@ def test_long_runs_move_the_widgets_progress_bar(page, lab):
 
     start_in_kernel(page, SLOW_MODEL + f"w.run_dataset({json.dumps(DATASET)}, batch_size=1, progress=False)")
     progress_seen(page, "dataset: ")
-    text = bar.text_content()
+    text = bar.locator(".aw-status").text_content()  # the bar's words, not its stop button's
     done = int(text.split("dataset: ")[1].split(" / ")[0])
     assert 0 < done < len(DATASET) and text.endswith(f"/ {len(DATASET)}"), text
     wait_for_state(log, lambda s: s["dataset_size"] == len(DATASET), timeout_s=60)
