@@ -35,6 +35,7 @@ recipe, timings and score tables.
 Usage::
 
     .venv/bin/python scripts/train_demo_model.py --threads 1
+    .venv/bin/python scripts/train_demo_model.py --measure   # re-measure the shipped model, update its README
     .venv/bin/python scripts/train_demo_model.py --short-steps 50 --long-steps 10 --out /tmp/demo
 """
 
@@ -431,6 +432,116 @@ def top(scores: torch.Tensor) -> str:
     return f"{scores.max():.2f} (L{i // scores.shape[1]}H{i % scores.shape[1]})"
 
 
+
+# ---------------------------------------------------------------- measured with attn_widget
+MEASURED_BEGIN = "<!-- measured: written by scripts/train_demo_model.py --measure -->"
+MEASURED_END = "<!-- end measured -->"
+
+
+def long_text(tokenizer, n_tokens: int, skip: int = 0) -> str:
+    """About n_tokens tokens (BOS included) of English: standard-library module docstrings, repeated,
+    from token ``skip`` of the passage on."""
+    import argparse as argparse_module
+    import cmd
+    import sched
+
+    passage = " " + " ".join(" ".join(m.__doc__.split()) for m in (argparse_module, cmd, sched))
+    text = passage * (1 + math.ceil((n_tokens + skip) / max(1, len(tokenizer.tokenize(passage)))))
+    ids = tokenizer(text)["input_ids"][1 + skip : n_tokens + skip]
+    return tokenizer.decode(ids)
+
+
+def measure(out: Path, threads: int) -> str:
+    """Load time, explorer timings, the explorer's own scores and the size on disk of the model in
+    ``out``, as a README section (also printed)."""
+    import statistics
+
+    import transformer_lens  # noqa: F401  (the imports come first: the load time is after them)
+    import transformers  # noqa: F401
+
+    sys.path.insert(0, str(REPO / "src"))
+    import attn_widget.models
+    from attn_widget import AttentionExplorer
+
+    torch.set_num_threads(threads)
+    attn_widget.models.DEMO_MODEL_DIR = out
+    t0 = time.perf_counter()
+    from transformers import LlamaForCausalLM  # noqa: F401  (transformers imports its model classes lazily)
+
+    lazy_import = time.perf_counter() - t0
+    loads = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        model = attn_widget.models.load_demo_model()
+        loads.append(time.perf_counter() - t0)
+    text = long_text(model.tokenizer, 4096)
+    n = len(model.tokenizer(text)["input_ids"])
+    t0 = time.perf_counter()
+    explorer = AttentionExplorer(prompt=text)  # no model: the bundled one, loaded here
+    first_ready = time.perf_counter() - t0
+    reprompts = []
+    for k in range(3):
+        other = long_text(model.tokenizer, 4096, skip=100 * (k + 1))  # a different prompt each time
+        t0 = time.perf_counter()
+        explorer.prompt = other
+        reprompts.append(time.perf_counter() - t0)
+        assert abs(len(explorer.tokens) - n) <= 4, (len(explorer.tokens), n)
+    induction = {
+        seq_len: float(explorer.run_repeated_tokens_test(seq_len=seq_len, batch=batch, seed=0).max())
+        for seq_len, batch in ((50, 8), (500, 8), (2000, 4))
+    }
+    prev, first = [], []
+    for sentence in EVAL_TEXTS:
+        explorer.prompt = sentence
+        prev.append(explorer.scores["previous_token"])
+        first.append(explorer.scores["first_token"])
+    prev_top, first_top = np.mean(prev, axis=0), np.mean(first, axis=0)
+    files = [f for f in out.iterdir() if f.is_file()]
+    size = sum(f.stat().st_size for f in files)
+
+    def at(a: np.ndarray) -> str:
+        i = int(np.argmax(a))
+        return f"{a.max():.2f} (L{i // a.shape[1]}H{i % a.shape[1]})"
+
+    section = f"""{MEASURED_BEGIN}
+## Measured with attn_widget
+
+On this machine ({os.cpu_count()} CPU cores, torch {torch.__version__}, {threads} torch thread(s)), by
+`python scripts/train_demo_model.py --measure --threads {threads}`; the scores are the explorer's own
+(`run_repeated_tokens_test(seq_len=..., batch=..., seed=0)` and `scores`), as `tests/test_demo_model.py`
+checks them.
+
+| what | measured | target |
+|---|---|---|
+| top induction score, repeated random tokens, seq_len 50 (batch 8) | {induction[50]:.2f} | >= 0.8 |
+| top induction score, seq_len 500 (batch 8) | {induction[500]:.2f} | >= 0.8 |
+| top induction score, seq_len 2,000 (batch 4) | {induction[2000]:.2f} | >= 0.6 |
+| top previous-token score (mean over {len(EVAL_TEXTS)} sentences) | {at(prev_top)} | >= 0.8 |
+| top attention to BOS (`first_token`, same sentences) | {at(first_top)} | |
+| size on disk, all files of this folder | {size:,} bytes ({size / 2**20:.2f} MiB) | <= 10 MiB |
+| `load_demo_model()` after the imports: first call, median of the next 4 | {loads[0]:.2f} s, {statistics.median(loads[1:]):.2f} s | < 0.5 s |
+| transformers' lazy import of its Llama classes (`from transformers import LlamaForCausalLM`), paid once per process by the first load when nothing imported them before | {lazy_import:.2f} s | |
+| `AttentionExplorer(prompt=...)` at {n:,} tokens, model load included | {first_ready:.2f} s | |
+| prompt to ready at {n:,} tokens (`explorer.prompt = ...`, median of 3) | {statistics.median(reprompts):.2f} s | |
+{MEASURED_END}
+"""
+    print(section)
+    return section
+
+
+def write_measured(out: Path, section: str) -> None:
+    readme = out / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    if MEASURED_BEGIN in text:
+        head, _, rest = text.partition(MEASURED_BEGIN)
+        _, _, tail = rest.partition(MEASURED_END + "\n")
+        text = head + section + tail
+    else:
+        marker = "## Files"
+        text = text.replace(marker, section + "\n" + marker) if marker in text else text + "\n" + section
+    readme.write_text(text, encoding="utf-8")
+
+
 # --------------------------------------------------------------------------- main
 SHORT_MIX = {"random": 0.55, "passage": 0.25, "text": 0.2}
 LONG_MIX = {"twice": 0.35, "random": 0.2, "passage": 0.25, "text": 0.2}
@@ -467,7 +578,13 @@ def main() -> int:
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--checkpoint", type=Path, default=Path(tempfile.gettempdir()) / "attn_widget_demo_ckpt.pt")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.add_argument(
+        "--measure", action="store_true", help="only measure the model in --out with attn_widget and update its README"
+    )
     args = p.parse_args()
+    if args.measure:
+        write_measured(args.out, measure(args.out, args.threads))
+        return 0
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -754,6 +871,8 @@ scores through the explorer (`run_repeated_tokens_test`, `scores`).
     }
     for name, ok in targets.items():
         print(f"  {'ok  ' if ok else 'MISS'} {name}")
+    del model
+    write_measured(args.out, measure(args.out, args.threads))
     return 0 if all(targets.values()) else 1
 
 
