@@ -1,10 +1,12 @@
-"""The bundled demo model: small, offline, and its heads do what the reference notebook teaches.
+"""The bundled demo model: small, offline, Llama-shaped, and its heads do what the reference notebook
+teaches, at long range too.
 
 Scores are the project's own (`AttentionExplorer.scores`, `run_repeated_tokens_test`), the ones users see.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -14,6 +16,7 @@ from attn_widget import AttentionExplorer, magics
 from attn_widget.models import DEMO_MODEL_DIR, DEMO_MODEL_NAME, load_demo_model
 
 PROMPT = "When Mary and John went to the store, Mary gave a drink to John."
+WHOLE_WORDS = [" evening", " home", " Mary", " John", " store", " park"]
 ORDINARY_TEXT = [  # not in the training data: sentences of the kind it was trained on
     "When the file is opened in text mode, the encoding defaults to the locale setting.",
     "Return a new list containing all items from the iterable in ascending order.",
@@ -35,6 +38,27 @@ def test_bundled_files_are_small():
     assert sum(f.stat().st_size for f in files) <= 10 * 2**20
 
 
+def test_it_has_the_shape_of_todays_models():
+    config = json.loads((DEMO_MODEL_DIR / "config.json").read_text(encoding="utf-8"))
+    assert config["architectures"] == ["LlamaForCausalLM"]  # rotary positions, RMSNorm
+    assert config["num_key_value_heads"] < config["num_attention_heads"]  # grouped-query attention
+    assert config["max_position_embeddings"] >= 4096
+
+
+def test_it_is_a_transformer_bridge_over_a_hugging_face_llama():
+    from transformer_lens import TransformerBridge
+    from transformers import LlamaForCausalLM
+
+    model = load_demo_model()
+    assert isinstance(model, TransformerBridge) and isinstance(model.original_model, LlamaForCausalLM)
+    assert model.cfg.n_ctx >= 4096
+
+
+def test_common_words_are_one_token_each():
+    tokenizer = load_demo_model().tokenizer
+    assert [word for word in WHOLE_WORDS if len(tokenizer.tokenize(word)) != 1] == []
+
+
 def test_no_model_means_the_demo_model(explorer):
     assert explorer.model_name == DEMO_MODEL_NAME
     assert AttentionExplorer(DEMO_MODEL_NAME, prompt="Hello").model_name == DEMO_MODEL_NAME
@@ -47,8 +71,9 @@ def test_the_prompt_reads_as_words(explorer):
     assert [t.strip() for t in words] == re.findall(r"\w+|[^\w\s]", PROMPT)  # no word split into pieces
 
 
-def test_an_induction_head_on_repeated_random_tokens(explorer):
-    assert explorer.run_repeated_tokens_test(seq_len=50, batch=8, seed=0).max() >= 0.6
+@pytest.mark.parametrize(("seq_len", "batch", "at_least"), [(50, 8, 0.8), (500, 8, 0.8), (2000, 4, 0.6)])
+def test_an_induction_head_on_repeated_random_tokens(explorer, seq_len, batch, at_least):
+    assert explorer.run_repeated_tokens_test(seq_len=seq_len, batch=batch, seed=0).max() >= at_least
 
 
 def test_a_previous_token_head_on_ordinary_text(explorer):
@@ -56,10 +81,26 @@ def test_a_previous_token_head_on_ordinary_text(explorer):
     for text in ORDINARY_TEXT:
         explorer.prompt = text
         scores.append(explorer.scores["previous_token"])
-    assert np.mean(scores, axis=0).max() >= 0.6
+    assert np.mean(scores, axis=0).max() >= 0.8
 
 
-def test_a_head_rests_on_the_first_token(explorer):
+def test_the_induction_head_copies_across_a_long_repeated_passage(explorer):
+    import argparse
+    import cmd
+
+    tokenizer = load_demo_model().tokenizer
+    passage = " " + " ".join(" ".join(module.__doc__.split()) for module in (argparse, cmd))  # ~1,100 tokens
+    period = len(tokenizer.tokenize(passage))
+    explorer.prompt = passage + passage
+    assert len(explorer.tokens) == 1 + 2 * period > 2000
+    induction = explorer.scores["induction"]
+    layer, head = np.unravel_index(np.argmax(induction), induction.shape)
+    pattern = explorer.pattern(int(layer), int(head))
+    queries = np.arange(1 + period, 2 * period)  # the second copy
+    assert pattern[queries, queries - period + 1].mean() >= 0.6  # the token after the first occurrence
+
+
+def test_a_head_rests_on_the_first_token(explorer):  # a BOS sink
     explorer.prompt = ORDINARY_TEXT[2]
     assert explorer.scores["first_token"].max() >= 0.5
 
