@@ -283,6 +283,7 @@ def llama_config(args, vocab: int, bos: int):
         attention_bias=args.attention_bias,
         mlp_bias=False,
         attn_implementation="sdpa",
+        architectures=["LlamaForCausalLM"],
     )
 
 
