@@ -15,8 +15,15 @@ SwiGLU MLP), trained from scratch, offline, on CPU cores:
    words such as " evening", " home", " Mary" stay whole (checked).
 3. A 2-layer ``LlamaForCausalLM`` (transformers, sdpa attention) trained with
    next-token cross entropy in two phases:
-   - short (256 tokens): mostly random segments repeated to fill the context, so
-     previous-token and induction heads form quickly (an abrupt phase change);
+   - short (96 tokens): mostly pairs of a random segment and its copy, a new
+     length each pair, half of them 2 tokens long, each pair weighing the same in
+     the loss. Copies at a new distance each time leave no fixed offset to learn,
+     and 2-token copies leave no source for a circuit keyed on the token two or
+     more back: only a previous-token head in layer 0 and induction heads in
+     layer 1 predict them all (an abrupt phase change, about step 3,300). With
+     longer segments, or segments repeated to fill the context, the model built
+     circuits shifted by 2 to 9 tokens instead, whose attention misses the
+     induction target although they predict the copies;
    - long (512 to 4,096 tokens): a random segment repeated once (the repeated
      random token test), segments repeated many times, repeated text passages and
      plain text, so the induction heads stay sharp over thousands of keys.
@@ -34,7 +41,7 @@ recipe, timings and score tables.
 
 Usage::
 
-    .venv/bin/python scripts/train_demo_model.py --threads 1
+    .venv/bin/python scripts/train_demo_model.py --threads 2
     .venv/bin/python scripts/train_demo_model.py --measure   # re-measure the shipped model, update its README
     .venv/bin/python scripts/train_demo_model.py --short-steps 50 --long-steps 10 --out /tmp/demo
 """
@@ -301,8 +308,9 @@ class Batcher:
     predictable (second and later copies of a random segment; all positions of text).
     """
 
-    def __init__(self, stream: torch.Tensor, bos: int, vocab: int, seed: int):
+    def __init__(self, stream: torch.Tensor, bos: int, vocab: int, seed: int, pair_short_max: int = 4):
         self.stream, self.bos, self.vocab = stream, bos, vocab
+        self.pair_short_max = pair_short_max
         self.g = torch.Generator().manual_seed(seed)
 
     def rand(self) -> float:
@@ -342,9 +350,39 @@ class Batcher:
             return torch.cat([self.text(lead), body]), mask
         return seg.repeat(math.ceil(n / length))[:n], mask
 
+    def pairs(self, n: int, seg_min: int, seg_max: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n tokens after BOS: random segments, each followed at once by its copy, each pair of its own
+        length (and some text between pairs). No fixed offset finds the copy's source, so only
+        induction (a previous-token head, then a head matching on it) predicts the copies: segments
+        repeated to fill the context let a head a fixed multiple of the period back stand in for it."""
+        parts, masks, used = [], [], 0
+        while used < n:
+            if self.rand() < 0.2:
+                gap = min(self.randint(1, 16), n - used)
+                parts.append(self.text(gap))
+                masks.append(torch.full((gap,), 1.0 / 16))
+                used += gap
+                continue
+            # Half the pairs are 2 to 4 tokens long: a circuit keyed on the token k back (instead of
+            # a previous-token head) finds no source in a copy shorter than k + 1 tokens.
+            length = self.randint(seg_min, (self.pair_short_max if self.rand() < 0.5 else seg_max) + 1)
+            seg = self.random_segment(length, narrow=False)
+            m = torch.zeros(2 * length)
+            # position i predicts row[i]: the copy's tokens after its first, each pair weighing the
+            # same in the loss, so the short pairs (which only induction through a previous-token
+            # head predicts) count as much as the long ones
+            m[length + 1 :] = 1.0 / (length - 1)
+            parts.append(torch.cat([seg, seg]))
+            masks.append(m)
+            used += 2 * length
+        row = torch.cat(parts)[:n]
+        mask = torch.zeros(n + 1)
+        mask[:n] = torch.cat(masks)[:n]  # position i predicts row[i]; the last position predicts nothing
+        return row, mask
+
     def batch(self, n_ctx: int, batch: int, probs: dict[str, float], seg_min: int, seg_max: int, narrow: bool):
         x = torch.empty(batch, n_ctx, dtype=torch.long)
-        m = torch.empty(batch, n_ctx, dtype=torch.bool)
+        m = torch.empty(batch, n_ctx)
         x[:, 0] = self.bos
         kinds, weights = list(probs), torch.tensor(list(probs.values()))
         for i in range(batch):
@@ -355,20 +393,25 @@ class Batcher:
                 row = torch.cat([seg, seg, self.text(n_ctx - 1 - 2 * half)])
                 mask = torch.zeros(n_ctx, dtype=torch.bool)
                 mask[half : 2 * half] = True
+            elif kind == "pairs":
+                row, mask = self.pairs(n_ctx - 1, seg_min, min(seg_max, (n_ctx - 1) // 2))
             else:
                 row, mask = self.row(n_ctx - 1, kind, seg_min, seg_max, narrow)
+            if kind == "text" and "pairs" in probs:
+                mask = mask.float() / 16  # text weighs per position what the gaps between pairs weigh
             x[i, 1:] = row
-            m[i] = mask
+            m[i] = mask.float()
         return x, m
 
 
 def loss_on(model, x: torch.Tensor, mask: torch.Tensor, max_positions: int, g: torch.Generator) -> torch.Tensor:
-    """Cross entropy of the next token at (up to max_positions of) the masked positions."""
+    """Cross entropy of the next token at up to max_positions positions, drawn in proportion to
+    their weight in `mask` (0: never a target)."""
     hidden = model.model(input_ids=x).last_hidden_state  # [b, n, d]
-    b_idx, p_idx = mask.nonzero(as_tuple=True)
-    if len(b_idx) > max_positions:
-        keep = torch.randperm(len(b_idx), generator=g)[:max_positions]
-        b_idx, p_idx = b_idx[keep], p_idx[keep]
+    weights = mask.flatten()
+    k = min(max_positions, int((weights > 0).sum()))
+    flat = torch.multinomial(weights, k, replacement=False, generator=g)
+    b_idx, p_idx = flat // mask.shape[1], flat % mask.shape[1]
     logits = model.lm_head(hidden[b_idx, p_idx])
     return F.cross_entropy(logits.float(), x[b_idx, p_idx + 1])
 
@@ -545,7 +588,7 @@ def write_measured(out: Path, section: str) -> None:
 
 
 # --------------------------------------------------------------------------- main
-SHORT_MIX = {"random": 0.85, "text": 0.15}
+SHORT_MIX = {"pairs": 0.9, "text": 0.1}
 LONG_MIX = {"twice": 0.35, "random": 0.2, "passage": 0.25, "text": 0.2}
 LONG_LENGTHS = {512: 0.25, 1024: 0.3, 2048: 0.3, 4096: 0.15}
 
@@ -570,8 +613,9 @@ def main() -> int:
         default=True,
         help="biases on the q/k/v/o projections: a query and key bias let a head attend by position alone",
     )
-    p.add_argument("--short-steps", type=int, default=2000)
-    p.add_argument("--short-len", type=int, default=128)
+    p.add_argument("--pair-short-max", type=int, default=2, help="half the short phase's pairs are 2 to this long")
+    p.add_argument("--short-steps", type=int, default=4000)
+    p.add_argument("--short-len", type=int, default=96)
     p.add_argument("--short-batch", type=int, default=16)
     p.add_argument("--short-loss-positions", type=int, default=768, help="positions per short step the loss is taken on")
     p.add_argument("--long-steps", type=int, default=250)
@@ -672,7 +716,7 @@ def main() -> int:
         frac = (step - args.short_steps) / max(1, args.long_steps)
         return args.long_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
-    batcher = Batcher(stream, bos, vocab, seed=args.seed + 1)
+    batcher = Batcher(stream, bos, vocab, seed=args.seed + 1, pair_short_max=args.pair_short_max)
     loss_g = torch.Generator().manual_seed(args.seed + 2)
     len_g = torch.Generator().manual_seed(args.seed + 3)
     lengths, length_w = list(LONG_LENGTHS), torch.tensor(list(LONG_LENGTHS.values()))
@@ -713,11 +757,11 @@ def main() -> int:
             group["lr"] = lr_at(step)
         if step < args.short_steps:
             phase = "short"
-            x, mask = batcher.batch(args.short_len, args.short_batch, SHORT_MIX, 8, 48, narrow=False)
+            x, mask = batcher.batch(args.short_len, args.short_batch, SHORT_MIX, 2, 48, narrow=False)
         else:
             phase = "long"
             n = lengths[int(torch.multinomial(length_w, 1, generator=len_g))]
-            x, mask = batcher.batch(n, max(1, args.long_tokens // n), LONG_MIX, 8, n // 2, narrow=True)
+            x, mask = batcher.batch(n, max(1, args.long_tokens // n), LONG_MIX, 2, n // 2, narrow=True)
         loss = loss_on(model, x, mask, args.loss_positions if phase == "long" else args.short_loss_positions, loss_g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -847,15 +891,15 @@ predictable positions per step, drawn at random (the first copy of random tokens
 never a target; the unembedding is most of the cost on a CPU).
 
 1. Short phase: {args.short_steps:,} steps of {args.short_batch} sequences of {args.short_len} tokens, lr
-   {args.lr:g} (warm-up {args.warmup} steps). {int(SHORT_MIX['random'] * 100)}% a random segment of 8 to 48
-   tokens repeated to fill the sequence (sometimes after some text), {int(SHORT_MIX['text'] * 100)}% plain
+   {args.lr:g} (warm-up {args.warmup} steps). {int(SHORT_MIX['pairs'] * 100)}% pairs of a random segment (2 to 47 tokens, half of them
+   2 to {args.pair_short_max}, a new length each pair) and its copy, with short pieces of text between pairs, {int(SHORT_MIX['text'] * 100)}% plain
    text. Random segments draw ids from [100, 1000) (as the explorer's test does): few enough ids that each
    is seen often, which brings the phase change (previous-token and induction heads) early.
 2. Long phase: {args.long_steps:,} steps of {args.long_tokens:,} tokens each, as sequences of
    {", ".join(f"{n:,}" for n in LONG_LENGTHS)} tokens (probabilities
    {", ".join(f"{w:g}" for w in LONG_LENGTHS.values())}), lr {args.long_lr:g} with cosine decay to a tenth.
    {int(LONG_MIX['twice'] * 100)}% one random segment of half the length repeated once (the repeated random
-   token test), {int(LONG_MIX['random'] * 100)}% random segments of 8 tokens up to half the length repeated to
+   token test), {int(LONG_MIX['random'] * 100)}% random segments of 2 tokens up to half the length repeated to
    fill, {int(LONG_MIX['passage'] * 100)}% repeated text passages, {int(LONG_MIX['text'] * 100)}% plain text.
    Here random segments draw ids from [100, 1000) (40%), from the whole vocabulary (40%) or from a narrow
    band of ids (20%, so a token recurs inside its own segment and only its neighbours tell the copies apart).
