@@ -6,6 +6,9 @@ export const WHOLE_HEAD_MAX_TOKENS = 512 as const;
 /** The kernel's largest tile a side: the front end never asks for more. */
 export const MAX_TILE_CELLS = 1024 as const;
 
+/** How a head is written everywhere: {layer} and {head} filled in (headLabel). */
+export const HEAD_LABEL = "L{layer}H{head}" as const;
+
 /** Metric key of the repeated random token test. */
 export const REPEATED_TOKENS = "repeated_tokens" as const;
 
@@ -14,6 +17,7 @@ export const METRIC_LABELS = {
   "repeated_tokens": "induction (repeated random tokens)",
   "induction": "induction (this prompt)",
   "previous_token": "previous token",
+  "current_token": "current token (self)",
   "duplicate_token": "duplicate token",
   "first_token": "first token",
   "entropy": "entropy",
@@ -31,6 +35,7 @@ export const METRIC_LABELS = {
 /** Head classes (maths/head_classes.py) and the colour each is drawn in. */
 export const HEAD_CLASS_COLORS = {
   "previous-token": "#1f77b4",
+  "current-token": "#2ca02c",
   "induction": "#d62728",
   "duplicate-token": "#9467bd",
   "first-token sink": "#7f7f7f",
@@ -237,6 +242,7 @@ export const METRIC_GROUPS = {
 /** The menu group of each metric of METRIC_LABELS. */
 export const METRIC_GROUP = {
   "previous_token": "scores",
+  "current_token": "scores",
   "duplicate_token": "scores",
   "induction": "scores",
   "first_token": "scores",
@@ -272,8 +278,15 @@ export const COLORBAR_UNITS = {
   "score": "share of attention"
 } as const;
 
-export type Metric = "repeated_tokens" | "induction" | "previous_token" | "duplicate_token" | "first_token" | "entropy" | "max_attention" | "mean_distance" | "direct_logit_attribution" | "change_l1" | "sink_share" | "retrieval" | "ablation_effect" | "same_token" | "successor";
-export type HeadClass = "previous-token" | "induction" | "duplicate-token" | "first-token sink" | "diffuse" | "other";
+/** Head composition kinds and what their colour bar shows. */
+export const COMPOSITION_LABELS = {
+  "q": "Q-composition score",
+  "k": "K-composition score",
+  "v": "V-composition score"
+} as const;
+
+export type Metric = "repeated_tokens" | "induction" | "previous_token" | "current_token" | "duplicate_token" | "first_token" | "entropy" | "max_attention" | "mean_distance" | "direct_logit_attribution" | "change_l1" | "sink_share" | "retrieval" | "ablation_effect" | "same_token" | "successor";
+export type HeadClass = "previous-token" | "current-token" | "induction" | "duplicate-token" | "first-token sink" | "diffuse" | "other";
 export type ColorScale = "linear" | "log" | "row";
 export type ShadeBy = "received" | "given" | "attribution";
 export type Weighting = "attention" | "value";

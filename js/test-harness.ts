@@ -15,6 +15,7 @@ import { tests as tokenWindow } from "./views/token-window.test";
 import { tests as tokens } from "./views/tokens.test";
 import { tests as viewport } from "./views/viewport.test";
 import { tests as research } from "./views/research.test";
+import { tests as composition } from "./views/composition.test";
 import { tests as layout } from "./views/layout.test";
 
 const SUITES: Record<string, Tests> = {
@@ -33,6 +34,7 @@ const SUITES: Record<string, Tests> = {
   thumbnails,
   undefinedValues,
   research,
+  composition,
 };
 
 async function runAttnWidgetTests(): Promise<{ name: string; error: string | null }[]> {

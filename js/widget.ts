@@ -75,6 +75,7 @@ function render({ model, el }: RenderProps<ExplorerState>, requests: RequestLaye
     (layer) => store.select(layer, store.get("head")),
     (head) => store.select(store.get("layer"), head),
   );
+  heatmap.layerNames = grid.layerNames = store.get("layer_names") ?? []; // set once, with the model
   const overview = new OverviewView((layer, head) => store.select(layer, head));
   const scores = new ScoreView(
     (metric) => store.save({ metric }),

@@ -44,3 +44,20 @@ def test_explorer_state_lists_exactly_the_synced_traits():
     own = {name for name, trait in AttentionExplorer.class_traits(sync=True).items() if not name.startswith("_")}
     inherited = set(anywidget.AnyWidget.class_traits(sync=True))  # anywidget's and ipywidgets' own
     assert explorer_state_fields() - PAGE_ONLY == own - inherited
+
+
+def test_a_head_is_written_one_way():
+    assert contract.head_label(1, 2) == "L1H2" and contract.head_label(11, 0) == "L11H0"
+    assert '"L{layer}H{head}"' in contract.typescript()  # headLabel() in js/views/labels.ts reads it
+
+
+def test_no_module_spells_a_head_its_own_way():
+    # "Layer 0, head 3", "layer 1 head 2", "L1 H2" or a hand-made f"L{l}H{h}": every head label goes
+    # through contract.head_label (Python) or headLabel (TypeScript)
+    spelled = re.compile(
+        r"[Ll]ayer \{[^}]+\},? head|L\{[^}]+\} ?H\{|L\$\{[^}]+\} ?H\$\{|layer \$\{[^}]+\},? head", re.IGNORECASE
+    )
+    sources = [*(REPO / "src" / "attn_widget").rglob("*.py"), *(REPO / "js").rglob("*.ts")]
+    sources = [p for p in sources if p.name not in ("contract.py", "contract.gen.ts")]  # where it is defined
+    found = [f"{p.relative_to(REPO)}: {m.group(0)}" for p in sources for m in spelled.finditer(p.read_text())]
+    assert len(sources) > 50 and not found

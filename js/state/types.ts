@@ -2,7 +2,9 @@
  *  ExplorerState lists the trait names and nothing else, so a misspelt trait does not compile;
  *  tests/test_contract.py checks it against the kernel's synced traits. */
 
-import type { ColorScale, Metric, ShadeBy, Weighting } from "../contract.gen";
+import type { ColorScale, COMPOSITION_LABELS, Metric, ShadeBy, Weighting } from "../contract.gen";
+
+export type CompositionKind = keyof typeof COMPOSITION_LABELS;
 
 export interface ExplorerState {
   prompt: string;
@@ -13,6 +15,8 @@ export interface ExplorerState {
   n_layers: number;
   n_heads: number;
   model_name: string;
+  /** Each layer's module path (and pass, for a looped model); empty where the backend names none. */
+  layer_names: string[];
   /** Per-head scores of each metric this explorer offers; null where a score is undefined (NaN). */
   score_table: Partial<Record<Metric | `${Metric}_change`, (number | null)[][]>>;
   thumbnails: DataView | ArrayBuffer | Uint8Array | null;
@@ -39,7 +43,7 @@ export interface ExplorerState {
   snapshot_key?: string;
   standalone?: boolean; // a standalone page (no kernel): attn_widget.export.standalone
   /** Dataset mode, sinks and head similarity (src/attn_widget/widget/traits.py). */
-  progress: { label?: string; done?: number; total?: number };
+  progress: { label?: string; done?: number; total?: number; run?: number; interrupt?: boolean };
   dataset_size: number;
   dataset_index: number;
   score_spread: Record<string, (number | null)[][]>;
@@ -48,6 +52,9 @@ export interface ExplorerState {
   sink_positions: number[][][];
   show_similarity: boolean;
   similarity: { order?: number[][]; distance?: number[][] };
+  /** The head composition view: its kind ("" closed) and its data (src/attn_widget/widget/traits.py). */
+  composition_kind: "" | CompositionKind;
+  composition: { kind?: CompositionKind; n_layers?: number; n_heads?: number; scores?: DataView | ArrayBuffer | Uint8Array };
 }
 
 /** One line of the reference notebook's summary (attn_widget.maths.summary.SummaryRow). */

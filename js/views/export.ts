@@ -6,6 +6,7 @@ import type { AnyModel } from "@anywidget/types";
 import { bytesOf } from "../requests/buffers";
 import { element } from "./canvas";
 import type { ExplorerState } from "../state/types";
+import { headLabel } from "./labels";
 
 type Format = "png" | "svg";
 const MIME: Record<Format, string> = { png: "image/png", svg: "image/svg+xml" };
@@ -89,6 +90,6 @@ export class ExportBar {
   }
 
   private filename(format: Format): string {
-    return `attention-L${this.model.get("layer")}H${this.model.get("head")}.${format}`;
+    return `attention-${headLabel(this.model.get("layer"), this.model.get("head"))}.${format}`;
   }
 }

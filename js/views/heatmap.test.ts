@@ -24,6 +24,18 @@ const PATTERN: Pattern = { kind: "pattern", revision: 1, layer: 0, head: 0, n: 3
 const matrixOf = (view: HeatmapView) => view.root.querySelector<HTMLCanvasElement>("canvas[data-role=matrix]")!;
 
 export const tests: Tests = {
+  "the title line names a looped model's layer by module and pass"() {
+    const view = mounted();
+    view.layerNames = ["model.L_module.layers.0 (pass 1)", "model.H_module.layers.0 (pass 1)", "model.L_module.layers.0 (pass 2)"];
+    view.setData({ ...PATTERN, layer: 2, head: 1 }, ["a", "b", "c"]);
+    const title = view.root.querySelector<HTMLElement>(".aw-title-text")!;
+    assertEqual(title.textContent, "L2H1 \u00b7 model.L_module.layers.0 (pass 2)");
+    assertEqual(title.title, title.textContent, "the whole line on hover");
+    view.layerNames = [];
+    view.setData(PATTERN, ["a", "b", "c"]);
+    assertEqual(title.textContent, "L0H0", "no names: the index alone");
+    view.root.remove();
+  },
   "the renderer paints each cell in its colour"() {
     const view = mounted();
     view.setStyle("linear", BLUES);

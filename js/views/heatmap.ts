@@ -6,7 +6,7 @@ import { cellAt, drawCells, element, reuseCanvas, sizeCanvas, viewRoot } from ".
 import { COLOR_SCALE_LABELS, UNDEFINED_CSS, applyScale, countUndefined, paintCells, type ColorScale, type Lut } from "../colors/colors";
 import { MAX_TILE_CELLS } from "../contract.gen";
 import { RED_BLUE, signedShades } from "../colors/diverging";
-import { displayToken, labelIndices } from "./labels";
+import { displayToken, labelIndices, headLabel } from "./labels";
 import type { HeadData, Pattern, Tile, Window } from "../state/types";
 import { Viewport } from "./viewport";
 import { ColorBar } from "./colorbar";
@@ -38,6 +38,8 @@ function crop(pattern: Pattern, w: Window): Float32Array {
 export class HeatmapView {
   readonly root = viewRoot("heatmap", "aw-heatmap");
   private readonly title = element("span", "aw-title-text", "Attention pattern");
+  /** Each layer's module (and pass), from the kernel's layer_names: shown in the title line. */
+  layerNames: string[] = [];
   private readonly zoomLabel = element("span", "aw-hint");
   private readonly undefinedLabel = element("span", "aw-undefined");
   private readonly scaleSelect = element("select", "aw-select");
@@ -141,7 +143,9 @@ export class HeatmapView {
     this.data = data;
     this.tokens = tokens;
     this.exact = exact;
-    this.title.textContent = `L${data.layer}H${data.head}${data.signed ? ": prompt \u2212 compare prompt" : ""}`;
+    const name = this.layerNames[data.layer];
+    this.title.textContent = `${headLabel(data.layer, data.head)}${name ? ` \u00b7 ${name}` : ""}${data.signed ? ": prompt \u2212 compare prompt" : ""}`;
+    this.title.title = this.title.textContent; // cut when long: the whole line on hover
     this.root.dataset.signed = String(Boolean(data.signed));
     delete this.root.dataset.preview;
     this.root.dataset.drawn = `${data.revision}:${data.layer}:${data.head}`;
@@ -161,7 +165,7 @@ export class HeatmapView {
   showPreview(thumbnail: Tile): void {
     this.data = thumbnail;
     this.exact = false;
-    this.title.textContent = `L${thumbnail.layer}H${thumbnail.head} (preview)`;
+    this.title.textContent = `${headLabel(thumbnail.layer, thumbnail.head)} (preview)`;
     delete this.root.dataset.drawn;
     delete this.root.dataset.exact;
     this.root.dataset.preview = `${thumbnail.revision}:${thumbnail.layer}:${thumbnail.head}`;

@@ -1,4 +1,4 @@
-import { displayToken, labelIndices } from "./labels";
+import { displayToken, headLabel, labelIndices } from "./labels";
 import { assert, assertEqual, type Tests } from "../testing";
 
 export const tests: Tests = {
@@ -14,6 +14,10 @@ export const tests: Tests = {
       assertEqual(shown[0], 0);
       assert(shown[shown.length - 1] < n);
     }
+  },
+  "a head is written L<layer>H<head>, as the kernel writes it"() {
+    assertEqual(headLabel(1, 2), "L1H2");
+    assertEqual(headLabel(11, 0), "L11H0");
   },
   "no tokens, no labels"() {
     assertEqual(labelIndices(0, 400, 12), []);

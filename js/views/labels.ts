@@ -1,4 +1,13 @@
-/** Token labels along an axis: thinned so they never overlap, whatever the prompt's length. */
+/** Token labels along an axis: thinned so they never overlap, whatever the prompt's length; and the
+ *  one way a head is written. */
+
+import { HEAD_LABEL } from "../contract.gen";
+
+/** `L1H2`: the one way a head is written, in every view and message (the contract's HEAD_LABEL,
+ *  as Python's `head_label`). */
+export function headLabel(layer: number, head: number): string {
+  return HEAD_LABEL.replace("{layer}", String(layer)).replace("{head}", String(head));
+}
 
 /** Indices of the tokens to label when n tokens share `extentPx` pixels and a label needs `labelPx`. */
 export function labelIndices(n: number, extentPx: number, labelPx: number): number[] {

@@ -1,5 +1,7 @@
 import { assert, assertEqual, type Tests } from "../testing";
-import { DatasetStepper, SimilarityView, SinkToggle, metricLabel } from "./research";
+import type { AnyModel } from "@anywidget/types";
+import type { ExplorerState } from "../state/types";
+import { DatasetStepper, ProgressView, SimilarityView, SinkToggle, metricLabel, stopRun } from "./research";
 import { METRIC_LABELS } from "../contract.gen";
 import { offeredMetrics } from "./scores";
 
@@ -13,6 +15,39 @@ function clickCell(canvas: HTMLCanvasElement, row: number, col: number): void {
 }
 
 export const tests: Tests = {
+  "the progress bar's stop button names its run, once"() {
+    const asked: (number | undefined)[] = [];
+    const view = new ProgressView((p) => {
+      asked.push(p.run);
+      return true;
+    });
+    const stop = view.root.querySelector<HTMLButtonElement>("[data-role=progress-stop]")!;
+    view.update({ label: "scores", done: 1, total: 3 });
+    assert(!view.root.hidden && stop.hidden, "no run: no stop button");
+    view.update({ label: "ablation", done: 4, total: 12, run: 7, interrupt: true });
+    assert(!stop.hidden && !stop.disabled, "a run can be stopped");
+    stop.click();
+    assertEqual(asked, [7]);
+    view.update({ label: "ablation", done: 6, total: 12, run: 7, interrupt: true });
+    assert(stop.disabled && view.root.textContent!.includes("stopping"), view.root.textContent!);
+    view.update({ label: "dataset", done: 0, total: 5, run: 8, interrupt: true });
+    assert(!stop.disabled, "the next run has its own button");
+  },
+  "stopping sends the run's message, and interrupts the kernel only for a main-thread run"() {
+    const sent: unknown[] = [];
+    let interrupts = 0;
+    const kernel = { interrupt: async () => void interrupts++ };
+    const fake = { send: (m: unknown) => sent.push(m), widget_manager: { kernel } } as unknown as AnyModel<ExplorerState>;
+    assert(stopRun(fake, { run: 3, interrupt: false }), "a run off the main thread reads the message");
+    assert(stopRun(fake, { run: 4, interrupt: true }), "the kernel was reached");
+    assertEqual(sent, [
+      { type: "stop", run: 3 },
+      { type: "stop", run: 4 },
+    ]);
+    assertEqual(interrupts, 1);
+    const elsewhere = { send: (m: unknown) => sent.push(m), widget_manager: {} } as unknown as AnyModel<ExplorerState>;
+    assert(!stopRun(elsewhere, { run: 5, interrupt: true }), "a host without the kernel says so");
+  },
   "dataset means and custom detectors get readable labels"() {
     assertEqual(metricLabel("dataset:induction", METRIC_LABELS), "induction (this prompt) \u2014 dataset mean");
     assertEqual(metricLabel("sink_share", METRIC_LABELS), "attention on sinks");

@@ -6,8 +6,10 @@ import { SELECTED_COLOR, cellAt, element, sizeCanvas, viewRoot } from "./canvas"
 import { VIRIDIS, cssColor } from "../colors/colors";
 import { CHANGE_SUFFIX, COLORBAR_UNITS, DATASET_PREFIX, METRIC_GROUP, type METRIC_GROUPS } from "../contract.gen";
 import { ColorBar } from "./colorbar";
+import { mountComposition } from "./composition";
 import type { Store } from "../state/store";
 import type { ExplorerState } from "../state/types";
+import { headLabel } from "./labels";
 
 /** A score-table key as the metric menu shows it: dataset means and changes say so, and a custom
  *  detector, which has no label, keeps its name. */
@@ -30,28 +32,68 @@ export interface Progress {
   label?: string;
   done?: number;
   total?: number;
+  /** The run the bar shows (a dataset run, an ablation sweep): what the stop button names. */
+  run?: number;
+  /** The run holds the kernel's main thread, which reads no message until it is done: only an
+   *  interrupt of the kernel (what Jupyter's own stop button does) reaches it. */
+  interrupt?: boolean;
 }
 
-/** A bar for long work in the kernel (dataset runs); hidden when idle. */
+export const STOP = "stop";
+
+/** A bar for long work in the kernel (dataset runs, ablation sweeps), with a stop button; hidden when idle. */
 export class ProgressView {
   readonly root = element("div", "aw-progress");
   private readonly bar = element("progress");
   private readonly text = element("span", "aw-status");
+  private readonly stop = element("button", "aw-mode", "stop");
+  private progress: Progress = {};
+  private stopping = 0;
 
-  constructor() {
+  /** `stop` is told which run to stop and returns false when it could not reach the kernel. */
+  constructor(stop: (progress: Progress) => boolean) {
     this.root.dataset.role = "progress";
-    this.root.append(this.bar, this.text);
+    this.stop.dataset.role = "progress-stop";
+    this.stop.addEventListener("click", () => {
+      this.stopping = this.progress.run ?? 0;
+      this.stop.disabled = true;
+      if (!stop(this.progress)) this.text.textContent = `${this.text.textContent} — use the kernel's stop button`;
+      else this.text.textContent = `${this.text.textContent} — stopping…`;
+    });
+    this.root.append(this.bar, this.text, this.stop);
     this.root.hidden = true;
   }
 
   update(progress: Progress | undefined): void {
+    this.progress = progress ?? {};
     const total = progress?.total ?? 0;
     this.root.hidden = !progress || total <= 0;
     if (this.root.hidden) return;
     this.bar.max = total;
     this.bar.value = progress!.done ?? 0;
     this.text.textContent = `${progress!.label ?? "working"}: ${progress!.done ?? 0} / ${total}`;
+    this.stop.hidden = progress!.run === undefined;
+    this.stop.disabled = this.stopping !== 0 && this.stopping === progress!.run;
+    if (this.stop.disabled) this.text.textContent += " — stopping…";
   }
+}
+
+/** Interrupts the explorer's kernel where the host lets a widget reach it (JupyterLab and Notebook 7
+ *  keep it on the widget manager); false where it does not. */
+export function interruptKernel(model: AnyModel<ExplorerState>): boolean {
+  const manager = model.widget_manager as unknown as { kernel?: { interrupt?: () => Promise<void> } };
+  const kernel = manager?.kernel;
+  if (typeof kernel?.interrupt !== "function") return false;
+  kernel.interrupt().catch(() => undefined);
+  return true;
+}
+
+/** The stop button: the run's stop message, and an interrupt where the run holds the kernel's main
+ *  thread (the message alone would be read only once the run is over, and is then ignored). */
+export function stopRun(model: AnyModel<ExplorerState>, progress: Progress): boolean {
+  if (progress.run === undefined) return false;
+  model.send({ type: STOP, run: progress.run });
+  return progress.interrupt ? interruptKernel(model) : true;
 }
 
 /** Previous / next through the last dataset's prompts; the kernel re-runs each one on demand. */
@@ -105,9 +147,9 @@ export class SinkToggle {
     this.box.checked = exclude;
     const named = (positions ?? []).map((k) => `${k} (${JSON.stringify(tokens[k] ?? "")})`);
     if (positions === undefined) this.note.textContent = exclude ? " sinks are found on prompts up to 512 tokens" : "";
-    else if (!named.length) this.note.textContent = ` L${layer}H${head} has no sink positions`;
-    else if (exclude) this.note.textContent = ` Sinks excluded from L${layer}H${head}: keys ${named.join(", ")}; rows renormalised`;
-    else this.note.textContent = ` L${layer}H${head} sinks: keys ${named.join(", ")}`;
+    else if (!named.length) this.note.textContent = ` ${headLabel(layer, head)} has no sink positions`;
+    else if (exclude) this.note.textContent = ` Sinks excluded from ${headLabel(layer, head)}: keys ${named.join(", ")}; rows renormalised`;
+    else this.note.textContent = ` ${headLabel(layer, head)} sinks: keys ${named.join(", ")}`;
   }
 }
 
@@ -128,6 +170,8 @@ export class SimilarityView {
   private readonly readout = element("div", "aw-readout", "\u00a0");
   private readonly body = element("div", "aw-similarity-body");
   readonly colorBar = new ColorBar();
+  /** The title line: other views' openers may go there too. */
+  readonly header = element("div", "aw-title");
   private data: Similarity = {};
   private cell = 4;
   private shown = false;
@@ -145,7 +189,7 @@ export class SimilarityView {
     });
     this.canvas.addEventListener("mousemove", (e) => this.describe(this.hit(e)));
     this.canvas.addEventListener("mouseleave", () => this.describe(null));
-    const header = element("div", "aw-title");
+    const header = this.header;
     header.append("Head similarity ", this.button);
     this.body.append(this.canvas, this.colorBar.root, this.readout);
     this.root.append(header, this.body);
@@ -178,7 +222,7 @@ export class SimilarityView {
     ctx.textBaseline = "middle";
     const every = Math.ceil(11 / this.cell);
     for (let i = 0; i < size; i += every) {
-      const label = `L${order[i][0]}H${order[i][1]}`;
+      const label = `${headLabel(order[i][0], order[i][1])}`;
       const at = SIM_AXIS_PX + (i + 0.5) * this.cell;
       ctx.textAlign = "right";
       ctx.fillText(label, SIM_AXIS_PX - 3, at);
@@ -210,7 +254,7 @@ export class SimilarityView {
 
   private describe(hit: [number[], number[], number] | null): void {
     this.readout.textContent = hit
-      ? `L${hit[0][0]}H${hit[0][1]} vs L${hit[1][0]}H${hit[1][1]}: distance ${hit[2].toFixed(4)} bits (click selects L${hit[0][0]}H${hit[0][1]})`
+      ? `${headLabel(hit[0][0], hit[0][1])} vs ${headLabel(hit[1][0], hit[1][1])}: distance ${hit[2].toFixed(4)} bits (click selects ${headLabel(hit[0][0], hit[0][1])})`
       : "\u00a0";
   }
 }
@@ -236,7 +280,7 @@ export interface ResearchHost {
 export function mountResearch(host: ResearchHost): () => void {
   const { store, model } = host;
   const save = (values: Partial<ExplorerState>) => store.save(values);
-  const progress = new ProgressView();
+  const progress = new ProgressView((shown) => stopRun(model, shown));
   const stepper = new DatasetStepper((index) => {
     host.busy();
     save({ dataset_index: index });
@@ -249,6 +293,7 @@ export function mountResearch(host: ResearchHost): () => void {
   host.prompt.append(progress.root);
   host.analysis.append(stepper.root, sinks.root);
   host.scores.after(similarity.root);
+  const unmountComposition = mountComposition({ store, model, after: similarity.root, toolbar: similarity.header });
 
   const draw = () => {
     const [layer, head] = [store.get("layer"), store.get("head")];
@@ -278,5 +323,6 @@ export function mountResearch(host: ResearchHost): () => void {
   draw();
   return () => {
     for (const event of events) model.off(event, draw);
+    unmountComposition();
   };
 }

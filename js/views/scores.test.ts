@@ -1,6 +1,6 @@
 import { UNDEFINED_RGB } from "../colors/colors";
 import { assert, assertEqual, type Tests } from "../testing";
-import { ScoreView } from "./scores";
+import { ScoreView, summaryText } from "./scores";
 
 function pixel(canvas: HTMLCanvasElement, x: number, y: number): number[] {
   const ratio = canvas.width / parseFloat(canvas.style.width);
@@ -19,6 +19,14 @@ function cellColour(canvas: HTMLCanvasElement, layer: number, head: number): num
 }
 
 export const tests: Tests = {
+  "the summary names metrics by their labels, once"() {
+    const row = { finding: "induction head #1", layer: 1, head: 2, metric: "repeated_tokens", value: 0.8621 };
+    assertEqual(summaryText(row), "induction head #1: L1H2 0.862");
+    assertEqual(
+      summaryText({ ...row, finding: "longest-range", metric: "mean_distance", value: 18.2 }),
+      "longest-range: L1H2 (mean attention distance 18.200)",
+    );
+  },
   "scores that are still pending draw hatched, never throw, and progress shows"() {
     const view = new ScoreView(
       () => {},
@@ -40,7 +48,7 @@ export const tests: Tests = {
     assert(!(scored[0] === scored[1] && scored[1] === scored[2]), `scored cell is coloured: ${scored}`);
     const ranked = Array.from(view.details.querySelectorAll("[data-role=ranked] button"), (b) => b.textContent);
     assertEqual(ranked, ["L0H3  0.750", "L0H0  0.500", "L0H2  0.250"]);
-    assert(view.details.querySelector("[data-role=summary]")!.textContent!.includes("first_token undefined"));
+    assert(view.details.querySelector("[data-role=summary]")!.textContent!.includes("sink: L0H0 (first token undefined)"));
 
     view.update(
       {

@@ -19,6 +19,7 @@ import {
 import type { SummaryRow } from "../state/types";
 import { metricGroup, metricLabel } from "./research";
 import { formatScore, isUndefinedScore, scoreAt, scoreProgress, scoreRange, scoredCells, type ScoreRows } from "./score-cells";
+import { headLabel } from "./labels";
 
 const MAX_WIDTH_PX = 236; // the narrowest side column
 const AXIS_PX = 28;
@@ -113,6 +114,16 @@ function headButton(label: string, layer: number, head: number, onSelect: (l: nu
   return button;
 }
 
+/** A summary row as the view writes it: the finding, the head, and the score with its metric's
+ *  readable label, unless the finding already names it ("induction head #1" needs no "induction
+ *  (repeated random tokens)"; the button's tooltip always gives it). */
+export function summaryText(row: SummaryRow): string {
+  const label = metricLabel(row.metric, METRIC_LABELS);
+  const value = row.value === null ? "undefined" : formatScore(row.value);
+  const named = row.finding.startsWith(label.split(" (")[0]);
+  return `${row.finding}: ${headLabel(row.layer, row.head)} ${named ? value : `(${label} ${value})`}`;
+}
+
 /** The offered metrics as menu options under their group's heading, groups in the contract's order. */
 function groupedOptions(offered: Metric[]): HTMLOptGroupElement[] {
   return (Object.keys(METRIC_GROUPS) as (keyof typeof METRIC_GROUPS)[]).flatMap((group) => {
@@ -181,7 +192,10 @@ export class ScoreView {
     const summaryBox = element("div");
     summaryBox.append(element("div", "aw-subtitle", "Summary"), this.summary);
     const classBox = element("div");
-    classBox.append(element("div", "aw-subtitle", "Head types (strongest score)"), this.classMap.canvas, this.legend);
+    // the legend beside the map, one type a line: as tall as the summary beside it, however many types
+    const classes = element("div", "aw-classes");
+    classes.append(this.classMap.canvas, this.legend);
+    classBox.append(element("div", "aw-subtitle", "Head types (strongest score)"), classes);
     this.details.append(rankedBox, summaryBox, classBox);
     this.root.append(header, mapBox);
   }
@@ -248,14 +262,11 @@ export class ScoreView {
     this.map.canvas.dataset.undefined = String(undefinedCount);
     this.drawRanked(cells, undefinedCount);
     this.summary.replaceChildren(
-      ...summary.map((row) =>
-        headButton(
-          `${row.finding}: L${row.layer}H${row.head} (${row.metric} ${row.value === null ? "undefined" : formatScore(row.value)})`,
-          row.layer,
-          row.head,
-          this.onSelectHead,
-        ),
-      ),
+      ...summary.map((row) => {
+        const button = headButton(summaryText(row), row.layer, row.head, this.onSelectHead);
+        button.title = metricLabel(row.metric, METRIC_LABELS);
+        return button;
+      }),
     );
     const classColor = (l: number, h: number) => CLASS_COLORS[classes[l]?.[h]] ?? "#ccc";
     this.classMap.draw(classes.length, classes[0]?.length ?? 0, classColor, [layer, head], textColor);
@@ -276,7 +287,7 @@ export class ScoreView {
     const order = [...cells].sort((a, b) => (this.ascending ? a[2] - b[2] : b[2] - a[2]));
     const items = order.slice(0, TOP_K).map(([l, h, value]) => {
       const item = element("li");
-      item.append(headButton(`L${l}H${h}  ${formatScore(value)}`, l, h, this.onSelectHead));
+      item.append(headButton(`${headLabel(l, h)}  ${formatScore(value)}`, l, h, this.onSelectHead));
       return item;
     });
     if (undefinedCount) {
@@ -306,13 +317,13 @@ export class ScoreView {
     const std = hit ? this.spread[this.metric]?.[hit[0]]?.[hit[1]] : undefined;
     const spread = typeof std === "number" ? ` \u00b1 ${formatScore(std, 4)} (std over prompts)` : "";
     this.readout.textContent = hit
-      ? `L${hit[0]}H${hit[1]} ${metricLabel(this.metric, METRIC_LABELS)}: ${
+      ? `${headLabel(hit[0], hit[1])} ${metricLabel(this.metric, METRIC_LABELS)}: ${
           isUndefinedScore(this.table, hit[0], hit[1], this.scoredLayers) ? "undefined" : formatScore(this.table[hit[0]]?.[hit[1]], 4)
         }${spread}`
       : "\u00a0";
   }
 
   private describeClass(hit: [number, number] | null): void {
-    this.readout.textContent = hit ? `L${hit[0]}H${hit[1]}: ${this.classes[hit[0]]?.[hit[1]] ?? ""}` : "\u00a0";
+    this.readout.textContent = hit ? `${headLabel(hit[0], hit[1])}: ${this.classes[hit[0]]?.[hit[1]] ?? ""}` : "\u00a0";
   }
 }

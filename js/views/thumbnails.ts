@@ -2,6 +2,7 @@
 
 import { SELECTED_COLOR, cellAt, drawCells, drawPending, element, reuseCanvas, sizeCanvas, viewRoot } from "./canvas";
 import { applyScale, paintCells, type ColorScale, type Lut } from "../colors/colors";
+import { headLabel } from "./labels";
 
 const GRID_THUMB_PX = 64;
 const OVERVIEW_MAX_WIDTH_PX = 236; // the narrowest side column
@@ -49,6 +50,8 @@ export class HeadGridView {
   private readonly layerSelect = element("select", "aw-select");
   private readonly cells = element("div", "aw-grid-cells");
   private painted: unknown[] | null = null;
+  /** Each layer's module (and pass), from the kernel's layer_names: shown in the tooltips. */
+  layerNames: string[] = [];
 
   constructor(
     private readonly onSelectLayer: (layer: number) => void,
@@ -65,8 +68,11 @@ export class HeadGridView {
     if (this.layerSelect.options.length !== t.nLayers) {
       this.layerSelect.replaceChildren(...Array.from({ length: t.nLayers }, (_, l) => new Option(String(l), String(l))));
     }
+    Array.from(this.layerSelect.options).forEach((option, l) => {
+      option.title = this.layerNames[l] ?? "";
+    });
     this.layerSelect.value = String(layer);
-    const content = [t.bytes.buffer, t.bytes.byteOffset, t.side, t.inProgress, layer, classes, style.scale, style.lut];
+    const content = [t.bytes.buffer, t.bytes.byteOffset, t.side, t.inProgress, layer, classes, style.scale, style.lut, this.layerNames];
     if (!same(content, this.painted)) {
       this.painted = content;
       this.paint(t, layer, classes, style);
@@ -83,9 +89,10 @@ export class HeadGridView {
     Array.from(this.cells.children).forEach((child, h) => {
       const cell = child as HTMLElement;
       const kind = classes[layer]?.[h];
-      cell.title = `L${layer}H${h}${kind ? `: ${kind}` : ""}`;
+      const name = this.layerNames[layer];
+      cell.title = `${headLabel(layer, h)}${name ? ` \u00b7 ${name}` : ""}${kind ? `: ${kind}` : ""}`;
       cell.setAttribute("aria-label", cell.title);
-      cell.querySelector("span")!.textContent = kind ? `L${layer}H${h} \u00b7 ${kind}` : `L${layer}H${h}`;
+      cell.querySelector("span")!.textContent = kind ? `${headLabel(layer, h)} \u00b7 ${kind}` : `${headLabel(layer, h)}`;
       const ctx = reuseCanvas(cell.querySelector("canvas")!, GRID_THUMB_PX, GRID_THUMB_PX);
       const image = thumbImage(t, layer, h, style);
       if (image) drawCells(ctx, image, 0, 0, GRID_THUMB_PX, GRID_THUMB_PX);

@@ -7,6 +7,7 @@ import type { AnyModel } from "@anywidget/types";
 import type { Store } from "../state/store";
 import type { ExplorerState } from "../state/types";
 import { element } from "./canvas";
+import { headLabel } from "./labels";
 
 export const WHY = "why";
 
@@ -103,7 +104,7 @@ export class WhyPanel {
     const title = element(
       "div",
       "aw-why-title",
-      `L${reply.layer}H${reply.head}, query ${reply.query} \u2192 key ${reply.key}: score ${(reply.score ?? Number.NaN).toFixed(3)}`,
+      `${headLabel(Number(reply.layer), Number(reply.head))}, query ${reply.query} \u2192 key ${reply.key}: score ${(reply.score ?? Number.NaN).toFixed(3)}`,
     );
     const columns = element("div", "aw-why-columns");
     columns.style.cssText = "display: flex; gap: 16px; flex-wrap: wrap; font-size: 12px";

@@ -14,6 +14,7 @@ from typing import Any
 
 PROMPT_METRICS: tuple[str, ...] = (
     "previous_token",
+    "current_token",
     "duplicate_token",
     "induction",
     "first_token",
@@ -21,17 +22,30 @@ PROMPT_METRICS: tuple[str, ...] = (
     "max_attention",
     "mean_distance",
 )
-"""The seven head scores every prompt gets (maths/dense_scores.py, maths/blocked.py)."""
+"""The eight head scores every prompt gets (maths/dense_scores.py, maths/reductions.py)."""
 
 HEAD_CLASSES: tuple[str, ...] = (
     "previous-token",
+    "current-token",
     "induction",
     "duplicate-token",
     "first-token sink",
     "diffuse",
     "other",
 )
-"""Each head is named by its strongest pattern (maths/head_classes.py)."""
+"""Each head is named by its strongest pattern (maths/head_classes.py): a previous-token,
+current-token (attends to itself), induction or duplicate-token head when that score reaches
+head_classes.PATTERN_THRESHOLD, else a first-token sink, else diffuse or other."""
+
+HEAD_LABEL = "L{layer}H{head}"
+"""The one way a head is written, in every view, figure and message (`L1H2`): head_label() here,
+headLabel() in js/views/labels.ts."""
+
+
+def head_label(layer: int, head: int) -> str:
+    """`L1H2`: layer 1, head 2 (HEAD_LABEL)."""
+    return HEAD_LABEL.format(layer=layer, head=head)
+
 
 WEIGHTINGS: tuple[str, ...] = ("attention", "value")
 """What the views weigh: attention, or `||A f(x)||` (value-weighted, Kobayashi et al. 2020)."""
@@ -70,6 +84,7 @@ METRIC_LABELS: dict[str, str] = {
     REPEATED_TOKENS: "induction (repeated random tokens)",
     "induction": "induction (this prompt)",
     "previous_token": "previous token",
+    "current_token": "current token (self)",
     "duplicate_token": "duplicate token",
     "first_token": "first token",
     "entropy": "entropy",
@@ -107,6 +122,7 @@ COLOR_STOPS: dict[str, list[tuple[int, int, int]]] = {
 
 HEAD_CLASS_COLORS: dict[str, str] = {
     "previous-token": "#1f77b4",
+    "current-token": "#2ca02c",
     "induction": "#d62728",
     "duplicate-token": "#9467bd",
     "first-token sink": "#7f7f7f",
@@ -164,6 +180,13 @@ COLORBAR_UNITS: dict[str, str] = {
 }
 """What each map's colour bar says its values are in."""
 
+COMPOSITION_LABELS: dict[str, str] = {
+    "q": "Q-composition score",
+    "k": "K-composition score",
+    "v": "V-composition score",
+}
+"""The head composition view's kinds (the composition_kind trait) and what its colour bar shows."""
+
 assert set(METRIC_GROUP) == set(METRIC_LABELS) and set(METRIC_GROUP.values()) <= set(METRIC_GROUPS)
 
 GENERATED_PATH = Path("js") / "contract.gen.ts"
@@ -182,6 +205,7 @@ def _constants() -> list[tuple[str, str, Any]]:
             WHOLE_HEAD_MAX_TOKENS,
         ),
         ("MAX_TILE_CELLS", "The kernel's largest tile a side: the front end never asks for more.", MAX_TILE_CELLS),
+        ("HEAD_LABEL", "How a head is written everywhere: {layer} and {head} filled in (headLabel).", HEAD_LABEL),
         ("REPEATED_TOKENS", "Metric key of the repeated random token test.", REPEATED_TOKENS),
         ("METRIC_LABELS", "Every metric the score view can show, in menu order, with its label.", METRIC_LABELS),
         (
@@ -204,6 +228,7 @@ def _constants() -> list[tuple[str, str, Any]]:
         ("METRIC_GROUP", "The menu group of each metric of METRIC_LABELS.", METRIC_GROUP),
         ("METRIC_UNITS", "A metric's colour-bar units; unlisted metrics are a share of attention.", METRIC_UNITS),
         ("COLORBAR_UNITS", "What each map's colour bar says its values are in.", COLORBAR_UNITS),
+        ("COMPOSITION_LABELS", "Head composition kinds and what their colour bar shows.", COMPOSITION_LABELS),
     ]
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from tests.references import tiny_model
 
-from attn_widget.analysis.ablation import Target, ablation_effects
+from attn_widget.analysis.ablation import AblationStopped, Target, ablation_effects
 from attn_widget.backends.weights import CircuitWeights
 from attn_widget.errors import AttnWidgetError
 
@@ -87,13 +88,22 @@ def loop_hf(model, method: str, metric) -> torch.Tensor:
 
 @pytest.mark.parametrize("method", ["mean", "zero"])
 def test_bridge_loss_and_logit_difference(method, full_bridge):
+    _check_bridge(method, full_bridge)
+
+
+def test_bridge_over_hugging_face_gpt2(gpt2_bridge):
+    _check_bridge("mean", gpt2_bridge)
+
+
+def _check_bridge(method: str, full_bridge) -> None:
     weights = CircuitWeights(full_bridge)
     seen = []
     ours = ablation_effects(weights, TOKENS, Target(), method, batch_size=3, progress=lambda d, t: seen.append((d, t)))
     reference = loop_bridge(full_bridge, method, lambda out: loss(out))
     assert reference.abs().max() > 1e-3
     torch.testing.assert_close(torch.as_tensor(ours), reference, atol=2e-5, rtol=1e-4)
-    assert seen[-1] == (8, 8) and len(seen) == 3
+    heads = weights.n_layers * weights.n_heads
+    assert seen[-1] == (heads, heads) and len(seen) == -(-heads // 3)
     ours = ablation_effects(weights, TOKENS, Target(5, 9, -1), method, batch_size=5)
     torch.testing.assert_close(
         torch.as_tensor(ours), loop_bridge(full_bridge, method, logit_diff), atol=2e-5, rtol=1e-4
@@ -125,3 +135,54 @@ def test_bad_arguments(bridge):
         ablation_effects(weights, TOKENS, Target(), "resample")
     with pytest.raises(AttnWidgetError, match="batch_size"):
         ablation_effects(weights, TOKENS, Target(), "zero", batch_size=0)
+
+
+def _hooks_on(model: torch.nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_an_interrupt_mid_pass_stops_cleanly(kind, tokenizer):
+    """Ctrl-C (the kernel's stop button) inside the fourth pass: the hooks are gone, the model gives
+    the logits of a fresh forward pass, and only the heads of finished passes have a value."""
+    model = tiny_model(kind, len(tokenizer))
+    weights = CircuitWeights(model)
+    with torch.no_grad():
+        fresh = model(TOKENS).logits
+    full = ablation_effects(weights, TOKENS, Target(), "mean", batch_size=2)
+    passes = []
+
+    def interrupt_in_fourth(_module, _args, _out):
+        passes.append(1)
+        if len(passes) == 4:  # the clean pass, two batches, then mid-way through the third batch
+            raise KeyboardInterrupt
+
+    layer_1 = model.transformer.h[1] if kind == "gpt2" else model.model.layers[1]
+    handle = layer_1.register_forward_hook(interrupt_in_fourth)
+    try:
+        with pytest.raises(AblationStopped) as stopped:
+            ablation_effects(weights, TOKENS, Target(), "mean", batch_size=2)
+    finally:
+        handle.remove()
+    assert (stopped.value.done, stopped.value.total) == (4, full.size)
+    partial = stopped.value.partial.reshape(-1)
+    assert np.isnan(partial[4:]).all()
+    np.testing.assert_array_equal(partial[:4], full.reshape(-1)[:4])
+    assert _hooks_on(model) == 0
+    with torch.no_grad():
+        torch.testing.assert_close(model(TOKENS).logits, fresh, atol=0, rtol=0)
+
+
+def test_progress_that_raises_stops_after_its_batch(full_bridge):
+    """The stop message's path: the progress tick raises after a batch, which is kept."""
+    weights = CircuitWeights(full_bridge)
+
+    def stop_after_second(done: int, _total: int) -> None:
+        if done == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(AblationStopped) as stopped:
+        ablation_effects(weights, TOKENS, Target(), "zero", batch_size=3, progress=stop_after_second)
+    assert stopped.value.done == 6 and np.isfinite(stopped.value.partial.reshape(-1)[:6]).all()
+    assert np.isnan(stopped.value.partial.reshape(-1)[6:]).all()
+    assert not any(p._forward_hooks for p in full_bridge.hook_dict.values())

@@ -6,6 +6,8 @@ import numpy as np
 
 from attn_widget import AttentionExplorer
 from attn_widget.analysis.dataset import DatasetScores
+from attn_widget.contract import head_label
+from attn_widget.maths.similarity import HeadSimilarity
 from attn_widget.maths.summary import top_heads_text
 
 PROMPT = "When Mary and John went to the store, Mary gave a drink to John because she was thirsty"
@@ -23,7 +25,8 @@ def test_dataset_scores_repr_is_short():
     text = repr(scores)
     best = np.unravel_index(np.argmax(scores.mean["induction"]), (12, 12))
     assert len(text) < 400, text
-    assert "30 prompts x 12x12" in text and f"L{best[0]}H{best[1]}" in text
+    assert "30 prompts x 12x12" in text and f"{head_label(int(best[0]), int(best[1]))} " in text
+    assert "previous token: L" in text and "previous_token" not in text  # the score views' labels
 
 
 def test_sinks_repr_is_short_and_the_demo_models_bos_is_a_sink():
@@ -34,3 +37,14 @@ def test_sinks_repr_is_short_and_the_demo_models_bos_is_a_sink():
     n = mask.shape[-1]
     assert mask[:, :, 0].any()  # some heads rest on the first token
     assert not mask[:, :, n - n // 4 :].any()  # keys seen by a few queries are no sinks
+
+
+def test_head_similarity_repr_is_short_and_names_the_most_alike_heads():
+    distance = np.full((6, 6), 0.5)
+    np.fill_diagonal(distance, 0.0)
+    distance[1, 4] = distance[4, 1] = 0.01  # L0H1 and L1H1 (3 heads a layer)
+    distance[0, 5] = distance[5, 0] = 0.02
+    result = HeadSimilarity(distance, [(0, 1), (1, 1), (0, 0), (1, 2), (0, 2), (1, 0)], 3)
+    assert result.most_alike(2) == [((0, 1), (1, 1), 0.01), ((0, 0), (1, 2), 0.02)]
+    text = repr(result)
+    assert len(text) < 200 and "6 heads" in text and "L0H1\u2013L1H1 0.010, L0H0\u2013L1H2 0.020" in text

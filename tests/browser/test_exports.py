@@ -125,7 +125,7 @@ def test_notebook_exported_with_nbconvert_shows_the_snapshot_offline(browser, tm
         os.environ["PYTHONPATH"] = saved_path or ""
     outputs = nb.cells[1].outputs
     assert len(outputs) == 2 and "application/vnd.jupyter.widget-view+json" in outputs[0].data
-    assert "Layer 0, head 3" in urllib.parse.unquote(outputs[1].data["text/html"])
+    assert "L0H3 \u00b7" in urllib.parse.unquote(outputs[1].data["text/html"])
     nbformat.write(nb, tmp_path / "saved.ipynb")
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(tmp_path / "saved.ipynb", as_version=4))
     (tmp_path / "saved.html").write_text(body)

@@ -30,7 +30,7 @@ def test_live_lab_shows_the_explorer_and_a_reopened_notebook_its_snapshot(page, 
         page.locator("[data-role=export] button[data-format=svg]").click()
     assert saved.value.suggested_filename == "attention-L0H3-heatmap.svg"
     svg = Path(saved.value.path()).read_text()
-    assert svg.startswith("<svg") and "Layer 0, head 3" in svg
+    assert svg.startswith("<svg") and "L0H3 \u00b7" in svg
 
     page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
     path = lab.root / "snapshot.ipynb"

@@ -159,3 +159,10 @@ def test_save_buttons_get_the_figure_from_the_kernel(explorer, monkeypatch):
     assert sent[-1][0]["type"] == "error" and "malformed export" in sent[-1][0]["message"]
     explorer._on_front_end_message(explorer, {**request, "view": "nope"}, [])
     assert sent[-1][0]["type"] == "error" and sent[-1][0]["id"] == 7 and "unknown view" in sent[-1][0]["message"]
+
+
+def test_a_figure_is_titled_with_the_head_as_every_view_writes_it(explorer, tmp_path):
+    explorer.layer, explorer.head = 1, 2
+    root = ET.fromstring(explorer.save(tmp_path / "head.svg").read_text())
+    texts = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert any(t.startswith("L1H2 \u00b7") for t in texts) and not any("Layer" in t for t in texts)

@@ -43,10 +43,10 @@ def test_display_shows_the_widget_then_a_snapshot_kept_current(bridge, published
     assert widget["text/plain"].startswith("AttentionExplorer(")
     assert snap_id == w.snapshot_key and not update
     assert f'data-aw-snapshot="{w.snapshot_key}"' in snap["text/html"]
-    assert "Layer 0, head 1" in snapshot_svg(snap["text/html"])
+    assert "L0H1 \u00b7" in snapshot_svg(snap["text/html"])
     w.head = 3  # no event loop runs here: the snapshot is redrawn at once
     data, display_id, update = published[-1]
-    assert update and display_id == w.snapshot_key and "Layer 0, head 3" in snapshot_svg(data["text/html"])
+    assert update and display_id == w.snapshot_key and "L0H3 \u00b7" in snapshot_svg(data["text/html"])
     w.prompt = "a different prompt entirely"
     assert "a different prompt entirely" in snapshot_svg(published[-1][0]["text/html"])
 

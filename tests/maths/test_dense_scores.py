@@ -33,16 +33,18 @@ def loop_scores(patterns: torch.Tensor, tokens: torch.Tensor) -> dict[str, np.nd
         for head in range(n_heads):
             a = patterns[layer, head].double()
             total = a.sum().item()
-            prev = dup = ind = dist = ent = 0.0
+            prev = cur = dup = ind = dist = ent = 0.0
             for q in range(n):
                 for k in range(q + 1):
                     w = a[q, k].item()
                     prev += w if k == q - 1 else 0.0
+                    cur += w if k == q else 0.0
                     dup += w if k < q and toks[k] == toks[q] else 0.0
                     ind += w if k >= 1 and k - 1 < q and toks[k - 1] == toks[q] else 0.0
                     dist += w * (q - k)
                     ent -= w * np.log(w + 1e-10)
             out["previous_token"][layer, head] = prev / total
+            out["current_token"][layer, head] = cur / total
             out["duplicate_token"][layer, head] = dup / total
             out["induction"][layer, head] = ind / total
             out["first_token"][layer, head] = a[:, 0].mean().item()

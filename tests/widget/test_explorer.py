@@ -223,16 +223,20 @@ def test_circuitsvis_keeps_script_tags_inert(bridge):
 def test_a_new_prompt_arrives_whole_then_its_selected_head_is_pushed(explorer, monkeypatch):
     """A long reduction shows in the progress bar; the prompt, its tokens and all its scores then
     change in one step, and the selected head follows unasked (no round trip for the first paint)."""
-    import attn_widget.widget.session as session_module
+    import itertools
 
-    monkeypatch.setattr(session_module, "PROGRESS_INTERVAL_S", -1.0)  # report after every layer
+    import attn_widget.widget.progress as progress_module
+
+    clock = itertools.count()  # every step takes a second: past the threshold, every layer reported
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: float(next(clock)))
     events: list[tuple[str, object]] = []
     for name in ("scored_layers", "tokens", "prompt", "progress"):
         explorer.observe(lambda change: events.append((change["name"], change["new"])), name)
     explorer.send = lambda content, buffers=None: events.append(("message", (content, buffers)))
     explorer.prompt = "Then mary and john went to the park"
     progress = [value for kind, value in events if kind == "progress" and value]
-    assert [p["done"] for p in progress] == [1, 2, 3] and events[len(progress)] == ("progress", {})
+    steps = [(phase, d) for phase in ("running the model", "scores") for d in (1, 2, 3)]
+    assert [(p["label"], p["done"]) for p in progress] == steps and events[len(progress)] == ("progress", {})
     kinds = [kind for kind, _ in events[len(progress) + 1 :]]
     assert sorted(kinds[:2]) == ["prompt", "tokens"] and kinds[-1] == "message"
     message, buffers = events[-1][1]

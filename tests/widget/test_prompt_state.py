@@ -178,3 +178,21 @@ def test_a_refused_prompts_error_goes_with_the_next_good_prompt(explorer):
     assert_one_prompt(explorer)
     explorer.prompt = SHORT
     assert explorer.error == ""
+
+
+def test_a_prompt_typed_in_the_widget_runs_the_model_once(bridge, monkeypatch):
+    """ipywidgets applies a front-end update inside hold_trait_notifications, and traitlets sets the
+    held prompt again when the hold ends: that must not run the model a second time."""
+    w = AttentionExplorer(bridge, prompt="When mary and john went")
+    runs: list[str] = []
+    original = prompt_module.PromptAnalysis.__init__
+
+    def counted(self, backend, prompt, *args, **kwargs):
+        runs.append(prompt)
+        original(self, backend, prompt, *args, **kwargs)
+
+    monkeypatch.setattr(prompt_module.PromptAnalysis, "__init__", counted)
+    w.set_state({"prompt": "The cat sat on the mat"})
+    assert runs == ["The cat sat on the mat"] and w.prompt == "The cat sat on the mat" and w.error == ""
+    w.prompt = "The dog sat on the mat"  # from Python, as before
+    assert runs[1:] == ["The dog sat on the mat"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -12,6 +13,7 @@ from transformer_lens.head_detector import detect_head, get_induction_head_detec
 from attn_widget.analysis.dataset import DATASET_METRICS
 from attn_widget.errors import AttnWidgetError, SelectionError
 from attn_widget.maths.detectors import DetectorError
+from attn_widget.widget import progress as progress_module
 from tiny_models import random_prompt
 
 PROMPT = "When mary and john went to the store mary gave a drink to john"
@@ -78,12 +80,15 @@ def test_bad_detectors_raise_naming_themselves_and_the_widget_goes_on(explorer):
     assert explorer.error == "" and "fixed" in explorer.score_table
 
 
-def test_run_dataset_publishes_means_spread_and_steps_through_prompts(explorer):
+def test_run_dataset_publishes_means_spread_and_steps_through_prompts(explorer, monkeypatch):
+    clock = itertools.count()  # every batch takes a second: past the threshold, each reported
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: float(next(clock)))
     prompts = _prompts(5)
     seen = []
     explorer.observe(lambda change: seen.append(dict(change["new"])), "progress")
     explorer.add_detector("tl_induction", get_induction_head_detection_pattern)
     result = explorer.run_dataset(prompts, batch_size=2, progress=False)
+    during = list(seen)
     assert result.n_prompts == 5 and result.n_tokens > 5
     assert set(explorer.dataset_scores) == set(DATASET_METRICS) | {"same_token", "successor", "tl_induction"}
     alone = []
@@ -96,7 +101,7 @@ def test_run_dataset_publishes_means_spread_and_steps_through_prompts(explorer):
         np.testing.assert_allclose(explorer.dataset_scores[metric]["std"], each.std(0), atol=1e-5)
         np.testing.assert_allclose(explorer.score_table["dataset:" + metric], each.mean(0), atol=2e-5)
         np.testing.assert_allclose(explorer.score_spread["dataset:" + metric], each.std(0), atol=2e-5)
-    assert [s.get("done") for s in seen] == [0, 2, 4, 5, None] and seen[-1] == {}
+    assert [s.get("done") for s in during] == [2, 4, 5, None] and during[-1] == {}
     assert explorer.dataset_size == 5
     explorer.metric = "dataset:induction"
     explorer.dataset_index = 3
@@ -215,6 +220,28 @@ def test_an_interrupted_dataset_run_keeps_what_finished(explorer, capsys):
     assert explorer.progress == {} and "dataset:induction" in explorer.score_table
     explorer.dataset_index = 1  # the finished prompts can still be stepped through
     assert explorer.prompt == _prompts(6)[1]
+
+
+def test_the_stop_message_stops_a_dataset_run_after_its_batch(explorer, capsys, monkeypatch):
+    """The progress bar's stop button names its run: that run stops after the batch under way."""
+    clock = itertools.count()  # every batch takes a second: the bar (and its stop button) shows
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: float(next(clock)))
+    original, calls = explorer._session.backend.run, []
+
+    def stop_during_second(tokens, on_pattern, last_layer=None):
+        calls.append(1)
+        if len(calls) == 2:
+            explorer._on_front_end_message(explorer, {"type": "stop", "run": explorer.progress["run"] + 1}, [])
+            explorer._on_front_end_message(explorer, {"type": "stop", "run": explorer.progress["run"]}, [])
+        return original(tokens, on_pattern, last_layer)
+
+    explorer._session.backend.run = stop_during_second
+    try:
+        result = explorer.run_dataset(_prompts(6), batch_size=2, progress=False)
+    finally:
+        explorer._session.backend.run = original
+    assert result.interrupted and result.n_prompts == 4 and len(calls) == 2  # the other run's stop did nothing
+    assert "kept the 4 of 6 prompts" in capsys.readouterr().out and explorer.progress == {}
 
 
 def test_detectors_and_sinks_at_any_length(tokenizer):

@@ -46,9 +46,9 @@ def explorer() -> AttentionExplorer:
 def test_rows_that_do_not_sum_to_one_are_named_in_a_warning():
     patterns = causal_softmax(2, 3, len(TOKENS))
     patterns[0, 2, 4] *= 3.0  # unnormalised, but finite
-    with pytest.warns(AttnWidgetWarning, match=r"layer 0 head 2 \(1 rows; row 4 sums to 3"):
+    with pytest.warns(AttnWidgetWarning, match=r"L0H2 \(1 rows; row 4 sums to 3"):
         make(patterns)
-    with pytest.warns(AttnWidgetWarning, match=r"layer 1 head 0 \(2 rows; row 3 sums to nan"):
+    with pytest.warns(AttnWidgetWarning, match=r"L1H0 \(2 rows; row 3 sums to nan"):
         make(with_undefined_weights())
 
 

@@ -3,9 +3,10 @@ no answer, the loss on the prompt) changes when that head's output is replaced b
 prompt's positions ("mean") or by zero ("zero").
 
 A head's output is its `z` (the attention-weighted values entering the output projection), so the
-ablation edits that input, which any model family has. Many heads go in one forward pass: the
-prompt is repeated along the batch, and row b has head `heads[b]` ablated. Attention being the
-model's own, row b sees only its own edit.
+ablation edits that input, which any model family has. Many heads go in one forward pass, row b
+with head `heads[b]` ablated. The pass starts with the prompt once: everything up to the first
+ablated layer's `z` is the same in every row, so it is computed once, and that `z` becomes the
+batch (the residual stream it is added to broadcasts along it). Row b sees only its own edit.
 """
 
 from __future__ import annotations
@@ -37,17 +38,27 @@ class Target:
     query: int = -1
 
     def metric(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """`[batch]` from logits `[batch, n, vocab]` of `tokens` `[1, n]`."""
-        logits = logits.double()
+        """`[batch]` from logits `[batch, n, vocab]` of `tokens` `[1, n]`, in float64."""
         if self.answer is not None:
-            at = logits[:, self.query]
+            at = logits[:, self.query].double()
             result = at[:, self.answer]
             return result - at[:, self.counterfactual] if self.counterfactual is not None else result
         if tokens.shape[-1] < 2:
             raise AttnWidgetError("The loss needs a prompt of at least two tokens (or set `answer`).")
-        log_probs = logits[:, :-1].log_softmax(-1)
         following = tokens[0, 1:].to(logits.device)
-        return -log_probs[:, torch.arange(following.shape[0], device=logits.device), following].mean(-1)
+        positions = torch.arange(following.shape[0], device=logits.device)
+        # a row at a time: a batch's float64 log-probabilities would be rows x n x vocab x 8 bytes
+        return torch.stack([-row[:-1].double().log_softmax(-1)[positions, following].mean() for row in logits])
+
+
+class AblationStopped(KeyboardInterrupt):
+    """The stop button (or Ctrl-C) during a sweep. `partial` `[layers, heads]` holds the effects of the
+    heads measured before it, NaN for the others; `done` of `total` heads were measured. The model's
+    hooks are removed by then."""
+
+    def __init__(self, partial: np.ndarray, done: int, total: int) -> None:
+        super().__init__(f"ablation sweep stopped after {done} of {total} heads")
+        self.partial, self.done, self.total = partial, done, total
 
 
 def ablation_effects(
@@ -58,33 +69,46 @@ def ablation_effects(
     batch_size: int = 16,
     progress: Progress | None = None,
 ) -> np.ndarray:
-    """`[layers, heads]` float64: metric with the head ablated minus the clean metric."""
+    """`[layers, heads]` float64: metric with the head ablated minus the clean metric. A
+    KeyboardInterrupt (the stop button, or `progress` raising one) becomes `AblationStopped`."""
     if method not in METHODS:
         raise AttnWidgetError(f"method must be 'mean' or 'zero' (what replaces a head's output), not {method!r}.")
     if batch_size < 1:
         raise AttnWidgetError(f"batch_size must be at least 1, not {batch_size}.")
     runner = _Runner(weights)
-    means: dict[int, torch.Tensor] = {}
-    clean = float(target.metric(runner.logits(tokens, {}, means if method == "mean" else None), tokens)[0])
     heads = [(layer, head) for layer in range(weights.n_layers) for head in range(weights.n_heads)]
-    effects = np.zeros((weights.n_layers, weights.n_heads))
-    for start in range(0, len(heads), batch_size):
-        chunk = heads[start : start + batch_size]
-        edits: dict[int, list[tuple[int, int]]] = {}
-        for row, (layer, head) in enumerate(chunk):
-            edits.setdefault(layer, []).append((row, head))
-        replacement = {layer: means[layer] if method == "mean" else None for layer in edits}
-        batch = tokens.expand(len(chunk), -1)
-        values = target.metric(runner.logits(batch, {k: (v, replacement[k]) for k, v in edits.items()}), tokens)
-        for row, (layer, head) in enumerate(chunk):
-            effects[layer, head] = float(values[row]) - clean
-        if progress is not None:
-            progress(start + len(chunk), len(heads))
+    effects = np.full((weights.n_layers, weights.n_heads), np.nan)
+    done = 0
+    try:
+        means: dict[int, torch.Tensor] = {}
+        clean = float(target.metric(runner.logits(tokens, {}, means if method == "mean" else None), tokens)[0])
+        for start in range(0, len(heads), batch_size):
+            chunk = heads[start : start + batch_size]
+            edits: dict[int, list[tuple[int, int]]] = {}
+            for row, (layer, head) in enumerate(chunk):
+                edits.setdefault(layer, []).append((row, head))
+            replacement = {layer: means[layer] if method == "mean" else None for layer in edits}
+            changed = {k: (len(chunk), v, replacement[k]) for k, v in edits.items()}
+            values = target.metric(runner.logits(tokens, changed), tokens)
+            for row, (layer, head) in enumerate(chunk):
+                effects[layer, head] = float(values[row]) - clean
+            done = start + len(chunk)
+            if progress is not None:
+                progress(done, len(heads))
+    except AblationStopped:
+        raise
+    except KeyboardInterrupt as err:
+        runner.remove_hooks()  # in case the interrupt came while they were being removed
+        partial = effects.copy()
+        for layer, head in heads[done:]:  # a batch cut short mid-way counts for nothing
+            partial[layer, head] = np.nan
+        raise AblationStopped(partial, done, len(heads)) from err
     return effects
 
 
-Edit = tuple[list[tuple[int, int]], torch.Tensor | None]
-"""Rows and the head each ablates, and the replacement `[heads, d_head]` (None: zero)."""
+Edit = tuple[int, list[tuple[int, int]], torch.Tensor | None]
+"""The batch's rows, the rows with the head each ablates, and the replacement `[heads, d_head]`
+(None: zero)."""
 
 
 class _Runner:
@@ -103,6 +127,12 @@ class _Runner:
             ]
             if any(p is None for p in self.points):
                 raise ModelError("Found no output projection in this model's attention, so heads cannot be ablated.")
+        self.handles: list[Any] = []
+        """The hooks on the model now: each pass removes its own, whatever stops it."""
+
+    def remove_hooks(self) -> None:
+        while self.handles:
+            self.handles.pop().remove()
 
     def logits(
         self, tokens: torch.Tensor, edits: dict[int, Edit], means: dict[int, torch.Tensor] | None = None
@@ -132,17 +162,18 @@ class _Runner:
         n_heads = self.weights.n_heads
 
         def change(z: torch.Tensor) -> torch.Tensor:
-            """z `[b, n, h * d_head]` or `[b, n, h, d_head]`: record the mean, or ablate the rows' heads."""
+            """z `[b, n, h * d_head]` or `[b, n, h, d_head]`: record the mean, or ablate the rows' heads
+            (at the first ablated layer, b is 1: the shared prefix becomes the batch here)."""
             split = z.reshape(*z.shape[:2], n_heads, -1)
             if means is not None:
                 means[layer] = split[0].double().mean(0)
             if edit is None:
                 return z
-            split = split.clone()
-            rows, replacement = edit
+            batch, rows, replacement = edit
+            split = split.expand(batch, *split.shape[1:]).clone()
             for row, head in rows:
                 split[row, :, head] = 0.0 if replacement is None else replacement[head].to(split.dtype)
-            return split.reshape(z.shape)
+            return split.reshape(batch, *z.shape[1:])
 
         if self.weights.transformer_lens:
             handle = point.register_forward_hook(lambda _m, _a, out: change(out))
@@ -152,7 +183,10 @@ class _Runner:
                 return (change(args[0]), *args[1:])
 
             handle = point.register_forward_pre_hook(pre)
+        self.handles.append(handle)
         try:
             yield
         finally:
             handle.remove()
+            if handle in self.handles:
+                self.handles.remove(handle)

@@ -17,7 +17,7 @@ import torch
 
 from attn_widget.analysis.forward import needs_a_model, run_dense
 from attn_widget.backends.base import Backend
-from attn_widget.contract import PROMPT_METRICS, SINK_SHARE
+from attn_widget.contract import METRIC_LABELS, PROMPT_METRICS, SINK_SHARE
 from attn_widget.errors import PromptError
 from attn_widget.maths import dense_scores as scores
 from attn_widget.maths import sinks
@@ -55,7 +55,7 @@ class DatasetScores:
 
     def __repr__(self) -> str:
         shape = "x".join(str(d) for d in next(iter(self.mean.values())).shape) if self.mean else "0"
-        tops = "; ".join(f"{m}: {top_heads_text(self.mean[m])}" for m in self.metrics[:4])
+        tops = "; ".join(f"{METRIC_LABELS.get(m, m)}: {top_heads_text(self.mean[m])}" for m in self.metrics[:4])
         more = f" (+{len(self.metrics) - 4} more)" if len(self.metrics) > 4 else ""
         return f"<DatasetScores {self.n_prompts} prompts x {shape} heads, top means {tops}{more}; .table() for all>"
 

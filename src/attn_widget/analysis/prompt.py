@@ -80,7 +80,9 @@ class PromptAnalysis:
         defer_scores: bool = False,
         keep_values: bool = True,
         detectors: Sequence[Detector] = (),
+        on_layer_run: Callable[[int], None] | None = None,
     ) -> None:
+        """`on_layer_run(layer)`: called as the pass hands over each layer (progress of a long pass)."""
         if not prompt.strip():
             raise PromptError("The prompt is empty: type some text to see its attention patterns.")
         self.backend = backend
@@ -145,8 +147,13 @@ class PromptAnalysis:
             if norms is not None and self._past_budget <= layers * VALUE_SWEEPS_IN_PASS:
                 self._reduce_values(layer, attention)
 
+        def on_layer_and_report(layer: int, attention: LayerAttention) -> None:
+            on_layer(layer, attention)
+            if on_layer_run is not None:
+                on_layer_run(layer)
+
         values = {"keep_values": True} if self._weights is not None else {}  # a model's adapters only
-        capture_layers(backend, self.token_ids, on_layer, **values)
+        capture_layers(backend, self.token_ids, on_layer_and_report, **values)
         if not defer_scores:
             self.finish()
 

@@ -21,6 +21,7 @@ import torch
 
 from attn_widget.analysis.forward import capture_layers
 from attn_widget.backends.weights import CircuitWeights, circuit_weights
+from attn_widget.contract import head_label
 from attn_widget.errors import ModelError
 from attn_widget.maths.layer import LayerAttention
 from attn_widget.maths.qk_decomposition import BIAS, HeadQK, Rotation, decompose_score, normed_components, rotate_half
@@ -44,10 +45,6 @@ class ResidualComponents:
     """Per position, the layer's rotary rotation (None: no rotary embedding)."""
     attention: LayerAttention
     """The layer's captured attention (queries, keys, scaling, soft-cap) from the same pass."""
-
-
-def head_label(layer: int, head: int) -> str:
-    return f"L{layer}H{head}"
 
 
 def residual_components(

@@ -8,7 +8,8 @@ is registered under the same name: without it the model hands the function no ma
 sliding-window or padded inputs would be recomputed wrong.
 
 A layer is a call of the attention function during the pass, numbered in call order: a module run
-twice (a looped model) gives two layers, and a module that does not run on a text prompt (cross-
+twice (a looped model) gives two layers (but one handing the same query and key over twice, as
+differential attention does, gives one), and a module that does not run on a text prompt (cross-
 attention, a vision tower, a linear-attention layer) gives none. A probe pass (`probe_calls`) checks
 each call against the family's own eager attention before the explorer relies on the capture.
 """
@@ -61,6 +62,15 @@ class _Recorder:
     probe: list[CallCheck] | None = None
     calls: int = 0
     seen: set[int] = field(default_factory=set)
+    last: tuple[torch.nn.Module, torch.Tensor, torch.Tensor] | None = None
+    """The last call's module, query and key (held, so that a later tensor cannot take their id)."""
+
+    def same_softmax_again(self, module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor) -> bool:
+        """Whether this call repeats the last one's softmax: the same module handing over the very same
+        query and key tensors (differential attention runs them against two halves of its values). A
+        looped model calls a module again on new queries and keys: a layer each time."""
+        last, self.last = self.last, (module, query, key)
+        return last is not None and last[0] is module and last[1] is query and last[2] is key
 
 
 _recorder: _Recorder | None = None
@@ -118,7 +128,7 @@ def _check_call(
     if unknown:
         return f"its attention takes {', '.join(unknown)}= (a key selection of its own)"
     if key.shape[-2] != query.shape[-2]:
-        return f"it attends to {key.shape[-2] - query.shape[-2]} keys besides the prompt's tokens"
+        return f"one of its attentions has {key.shape[-2]} keys for {query.shape[-2]} queries, not one per prompt token"
     eager = _family_eager(module)
     if eager is None:
         return None  # nothing to check against: the capture is what the interface handed over
@@ -147,7 +157,7 @@ def _make_capture(implementation: str) -> Callable[..., Any]:
     ) -> Any:
         output = _delegate_for(implementation, module)(module, query, key, value, attention_mask, *args, **kwargs)
         recorder = _recorder
-        if recorder is None:
+        if recorder is None or recorder.same_softmax_again(module, query, key):
             return output
         layer = recorder.calls
         recorder.calls += 1

@@ -23,7 +23,7 @@ from attn_widget.backends.attention_interface import (
 )
 from attn_widget.backends.base import LayerCallback, PatternCallback, warn_once
 from attn_widget.backends.token_text import token_strings
-from attn_widget.errors import ModelError
+from attn_widget.errors import AttnWidgetError, ModelError
 from attn_widget.maths.layer import DenseAttention, dense
 
 EAGER = "eager"
@@ -36,6 +36,12 @@ HOW_TO_SWITCH = (
 def text_config(model: Any) -> Any:
     config = model.config
     return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def input_embeddings(model: Any) -> Any:
+    """The token embedding table; the first where a model has one per codebook (MusicGen)."""
+    embeddings = model.get_input_embeddings()
+    return embeddings[0] if isinstance(embeddings, torch.nn.ModuleList | list | tuple) else embeddings
 
 
 def _attention_specs(model: Any) -> list[tuple[type, str, int]]:
@@ -89,26 +95,39 @@ class HuggingFaceBackend:
         self.model, self.tokenizer = model, tokenizer
         config = text_config(model)
         self.n_ctx = _context(config)
-        self.vocab_size = int(model.get_input_embeddings().num_embeddings)
+        embeddings = input_embeddings(model)
+        self.vocab_size = int(embeddings.num_embeddings)
         self.bos_token_id = getattr(tokenizer, "bos_token_id", None)
-        self.device = model.get_input_embeddings().weight.device
+        self.device = embeddings.weight.device
         self.name = str(getattr(model.config, "name_or_path", "") or type(model).__name__)
         self.captures_queries = can_capture(model)
         self.why_eager: str | None = None
         """Why the model runs on eager attention for each prompt (None: its own kernel, captured)."""
+        self.capture_problem: str | None = None
+        """What the probe pass found the capture would get wrong, if anything."""
         probe = (torch.arange(PROBE_TOKENS) * 7 % max(self.vocab_size - 3, 1) + 3)[None]
         heads: list[int] = []
         self.layer_names: list[str] = []
         """Where each layer comes from: the module's path, and its pass where a looped model calls it again."""
+        self.layer_modules: list[torch.nn.Module] | None = None
+        """The attention module behind each layer, in call order (a looped model's modules recur): where
+        its weights are read. None on eager attention, whose layers are the modules in order."""
         if self.captures_queries:
-            heads, self.why_eager = self._probe_capture(probe)
+            with _runs_on_token_ids(model):
+                heads, self.why_eager = self._probe_capture(probe)
+            self.capture_problem = self.why_eager
             self.captures_queries = self.why_eager is None
         else:
             self.why_eager = "it does not run its attention through transformers' attention interface"
         if not self.captures_queries:
             _check_can_be_eager(model)
-            heads = [int(p.shape[1]) for p in self._eager_patterns(probe, None)]
-            self.layer_names = [f"attentions[{i}]" for i in range(len(heads))]
+            with _runs_on_token_ids(model):
+                heads = [int(p.shape[1]) for p in self._eager_patterns(probe, None)]
+            paths = {id(module): name for name, module in model.named_modules()}
+            modules = [paths[id(module)] for module, _ in attention_modules(model)]
+            # eager weights come one per module in order, where the counts agree
+            by_index = [f"attentions[{i}]" for i in range(len(heads))]
+            self.layer_names = modules if len(modules) == len(heads) else by_index
             warn_once(
                 f"attn-widget runs {type(model).__name__} on eager attention for each prompt, because {self.why_eager} "
                 "(slower, and memory grows with n x n)."
@@ -132,6 +151,10 @@ class HuggingFaceBackend:
             self._forward(probe, None)
         problem = next((f"{c.problem} ({c.module})" for c in calls if c.problem), None)
         paths = {id(module): name for name, module in self.model.named_modules()}
+        modules = {id(module): module for module in self.model.modules()}
+        self.layer_modules = [modules[call.instance] for call in calls if call.instance in modules]
+        if len(self.layer_modules) != len(calls):  # a call of a module the model does not hold
+            self.layer_modules = None
         passes: dict[int, int] = {}
         for call in calls:
             passes[call.instance] = passes.get(call.instance, 0) + 1
@@ -209,16 +232,19 @@ class HuggingFaceBackend:
                 stack.callback(handle.remove)
             output = self._forward(tokens, attention_mask, output_attentions=True)
         patterns = _returned_attentions(output)
-        if not patterns and not calls:
+        if not patterns:
             raise ModelError(
-                f"No softmax attention of {type(self.model).__name__} ran on a text prompt (a recurrent or "
-                "state-space model has none), so there is no attention to show."
+                f"{type(self.model).__name__} has no softmax attention layers: none returned attention weights "
+                "on a text prompt, even on eager attention with output_attentions=True (a recurrent or state-space "
+                "mixer forms none), so there is no attention to show."
             )
-        if not patterns or len(patterns) < len(calls):
+        if len(patterns) < len(calls):
             raise ModelError(
                 f"{type(self.model).__name__} returned attention weights for only {len(patterns)} of the "
                 f"{len(calls)} attention layers that ran, even on eager attention with output_attentions=True "
-                "(a fused kernel, or a recurrent mixer that forms no weights), so its attention cannot be shown."
+                "(a fused kernel, a recurrent mixer that forms no weights, or attention between other units than "
+                f"the prompt's tokens, such as patches{self._why_not_captured()}), so its "
+                "attention cannot be shown."
             )
         n = int(tokens.shape[-1])
         for pattern in patterns:
@@ -229,6 +255,12 @@ class HuggingFaceBackend:
                     "so attn-widget cannot show its attention."
                 )
         return patterns if last_layer is None else patterns[: last_layer + 1]
+
+    def _why_not_captured(self) -> str:
+        """Why the capture was not used, where the probe found a reason: it names the layer that is not
+        over the prompt's tokens (a cross-attention to patches, say)."""
+        problem = getattr(self, "capture_problem", None)
+        return f"; its capture was not used because {problem}" if problem else ""
 
 
 def _returned_attentions(output: Any) -> list[torch.Tensor]:
@@ -291,6 +323,21 @@ def _eager_attention(model: Any) -> Iterator[None]:
         yield
     finally:
         model.set_attn_implementation(previous)
+
+
+@contextmanager
+def _runs_on_token_ids(model: Any) -> Iterator[None]:
+    """The probe pass: a model that fails on token ids alone is refused, naming its own error."""
+    try:
+        yield
+    except AttnWidgetError:
+        raise
+    except Exception as err:
+        raise ModelError(
+            f"{type(model).__name__} did not run on a text prompt's token ids alone ({type(err).__name__}: {err}); "
+            "attn-widget runs a model on token ids, so a model that needs other inputs (another model's "
+            "key/value states, images, audio) cannot be explored by itself."
+        ) from err
 
 
 @contextmanager

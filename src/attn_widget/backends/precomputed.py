@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from attn_widget.backends.base import LayerCallback, PatternCallback
+from attn_widget.contract import head_label
 from attn_widget.errors import AttnWidgetWarning, ModelError, PromptError
 from attn_widget.maths.layer import DenseAttention
 
@@ -156,7 +157,7 @@ def _warn_if_not_normalised(layers: list[torch.Tensor]) -> None:
             rows = bad[head].nonzero().flatten()
             first = int(rows[0])
             total = float(sums[head, first])
-            off.append(f"layer {layer} head {head} ({len(rows)} rows; row {first} sums to {total:.4g})")
+            off.append(f"{head_label(layer, head)} ({len(rows)} rows; row {first} sums to {total:.4g})")
     if off:
         shown = "; ".join(off[:8]) + (f"; and {len(off) - 8} more heads" if len(off) > 8 else "")
         warnings.warn(

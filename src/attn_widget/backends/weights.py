@@ -7,6 +7,10 @@ TransformerLens (TransformerBridge and HookedTransformer 2.x/3.x) names them `bl
 layer's output projection in the attention module (`o_proj`, GPT-2's Conv1D `c_proj`, ...), the
 unembedding in `get_output_embeddings()` and the final norm at the end of the base model.
 Precomputed attention has no weights: asking for them says so.
+
+A layer is a call of an attention module (see attention_interface.py): a looped model runs a module
+several times, so layer i's weights are those of the module its backend names for call i
+(`layer_modules`), not of the i-th module.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ NO_WEIGHTS = (
 class OutputWeights:
     """One model's W_O per layer (read when asked, one layer at a time), W_U and final norm."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, layer_modules: list[torch.nn.Module] | None = None) -> None:
         self._w_o: Callable[[int], torch.Tensor]
         if _is_transformer_lens(model):
 
@@ -51,7 +55,7 @@ class OutputWeights:
             self.n_layers = int(model.cfg.n_layers)
             self.n_heads = int(model.cfg.n_heads)
         else:
-            self._w_o, self.n_layers, self.n_heads = _hf_output_projections(model)
+            self._w_o, self.n_layers, self.n_heads = _hf_output_projections(model, layer_modules)
         self._model = model
         self._final_norm: FinalNorm | None = None
 
@@ -86,7 +90,7 @@ def output_weights(backend: Any) -> OutputWeights:
     model = getattr(backend, "model", None)
     if model is None or not getattr(backend, "runs_tokens", True):
         raise WeightsError(NO_WEIGHTS)
-    return OutputWeights(model)
+    return OutputWeights(model, getattr(backend, "layer_modules", None))
 
 
 def _is_transformer_lens(model: Any) -> bool:
@@ -136,12 +140,22 @@ def _gain(module: torch.nn.Module | None) -> torch.Tensor | None:
     return None
 
 
-def _hf_output_projections(model: Any) -> tuple[Callable[[int], torch.Tensor], int, int]:
-    from attn_widget.backends.huggingface import attention_modules, text_config
+def layer_attention_modules(model: Any, layer_modules: list[torch.nn.Module] | None) -> list[torch.nn.Module]:
+    """The attention module of each layer: the backend's call order where it has one, else the
+    model's attention modules in order (one call each)."""
+    from attn_widget.backends.huggingface import attention_modules
+
+    return list(layer_modules) if layer_modules is not None else [m for m, _ in attention_modules(model)]
+
+
+def _hf_output_projections(
+    model: Any, layer_modules: list[torch.nn.Module] | None
+) -> tuple[Callable[[int], torch.Tensor], int, int]:
+    from attn_widget.backends.huggingface import text_config
 
     config = text_config(model)
     n_heads = int(config.num_attention_heads)
-    projections = [_output_projection(module) for module, _ in attention_modules(model)]
+    projections = [_output_projection(module) for module in layer_attention_modules(model, layer_modules)]
 
     def w_o(layer: int) -> torch.Tensor:
         projection = projections[layer]
@@ -198,7 +212,7 @@ class CircuitWeights:
     """Every layer's Q, K, V, O weights and norms of a TransformerLens or Hugging Face model; anything
     else raises a ModelError naming what is missing."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, layer_modules: list[torch.nn.Module] | None = None) -> None:
         self.model = model
         self.transformer_lens = _is_transformer_lens(model)
         if self.transformer_lens:
@@ -212,18 +226,18 @@ class CircuitWeights:
                     "attention output is normed again before the residual stream (use its Hugging Face model)"
                 )
         else:
-            self._hf_modules()
+            self._hf_modules(layer_modules)
         self._cache: dict[int, LayerWeights] = {}
 
-    def _hf_modules(self) -> None:
-        from attn_widget.backends.huggingface import attention_modules, text_config
+    def _hf_modules(self, layer_modules: list[torch.nn.Module] | None) -> None:
+        from attn_widget.backends.huggingface import text_config
 
         model = self.model
         if not hasattr(model, "named_modules"):
             raise _cannot_read(f"{type(model).__name__} is neither")
         config = text_config(model)
         names = {id(m): n for n, m in model.named_modules()}
-        self.attentions: list[Any] = [m for m, _ in attention_modules(model)]
+        self.attentions: list[Any] = layer_attention_modules(model, layer_modules)
         self.blocks: list[Any] = [model.get_submodule(names[id(m)].rpartition(".")[0]) for m in self.attentions]
         self.n_layers, self.n_heads = len(self.attentions), int(config.num_attention_heads)
         self.rotary = not hasattr(_find(model, ("wpe",)), "weight")
@@ -342,7 +356,9 @@ def circuit_weights(backend: Any) -> CircuitWeights:
             "attention has none. Pass the model itself to AttentionExplorer."
         )
     unwrapped = getattr(backend, "unwrapped", None)
-    return CircuitWeights(unwrapped.model if unwrapped is not None else model)
+    if unwrapped is not None:
+        return CircuitWeights(unwrapped.model, getattr(unwrapped, "layer_modules", None))
+    return CircuitWeights(model, getattr(backend, "layer_modules", None))
 
 
 def hf_norm(module: torch.nn.Module) -> Norm:

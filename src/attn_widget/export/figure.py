@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from attn_widget.contract import head_label
 from attn_widget.export.colormaps import (
     LUTS,
     ColorScale,
@@ -167,7 +168,7 @@ def heatmap(data: ViewData, max_cells: int = MATRIX_MAX_PX) -> Figure:
         lut, indices = pattern_lut(data.theme), lut_index(apply_scale(values, data.scale))
     fig = Figure(left + side + 16 + COLORBAR_PX + 56, top + side + 8, data.theme)
     shown_as = f" \u00b7 {data.shown_as}" if data.shown_as else ""
-    title = f"Layer {data.layer}, head {data.head} \u00b7 {data.scale} scale{shown_as}"
+    title = f"{head_label(data.layer, data.head)} \u00b7 {data.scale} scale{shown_as}"
     fig.items.append(Text(0, 14, title, bold=True))
     fig.items.append(Cells(left, top, lut[indices], cell, indices, lut, role="matrix"))
     for i in label_indices(cells, side, FONT_PX + 1):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import urllib.parse
 
+from attn_widget.contract import head_label
 from attn_widget.export.figure import ViewData, figure
 from attn_widget.export.svg import to_svg, xml_safe
 
@@ -18,7 +19,7 @@ SNAPSHOT_CELLS = 384
 
 
 def title(data: ViewData) -> str:
-    return f"{data.model_name}: L{data.layer}H{data.head}"
+    return f"{data.model_name}: {head_label(data.layer, data.head)}"
 
 
 def snapshot_html(data: ViewData, key: str) -> str:

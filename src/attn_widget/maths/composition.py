@@ -70,3 +70,14 @@ def composition_scores(layers: Sequence[HeadWeights], kind: str) -> torch.Tensor
         denominator = ov_norm[left][:, None, None] * right_norm[later][None]
         scores[left, :, later] = squared.sqrt() / denominator
     return scores.float()
+
+
+def writer_reader_matrix(scores: torch.Tensor) -> torch.Tensor:
+    """`[layers * heads, layers * heads]`: `scores` `[l, h, l', h']` with the writing head (l, h) as
+    row `l * heads + h` and the reading head (l', h') as column `l' * heads + h'`; NaN where the
+    reader is not in a later layer (no score there, rather than a score of 0)."""
+    n_layers, n_heads = scores.shape[:2]
+    layer = torch.arange(n_layers, device=scores.device).repeat_interleave(n_heads)
+    matrix = scores.reshape(n_layers * n_heads, n_layers * n_heads).clone()
+    matrix[layer[None, :] <= layer[:, None]] = float("nan")
+    return matrix

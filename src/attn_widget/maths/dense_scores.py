@@ -52,6 +52,12 @@ def previous_token(pattern: torch.Tensor, total: torch.Tensor | None = None) -> 
     return (stripe / (_total(pattern) if total is None else total)).mean(dim=0)
 
 
+def current_token(pattern: torch.Tensor, total: torch.Tensor | None = None) -> torch.Tensor:
+    """Share of attention each query pays to itself (the diagonal): a current-token head's score."""
+    diagonal = pattern.diagonal(dim1=-2, dim2=-1).sum(dim=-1)
+    return (diagonal / (_total(pattern) if total is None else total)).mean(dim=0)
+
+
 def duplicate_token(pattern: torch.Tensor, tokens: torch.Tensor, total: torch.Tensor | None = None) -> torch.Tensor:
     return _masked_share(pattern, duplicate_mask(tokens), _total(pattern) if total is None else total)
 
@@ -106,6 +112,7 @@ def layer_scores(pattern: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch
     total = _total(pattern)
     return {
         "previous_token": previous_token(pattern, total),
+        "current_token": current_token(pattern, total),
         "duplicate_token": duplicate_token(pattern, tokens, total),
         "induction": induction(pattern, tokens, total),
         "first_token": first_token(pattern),

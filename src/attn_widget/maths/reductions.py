@@ -145,7 +145,7 @@ def reduce_layer(
     n, b, heads, device = attention.n, attention.batch, attention.n_heads, attention.device
     tokens = token_ids.to(device)
     pairs = pairs or token_pairs(tokens)
-    names = ("total", "prev", "dup", "ind", "first", "ent", "dist")
+    names = ("total", "prev", "self", "dup", "ind", "first", "ent", "dist")
     sums = {name: torch.zeros(b, heads, device=device) for name in names}
     max_weight = torch.zeros(b, heads, device=device)
     side = thumbnail_side(n)
@@ -171,6 +171,7 @@ def reduce_layer(
     total = sums["total"]
     scores = {
         "previous_token": (sums["prev"] / total).mean(dim=0),
+        "current_token": (sums["self"] / total).mean(dim=0),
         "duplicate_token": (sums["dup"] / total).mean(dim=0),
         "induction": (sums["ind"] / total).mean(dim=0),
         "first_token": sums["first"].mean(dim=0) / n,
@@ -209,6 +210,10 @@ def _accumulate(
     q = torch.arange(max(q0, k0 + 1, 1), min(q1, k1 + 1), device=weights.device)
     if len(q):
         sums["prev"] += weights[:, :, q - q0, q - 1 - k0].sum(dim=-1)
+    # current token: cells (q, q) inside the block's keys
+    q = torch.arange(max(q0, k0), min(q1, k1), device=weights.device)
+    if len(q):
+        sums["self"] += weights[:, :, q - q0, q - k0].sum(dim=-1)
     # duplicate token: an earlier key with the query's token; induction: the key after one
     if pairs is not None:
         for i in range(weights.shape[0]):

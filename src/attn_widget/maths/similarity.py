@@ -16,6 +16,8 @@ import torch
 from scipy.cluster.hierarchy import leaves_list, linkage
 from scipy.spatial.distance import squareform
 
+from attn_widget.contract import head_label
+
 DISTANCES = ("js",)
 
 
@@ -30,6 +32,22 @@ class HeadSimilarity:
     def ordered(self) -> np.ndarray:
         index = [layer * self.n_heads + head for layer, head in self.order]
         return self.distance[np.ix_(index, index)]
+
+    def most_alike(self, k: int = 3) -> list[tuple[tuple[int, int], tuple[int, int], float]]:
+        """The k pairs of distinct heads with the smallest distance: ((layer, head), (layer, head), distance)."""
+        n = self.distance.shape[0]
+        rows, cols = np.triu_indices(n, 1)
+        values = self.distance[rows, cols]
+        order = np.argsort(np.nan_to_num(values, nan=np.inf), kind="stable")[:k]
+        h = self.n_heads
+        return [(divmod(int(rows[i]), h), divmod(int(cols[i]), h), float(values[i])) for i in order]
+
+    def __repr__(self) -> str:
+        pairs = ", ".join(f"{head_label(*a)}\u2013{head_label(*b)} {d:.3f}" for a, b, d in self.most_alike())
+        return (
+            f"<HeadSimilarity {self.distance.shape[0]} heads, Jensen-Shannon distance (bits, 0 to 1); "
+            f"most alike: {pairs}; .ordered() in clustered order>"
+        )
 
 
 def js_distances(patterns: torch.Tensor) -> torch.Tensor:

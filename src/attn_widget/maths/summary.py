@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attn_widget.contract import REPEATED_TOKENS
+from attn_widget.contract import METRIC_LABELS, REPEATED_TOKENS, head_label
 
 
 @dataclass(frozen=True)
@@ -18,23 +18,29 @@ class SummaryRow:
     metric: str
     value: float
 
+    @property
+    def metric_label(self) -> str:
+        """The metric as the score views name it (`repeated_tokens` reads "induction (repeated random tokens)")."""
+        return METRIC_LABELS.get(self.metric, self.metric)
+
 
 @dataclass(frozen=True)
 class HeadSummary:
     rows: list[SummaryRow]
 
     def __str__(self) -> str:
-        lines = [f"{'finding':<22} {'head':>7}  {'metric':<14} {'value':>8}"]
+        width = max([len("metric"), *(len(r.metric_label) for r in self.rows)])
+        lines = [f"{'finding':<22} {'head':>7}  {'metric':<{width}} {'value':>8}"]
         for r in self.rows:
-            lines.append(f"{r.finding:<22} {f'L{r.layer}H{r.head}':>7}  {r.metric:<14} {r.value:>8.4f}")
+            lines.append(f"{r.finding:<22} {head_label(r.layer, r.head):>7}  {r.metric_label:<{width}} {r.value:>8.4f}")
         return "\n".join(lines)
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
         cells = "".join(
-            f"<tr><td>{html.escape(r.finding)}</td><td>L{r.layer}H{r.head}</td>"
-            f"<td>{html.escape(r.metric)}</td><td>{r.value:.4f}</td></tr>"
+            f"<tr><td>{html.escape(r.finding)}</td><td>{head_label(r.layer, r.head)}</td>"
+            f"<td>{html.escape(r.metric_label)}</td><td>{r.value:.4f}</td></tr>"
             for r in self.rows
         )
         return (
@@ -70,11 +76,6 @@ def summarize(scores: dict[str, np.ndarray], induction: np.ndarray, top_k: int =
         layer, head, value = _at(scores[metric], flat)
         rows.append(SummaryRow(finding, layer, head, metric, value))
     return HeadSummary(rows)
-
-
-def head_label(layer: int, head: int) -> str:
-    """The one way a head is written, in every view, figure and message: `L1H2`."""
-    return f"L{layer}H{head}"
 
 
 def top_heads_text(scores: np.ndarray, k: int = 3) -> str:

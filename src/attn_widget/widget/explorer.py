@@ -12,12 +12,14 @@ import numpy as np
 import torch
 import traitlets
 
+from attn_widget.analysis.ablation import AblationStopped
 from attn_widget.analysis.dataset import DatasetScores
 from attn_widget.analysis.derived import DetectorsAndSinks
 from attn_widget.analysis.prompt import check_head, check_layer
 from attn_widget.analysis.repeated_tokens import repeated_tokens_scores
 from attn_widget.backends import backend_for
 from attn_widget.backends.loading import resolve_model
+from attn_widget.contract import ABLATION, head_label
 from attn_widget.errors import AnswerError, AttnWidgetError, PromptError, SelectionError
 from attn_widget.export import circuits_vis
 from attn_widget.export.figure import ViewData
@@ -27,6 +29,7 @@ from attn_widget.maths.similarity import DISTANCES, HeadSimilarity
 from attn_widget.maths.summary import HeadSummary
 from attn_widget.widget import arguments, saving
 from attn_widget.widget.display import WATCHED, SnapshotOutput
+from attn_widget.widget.research import STOP
 from attn_widget.widget.session import Session
 from attn_widget.widget.traits import ExplorerTraits
 from attn_widget.widget.view import view_data as current_view
@@ -78,6 +81,7 @@ class AttentionExplorer(ExplorerTraits):
         self.set_trait("n_layers", self._session.backend.n_layers)
         self.set_trait("n_heads", self._session.backend.n_heads)
         self.set_trait("model_name", self._session.backend.name)
+        self.set_trait("layer_names", list(getattr(self._session.backend, "layer_names", None) or []))
         self.set_trait("read_only_prompt", self._session.backend.fixed_prompt is not None)
         self.layer, self.head = layer, head  # the validators below refuse an index outside the model
         if prompt is not None:
@@ -175,7 +179,9 @@ class AttentionExplorer(ExplorerTraits):
         prompts = arguments.texts("prompts", prompts)
         batch_size = arguments.whole("batch_size", batch_size, 1)
         result = self._session.research.run_dataset(prompts, batch_size, arguments.flag("progress", progress))
-        self._session.publish_scores()
+        # the stepper counts the new prompts: at the shown prompt if it is one of them, else at none
+        kept = prompts[: result.n_prompts]
+        self._session.publish_scores({"dataset_index": kept.index(self.prompt) if self.prompt in kept else -1})
         return result
 
     @property
@@ -222,18 +228,34 @@ class AttentionExplorer(ExplorerTraits):
 
     def composition_scores(self, kind: str = "k") -> np.ndarray:
         """`(n_layers, n_heads, n_layers, n_heads)`: Q-, K- or V-composition of each later head with
-        each earlier one, from the weights (as TransformerLens' `all_composition_scores`)."""
-        return self._why.composition(kind)
+        each earlier one, from the weights (as TransformerLens' `all_composition_scores`); also drawn
+        in the head composition view (click a cell to select the reading head)."""
+        scores = self._why.composition(kind)
+        self.composition_kind = kind.lower()
+        return scores
 
     def ablation_effect(self, method: str = "mean", batch_size: int = 16, progress: bool = True) -> np.ndarray:
         """`(n_layers, n_heads)`: the change in logit(answer) - logit(counterfactual) at the attributed
         query (no `answer`: in the loss on the prompt) when each head's output is ablated ("mean" over
-        the prompt's positions, or "zero"); `batch_size` heads per forward pass. Shown as a metric."""
+        the prompt's positions, or "zero"); `batch_size` heads per forward pass. Shown as a metric.
+        The progress bar's stop button (or Ctrl-C) ends it early: NaN for the heads not measured, and
+        the score views keep what they showed."""
         total = self._session.backend.n_layers * self._session.backend.n_heads
-        with self._session.research.progress_bar("ablation", total, progress) as tick:
-            effects = self._why.ablation_effect(
-                method, self.answer, self.counterfactual, self._session.attributed_query(), batch_size, tick
+        try:
+            with self._session.research.progress_bar("ablation", total, progress, "head") as tick:
+                effects = self._why.ablation_effect(
+                    method, self.answer, self.counterfactual, self._session.attributed_query(), batch_size, tick
+                )
+        except AblationStopped as stopped:  # the stop button: nothing partial passes for a sweep
+            kept = "the last complete sweep" if ABLATION in self.score_table else "no ablation metric"
+            message = (
+                f"ablation_effect stopped after {stopped.done} of {stopped.total} heads: the score views keep "
+                f"{kept}; the returned array has NaN for the heads not measured."
             )
+            print(message)
+            self._session.show_errors(message)
+            return np.array(stopped.partial, copy=True)
+        self._session.show_errors()  # a stopped sweep's message no longer holds
         self._session.publish_scores()
         return np.array(effects, copy=True)
 
@@ -290,6 +312,9 @@ class AttentionExplorer(ExplorerTraits):
     def _on_front_end_message(self, widget: Any, content: Any, buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == WHY:
             self.send(self._why.answer_message(content))
+            return
+        if isinstance(content, dict) and content.get("type") == STOP:  # no lock: the sweep it stops holds none
+            self._session.research.stop(content.get("run"))
             return
         self._session.on_message(widget, content, buffers)
 
@@ -413,15 +438,24 @@ class AttentionExplorer(ExplorerTraits):
         else:
             self.set_trait("similarity", {})
 
+    @traitlets.observe("composition_kind")
+    def _follow_composition(self, change: dict[str, Any]) -> None:
+        kind = change["new"]
+        try:
+            self.set_trait("composition", self._why.composition_view(kind) if kind else {})
+        except AttnWidgetError:  # no weights to read (precomputed attention): the view stays as it was
+            self.set_trait("composition_kind", change["old"])
+            raise
+
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Front-end updates, through the same transitions as Python's (session.py `front_end_update`):
         a rejected value shows in the widget, and every trait of the update goes back."""
-        self._from_front_end = True
+        self._from_front_end = self._session.from_front_end = True
         try:
             self._session.front_end_update(sync_data, super().set_state)
         finally:
-            self._from_front_end = False
+            self._from_front_end = self._session.from_front_end = False
 
 
 def _text_line(w: AttentionExplorer) -> str:
-    return f"AttentionExplorer({w.model_name}, L{w.layer}H{w.head}, {len(w.tokens)} tokens)"
+    return f"AttentionExplorer({w.model_name}, {head_label(w.layer, w.head)}, {len(w.tokens)} tokens)"

@@ -5,6 +5,8 @@ and calls in here."""
 from __future__ import annotations
 
 import contextlib
+import itertools
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -20,8 +22,12 @@ from attn_widget.contract import CHANGE_SUFFIX, DATASET_PREFIX, RESERVED_METRICS
 from attn_widget.errors import AttnWidgetError, SelectionError
 from attn_widget.maths.detectors import BUILT_IN, Detector, DetectorError
 from attn_widget.maths.similarity import HeadSimilarity, head_similarity
+from attn_widget.widget import progress
 from attn_widget.widget.json_numbers import json_matrix
 from attn_widget.widget.traits import ExplorerTraits
+
+STOP = "stop"
+"""The custom message of the progress bar's stop button: {"type": "stop", "run": the run it stops}."""
 
 
 class Research:
@@ -34,6 +40,11 @@ class Research:
         self.derived: DetectorsAndSinks | None = None
         self.failure = ""
         """Why the prompt's detectors and sinks could not be computed, or empty."""
+        self.runs = itertools.count(1)
+        self.running = 0
+        """The run the progress bar shows (dataset, ablation sweep), 0 when none."""
+        self.stop_asked = 0
+        """The run the stop button asked to stop: its next progress tick raises KeyboardInterrupt."""
 
     # ---- detectors ---------------------------------------------------------------------
 
@@ -133,30 +144,31 @@ class Research:
         """The head similarity view's data for the current prompt (the `similarity` trait)."""
         return _similarity_json(head_similarity(prompt_patterns(self.backend, self.current().token_ids), "js"))
 
+    def stop(self, run: Any) -> None:
+        """The stop button's message: the run still under way stops at its next tick. A message for a
+        run that is over (it arrived after the kernel's interrupt ended it) is ignored."""
+        if isinstance(run, int) and run == self.running:
+            self.stop_asked = run
+
     @contextlib.contextmanager
-    def progress_bar(self, label: str, total: int, show: bool) -> Iterator[Callable[[int, int], None]]:
-        """The widget's bar (the `progress` trait) and, when tqdm is there, a notebook bar."""
-        bar = None
-        if show:
-            try:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=total, desc=label, unit="prompt")
-            except ImportError:
-                bar = None
-
-        def tick(done: int, all_: int) -> None:
-            self.widget.set_trait("progress", {"label": label, "done": done, "total": all_})
-            if bar is not None:
-                bar.update(done - bar.n)
-
-        self.widget.set_trait("progress", {"label": label, "done": 0, "total": total})
+    def progress_bar(self, label: str, total: int, show: bool, unit: str = "prompt") -> Iterator[progress.Tick]:
+        """The widget's bar and, with `show`, a notebook bar, for runs over widget/progress.py's
+        threshold. The bar names its run, and says whether it runs on the main thread: there only an
+        interrupt reaches it (the kernel reads messages once the cell is done), elsewhere the stop
+        message does."""
+        run = self.running = next(self.runs)
+        names = {"run": run, "interrupt": threading.current_thread() is threading.main_thread()}
         try:
-            yield tick
+            with progress.progress(self.widget, label, total, unit, show, names=names) as tick:
+
+                def tick_or_stop(done: int, steps: int | None = None, phase: str | None = None) -> None:
+                    if self.stop_asked == run:
+                        raise KeyboardInterrupt
+                    tick(done, steps, phase)
+
+                yield tick_or_stop
         finally:
-            if bar is not None:
-                bar.close()
-            self.widget.set_trait("progress", {})
+            self.running = 0
 
 
 def _similarity_json(result: HeadSimilarity) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from attn_widget.contract import head_label
 from attn_widget.errors import AttnWidgetError
 from attn_widget.export.colormaps import Theme
 from attn_widget.export.figure import VIEWS, View, ViewData, figure
@@ -74,7 +75,7 @@ def figure_bytes(data: ViewData, fmt: str, view: View = "heatmap", scale: float 
     """The figure as PNG or SVG bytes (what `save` writes, and what the export buttons download)."""
     fig = figure(data, check_view(view))
     if fmt == "svg":
-        return to_svg(fig, scale, f"{data.model_name}: L{data.layer}H{data.head}").encode("utf-8")
+        return to_svg(fig, scale, f"{data.model_name}: {head_label(data.layer, data.head)}").encode("utf-8")
     if fmt == "png":
         return to_png(fig, max(1, round(scale)))
     raise AttnWidgetError(f"unknown figure format {fmt!r}: choose png or svg")
@@ -108,5 +109,5 @@ def export_reply(content: dict[str, Any], data: Callable[[Theme], ViewData]) -> 
         raise AttnWidgetError(f"malformed export request: {content!r:.200}")
     shown = data("dark" if theme == "dark" else "light")
     payload = figure_bytes(shown, fmt, check_view(str(view)), 2)
-    filename = f"attention-L{shown.layer}H{shown.head}-{view}.{fmt}"
+    filename = f"attention-{head_label(shown.layer, shown.head)}-{view}.{fmt}"
     return {"type": "export", "id": request_id, "format": fmt, "view": view, "filename": filename}, [payload]

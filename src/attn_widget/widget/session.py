@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -32,14 +30,13 @@ from attn_widget.maths.summary import HeadSummary, summarize
 from attn_widget.widget import arguments, interrupts, protocol, saving
 from attn_widget.widget.answers import Shown, answer, pushed_head_request
 from attn_widget.widget.json_numbers import json_matrix, json_row
+from attn_widget.widget.progress import progress
 from attn_widget.widget.requests import Prefetch
 from attn_widget.widget.research import Research
 from attn_widget.widget.traits import ExplorerTraits
 from attn_widget.widget.view import view_data
 from attn_widget.widget.view_options import ViewOptions
 
-PROGRESS_INTERVAL_S = 0.5
-"""How often the progress bar hears of layers finished while a long prompt is reduced."""
 INTERRUPTED = "Interrupted while running the model: the previous prompt is still shown."
 
 
@@ -64,6 +61,8 @@ class Session:
         self.publishing = False
         """Set while a state is published: observers wait for the whole of it."""
         self.on_published: list[Callable[[], None]] = []
+        self.from_front_end = False
+        """Set while the front end's update is applied (AttentionExplorer.set_state)."""
 
     def summary(self, top_k: int = 5) -> HeadSummary:
         scores = self.current().scores
@@ -116,10 +115,14 @@ class Session:
     def _prepare(self, prompt: str) -> dict[str, Any]:
         """Everything the new prompt's views show, computed before any trait changes."""
         detectors = list(self.research.detectors.values())  # scored in the same sweep as the scores
-        # raises PromptError / ModelError
-        analysis = PromptAnalysis(self.backend, prompt, defer_scores=True, detectors=detectors)
-        with self._progress("scores", self.backend.n_layers) as tick:
-            analysis.finish(lambda _layer: tick(int(analysis.scored.sum())))
+        # a notebook bar only for a run asked from Python: the front end's own runs have no cell to show it in
+        n = self.backend.n_layers
+        bars = progress(self.widget, "running the model", n, "layer", notebook=not self.from_front_end)
+        with bars as tick:  # raises PromptError / ModelError
+            analysis = PromptAnalysis(
+                self.backend, prompt, defer_scores=True, detectors=detectors, on_layer_run=lambda i: tick(i + 1)
+            )
+            analysis.finish(lambda _layer: tick(int(analysis.scored.sum()), n, "scores"))
         self.analysis = analysis
         self.options.new_prompt(analysis)
         self.research.compute()
@@ -212,22 +215,6 @@ class Session:
             return  # the front end asks for it as usual
         self.widget.send({**reply, "id": None, "pushed": True}, buffers)
 
-    @contextmanager
-    def _progress(self, label: str, total: int) -> Iterator[Callable[[int], None]]:
-        last = time.monotonic()
-
-        def tick(done: int) -> None:
-            nonlocal last
-            if time.monotonic() - last > PROGRESS_INTERVAL_S:
-                self.widget.set_trait("progress", {"label": label, "done": done, "total": total})
-                last = time.monotonic()
-
-        try:
-            yield tick
-        finally:
-            if self.widget.progress:
-                self.widget.set_trait("progress", {})
-
     # ---- changes of the view options and research ------------------------------------------
 
     def refresh_research(self) -> None:
@@ -240,10 +227,10 @@ class Session:
             state["error"] = self.errors()
             self.publish(state)
 
-    def publish_scores(self) -> None:
-        """The score table again (a new dataset, retrieval or repeated-token run)."""
+    def publish_scores(self, more: dict[str, Any] | None = None) -> None:
+        """The score table again (a new dataset, retrieval or repeated-token run), with `more` traits."""
         with self.lock:
-            self.publish(self.score_state(self.current()))
+            self.publish(self.score_state(self.current()) | (more or {}))
 
     def publish_weighed(self, bump_revision: bool = False, scores_too: bool = True) -> None:
         """Thumbnails, scores and attribution in the selected weighting (and against the compare

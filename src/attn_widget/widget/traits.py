@@ -12,7 +12,7 @@ from typing import Any
 import anywidget
 from traitlets import Bool, Bytes, Dict, Enum, Float, HasTraits, Int, List, Unicode
 
-from attn_widget.contract import COLOR_SCALES, REPEATED_TOKENS, SHADE_BY, WEIGHTINGS
+from attn_widget.contract import COLOR_SCALES, COMPOSITION_LABELS, REPEATED_TOKENS, SHADE_BY, WEIGHTINGS
 from attn_widget.export.standalone import BUNDLE_DIR
 from attn_widget.maths.sinks import SINK_THRESHOLD
 from attn_widget.widget import arguments
@@ -41,7 +41,10 @@ class PromptText(Unicode):  # type: ignore[type-arg]
     def set(self, obj: HasTraits, value: Any) -> None:
         text = self.validate(obj, value)
         transition = getattr(obj, "prompt_transition", None)
-        if transition is None:
+        # traitlets sets each held trait again, unchanged, when hold_trait_notifications ends (as
+        # ipywidgets' set_state does around a front-end update): that is no new prompt to run
+        again = getattr(obj, "_cross_validation_lock", False) and text == getattr(obj, str(self.name))
+        if transition is None or again:
             super().set(obj, text)
         else:
             transition(text, lambda: Unicode.set(self, obj, text))
@@ -68,6 +71,9 @@ class ExplorerTraits(anywidget.AnyWidget):
     n_layers = Int(0, read_only=True).tag(sync=True)
     n_heads = Int(0, read_only=True).tag(sync=True)
     model_name = Unicode("", read_only=True).tag(sync=True)
+    layer_names = List(Unicode(), read_only=True).tag(sync=True)
+    """Each layer's module path (and pass, where a looped model runs a module again); empty where the
+    backend names none (a layer's index is then all there is)."""
     score_table = Dict(read_only=True).tag(sync=True)
     scored_layers = Int(0, read_only=True).tag(sync=True)
     """How many layers' scores are in `score_table` so far (rows of the others are null)."""
@@ -117,6 +123,11 @@ class ExplorerTraits(anywidget.AnyWidget):
     """While true, `similarity` follows the prompt (the view's button sets it)."""
     similarity = Dict(read_only=True).tag(sync=True)
     """{"order": [[layer, head], ...], "distance": clustered matrix} for the head similarity view."""
+    composition_kind = Enum(("", *COMPOSITION_LABELS), "").tag(sync=True)
+    """The head composition view's Q-, K- or V-composition ("q", "k", "v"); empty: the view is closed."""
+    composition = Dict(read_only=True).tag(sync=True)
+    """{"kind", "n_layers", "n_heads", "scores"}: float32 bytes `[writer, reader]` over heads in layer
+    order (`layer * n_heads + head`), NaN where the reader is not in a later layer."""
 
     def prompt_transition(self, prompt: str, store: Callable[[], None]) -> None:
         """Sets the prompt; the explorer runs the model and publishes its state with it."""

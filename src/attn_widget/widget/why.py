@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
 from attn_widget.analysis.ablation import Target, ablation_effects
 from attn_widget.analysis.prompt import PromptAnalysis, check_head, check_layer
@@ -18,7 +19,7 @@ from attn_widget.backends.tokens import token_id
 from attn_widget.backends.weights import CircuitWeights, circuit_weights
 from attn_widget.contract import ABLATION
 from attn_widget.errors import AttnWidgetError, SelectionError
-from attn_widget.maths.composition import composition_scores
+from attn_widget.maths.composition import KINDS, composition_scores, writer_reader_matrix
 from attn_widget.widget.json_numbers import json_matrix
 from attn_widget.widget.traits import ExplorerTraits
 
@@ -45,6 +46,8 @@ class Why:
         self.widget, self.backend, self.current = widget, backend, current
         self._weights: CircuitWeights | None = None
         self.ablation: tuple[PromptAnalysis, np.ndarray] | None = None
+        self.compositions: dict[str, np.ndarray] = {}
+        """Kind -> scores: they depend on the weights alone, so the view's Q/K/V choice costs nothing twice."""
 
     def weights(self) -> CircuitWeights:
         if self._weights is None:
@@ -76,12 +79,23 @@ class Why:
         return frame
 
     def composition(self, kind: str) -> np.ndarray:
-        weights = self.weights()
-        layers = [weights.layer(i) for i in range(weights.n_layers)]
-        try:
-            return composition_scores(layers, kind).cpu().numpy()
-        except ValueError as err:
-            raise AttnWidgetError(str(err)) from err
+        """`[layers, heads, layers, heads]` float32 (a copy: the caller may change it)."""
+        key = kind.lower() if isinstance(kind, str) else ""
+        if key not in KINDS:
+            raise AttnWidgetError(f"kind must be one of q, k, v (query, key or value composition), not {kind!r}.")
+        if key not in self.compositions:
+            weights = self.weights()
+            layers = [weights.layer(i) for i in range(weights.n_layers)]
+            self.compositions[key] = composition_scores(layers, key).cpu().numpy()
+        return np.array(self.compositions[key], copy=True)
+
+    def composition_view(self, kind: str) -> dict[str, Any]:
+        """The head composition view's data (the `composition` trait): writers as rows, later readers
+        as columns, float32 bytes with NaN where the reader is not later."""
+        scores = self.composition(kind)
+        matrix = writer_reader_matrix(torch.from_numpy(scores)).numpy().astype(np.float32)
+        n_layers, n_heads = scores.shape[:2]
+        return {"kind": kind.lower(), "n_layers": n_layers, "n_heads": n_heads, "scores": matrix.tobytes()}
 
     def ablation_effect(
         self,
