@@ -618,7 +618,7 @@ def main() -> int:
     p.add_argument("--short-len", type=int, default=96)
     p.add_argument("--short-batch", type=int, default=16)
     p.add_argument("--short-loss-positions", type=int, default=768, help="positions per short step the loss is taken on")
-    p.add_argument("--long-steps", type=int, default=250)
+    p.add_argument("--long-steps", type=int, default=1000)
     p.add_argument("--long-tokens", type=int, default=4096, help="tokens per long-phase step")
     p.add_argument("--loss-positions", type=int, default=1024, help="positions per long step the loss is taken on")
     p.add_argument(
