@@ -892,8 +892,8 @@ never a target; the unembedding is most of the cost on a CPU).
 
 1. Short phase: {args.short_steps:,} steps of {args.short_batch} sequences of {args.short_len} tokens, lr
    {args.lr:g} (warm-up {args.warmup} steps). {int(SHORT_MIX['pairs'] * 100)}% pairs of a random segment (2 to 47 tokens, half of them
-   2 to {args.pair_short_max}, a new length each pair) and its copy, with short pieces of text between pairs, {int(SHORT_MIX['text'] * 100)}% plain
-   text. Random segments draw ids from [100, 1000) (as the explorer's test does): few enough ids that each
+   2 to {args.pair_short_max} tokens, a new length each pair) and its copy, with short pieces of text between pairs, {int(SHORT_MIX['text'] * 100)}% plain
+   text; each pair weighs the same in the loss (a copy's positions 1 / (length - 1) each, text 1/16). Random segments draw ids from [100, 1000) (as the explorer's test does): few enough ids that each
    is seen often, which brings the phase change (previous-token and induction heads) early.
 2. Long phase: {args.long_steps:,} steps of {args.long_tokens:,} tokens each, as sequences of
    {", ".join(f"{n:,}" for n in LONG_LENGTHS)} tokens (probabilities
