@@ -1,19 +1,23 @@
-"""The bundled demo model: small, offline, and its heads do what the reference notebook teaches.
+"""The bundled demo model: small, offline, Llama-shaped, and its heads do what the reference notebook
+teaches, at long range too.
 
 Scores are the project's own (`AttentionExplorer.scores`, `run_repeated_tokens_test`), the ones users see.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
 import pytest
+import torch
 
 from attn_widget import AttentionExplorer, magics
 from attn_widget.models import DEMO_MODEL_DIR, DEMO_MODEL_NAME, load_demo_model
 
 PROMPT = "When Mary and John went to the store, Mary gave a drink to John."
+WHOLE_WORDS = [" evening", " home", " Mary", " John", " store", " park"]
 ORDINARY_TEXT = [  # not in the training data: sentences of the kind it was trained on
     "When the file is opened in text mode, the encoding defaults to the locale setting.",
     "Return a new list containing all items from the iterable in ascending order.",
@@ -35,6 +39,27 @@ def test_bundled_files_are_small():
     assert sum(f.stat().st_size for f in files) <= 10 * 2**20
 
 
+def test_it_has_the_shape_of_todays_models():
+    config = json.loads((DEMO_MODEL_DIR / "config.json").read_text(encoding="utf-8"))
+    assert config["model_type"] == "llama"  # rotary positions, RMSNorm
+    assert config["num_key_value_heads"] < config["num_attention_heads"]  # grouped-query attention
+    assert config["max_position_embeddings"] >= 4096
+
+
+def test_it_is_a_transformer_bridge_over_a_hugging_face_llama():
+    from transformer_lens import TransformerBridge
+    from transformers import LlamaForCausalLM
+
+    model = load_demo_model()
+    assert isinstance(model, TransformerBridge) and isinstance(model.original_model, LlamaForCausalLM)
+    assert model.cfg.n_ctx >= 4096
+
+
+def test_common_words_are_one_token_each():
+    tokenizer = load_demo_model().tokenizer
+    assert [word for word in WHOLE_WORDS if len(tokenizer.tokenize(word)) != 1] == []
+
+
 def test_no_model_means_the_demo_model(explorer):
     assert explorer.model_name == DEMO_MODEL_NAME
     assert AttentionExplorer(DEMO_MODEL_NAME, prompt="Hello").model_name == DEMO_MODEL_NAME
@@ -47,21 +72,83 @@ def test_the_prompt_reads_as_words(explorer):
     assert [t.strip() for t in words] == re.findall(r"\w+|[^\w\s]", PROMPT)  # no word split into pieces
 
 
-def test_an_induction_head_on_repeated_random_tokens(explorer):
-    assert explorer.run_repeated_tokens_test(seq_len=50, batch=8, seed=0).max() >= 0.6
+def _ideal_induction_share(ids: list[int], queries: np.ndarray, period: int) -> float:
+    """What a perfect induction head puts, on average, on the key `period - 1` before each query: its
+    weight split evenly over every key that follows an earlier occurrence of the query's token. A
+    token that occurs more than once before the query shares the weight, so this is below 1 on long
+    sequences from few ids and on text."""
+    shares = []
+    for q in queries:
+        keys = [k for k in range(1, q + 1) if ids[k - 1] == ids[q]]
+        shares.append(1 / len(keys) if q - period + 1 in keys else 0.0)
+    return float(np.mean(shares))
 
 
+def _ideal_repeated_tokens_score(seq_len: int, batch: int, seed: int = 0) -> float:
+    """The perfect induction head's score on the explorer's repeated random token test (the same
+    ids: BOS, then seq_len // 2 ids from [100, 1000), repeated once)."""
+    half = seq_len // 2
+    segment = torch.randint(100, 1000, (batch, half), generator=torch.Generator().manual_seed(seed))
+    queries = np.arange(1 + half, 2 * half)  # the second copy, its last token left out as the test does
+    return float(np.mean([_ideal_induction_share([0, *row, *row], queries, half) for row in segment.tolist()]))
+
+
+@pytest.mark.parametrize(("seq_len", "batch"), [(50, 8), (500, 8)])
+def test_an_induction_head_on_repeated_random_tokens(explorer, seq_len, batch):
+    assert explorer.run_repeated_tokens_test(seq_len=seq_len, batch=batch, seed=0).max() >= 0.8
+
+
+def test_at_2000_tokens_the_induction_head_is_near_a_perfect_one(explorer):
+    """With 1,000 ids drawn from 900, most tokens occur twice in a copy: a perfect induction head
+    scores about 0.55 here (the issue's target of 0.6 is above it)."""
+    ideal = _ideal_repeated_tokens_score(2000, 4)
+    assert 0.5 < ideal < 0.6
+    assert explorer.run_repeated_tokens_test(seq_len=2000, batch=4, seed=0).max() >= 0.8 * ideal
+
+
+@pytest.mark.xfail(strict=True, reason="demo model target not met: top induction score 0.46 at 2,000 tokens")
+def test_the_issues_target_at_2000_tokens(explorer):
+    assert explorer.run_repeated_tokens_test(seq_len=2000, batch=4, seed=0).max() >= 0.6
+
+
+def test_a_previous_token_head_on_random_tokens(explorer):
+    explorer.prompt = "".join(explorer.model.tokenizer.decode([i]) for i in range(300, 340))
+    assert explorer.scores["previous_token"][0].max() >= 0.8  # in layer 0, where induction needs it
+
+
+@pytest.mark.xfail(strict=True, reason="target of the demo model not met: the previous-token head scores 0.66 on text")
 def test_a_previous_token_head_on_ordinary_text(explorer):
     scores = []
     for text in ORDINARY_TEXT:
         explorer.prompt = text
         scores.append(explorer.scores["previous_token"])
-    assert np.mean(scores, axis=0).max() >= 0.6
+    assert np.mean(scores, axis=0).max() >= 0.8
 
 
-def test_a_head_rests_on_the_first_token(explorer):
-    explorer.prompt = ORDINARY_TEXT[2]
-    assert explorer.scores["first_token"].max() >= 0.5
+def test_the_induction_head_copies_across_a_long_repeated_passage(explorer):
+    import argparse
+    import cmd
+
+    tokenizer = load_demo_model().tokenizer
+    passage = " " + " ".join(" ".join(module.__doc__.split()) for module in (argparse, cmd))  # ~1,100 tokens
+    period = len(tokenizer.tokenize(passage))
+    explorer.prompt = passage + passage
+    assert len(explorer.tokens) == 1 + 2 * period > 2000
+    induction = explorer.scores["induction"]
+    layer, head = np.unravel_index(np.argmax(induction), induction.shape)
+    pattern = explorer.pattern(int(layer), int(head))
+    queries = np.arange(1 + period, 2 * period)  # the second copy
+    ids = [int(i) for i in load_demo_model().tokenizer(passage + passage)["input_ids"]]
+    ideal = _ideal_induction_share(ids, queries, period)  # common words recur: about 0.35
+    assert pattern[queries, queries - period + 1].mean() >= 0.7 * ideal  # the token after the first occurrence
+
+
+def test_a_head_rests_on_the_first_token(explorer):  # a BOS sink
+    scores = []
+    for text in ORDINARY_TEXT:
+        explorer.prompt = text
+        scores.append(explorer.scores["first_token"])
+    assert np.mean(scores, axis=0).max() >= 0.5
 
 
 def test_attn_without_a_model_uses_the_demo_model(ipython_shell, monkeypatch):
@@ -102,11 +189,13 @@ def test_a_custom_induction_detector_ranks_heads_like_the_induction_score(explor
     custom = explorer.add_detector("my_induction", _induction_by_hand)
     try:
         assert _top_heads(custom) == _top_heads(explorer.scores["induction"])
-        test_heads = set(_top_heads(explorer.run_repeated_tokens_test(), k=2))  # repeated random tokens
-        assert set(_top_heads(custom, k=2)) == test_heads
+        # the four heads of layer 1 are induction heads of near equal strength: the detector's
+        # strongest are among them
+        test_heads = set(_top_heads(explorer.run_repeated_tokens_test(), k=4))  # repeated random tokens
+        assert set(_top_heads(custom, k=2)) <= test_heads
         result = explorer.run_dataset(REPEATED, batch_size=2, progress=False)
         assert _top_heads(result.mean["my_induction"]) == _top_heads(result.mean["induction"])
-        assert set(_top_heads(result.mean["my_induction"], k=2)) == test_heads
+        assert set(_top_heads(result.mean["my_induction"], k=2)) <= test_heads
     finally:
         explorer.remove_detector("my_induction")
 
@@ -114,5 +203,5 @@ def test_a_custom_induction_detector_ranks_heads_like_the_induction_score(explor
 def test_retrieval_heads_are_the_induction_heads(explorer):
     retrieval = explorer.retrieval_test(haystack_len=60, needle_len=10, samples=8, seed=0)
     induction = explorer.run_repeated_tokens_test(seq_len=50, batch=8, seed=0)
-    assert set(_top_heads(retrieval, k=2)) == set(_top_heads(induction, k=2))
+    assert set(_top_heads(retrieval, k=4)) == set(_top_heads(induction, k=4))
     assert retrieval.max() >= 0.8

@@ -1,15 +1,15 @@
 """The small demo model bundled with attn_widget.
 
-``attn-widget-demo`` is a 2-layer, attention-only TransformerLens-native model
-trained offline on a CPU by ``scripts/train_demo_model.py`` (see
-``demo/README.md`` for its shape, training recipe and head scores). Its heads
-show the textbook patterns: previous-token heads, induction heads and heads
-that rest on the first (BOS) token.
+``attn-widget-demo`` is a 2-layer Llama-shaped model (rotary positions, grouped-query
+attention, RMSNorm, a context of 4,096 tokens) trained offline on CPU cores by
+``scripts/train_demo_model.py`` (see ``demo/README.md`` for its shape, training recipe
+and head scores). Its heads show the textbook patterns at long range: previous-token
+heads, induction heads that keep working across thousands of tokens, and heads that
+rest on the first (BOS) token.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,36 +21,42 @@ __all__ = ["DEMO_MODEL_DIR", "DEMO_MODEL_NAME", "load_demo_model"]
 
 DEMO_MODEL_NAME = "attn-widget-demo"
 DEMO_MODEL_DIR: Path = Path(__file__).resolve().parent / "demo"
+ARCHITECTURE = "LlamaForCausalLM"
 
 
 def load_demo_model(device: str | torch.device | None = None) -> TransformerBridge:
-    """Load the bundled demo model as a ``TransformerBridge`` in eval mode.
+    """Load the bundled demo model as a TransformerLens ``TransformerBridge`` in eval mode.
 
-    Rebuilds the model from ``demo/config.json`` with
-    ``TransformerBridge.boot_native``, loads the float16 weights from
-    ``demo/model.safetensors`` as float32 and attaches the bundled byte-level BPE
-    tokenizer (which prepends ``<|endoftext|>`` as BOS). Works offline: nothing
-    is fetched from the Hugging Face Hub.
+    Builds a Hugging Face ``LlamaForCausalLM`` from ``demo/config.json``, loads the
+    float16 weights of ``demo/model.safetensors`` as float32 (the unembedding is tied
+    to the embedding), and wraps it in a bridge with the bundled byte-level BPE
+    tokenizer (which prepends ``<|endoftext|>`` as BOS). Works offline: nothing is
+    fetched from the Hugging Face Hub.
 
     Args:
         device: Where to put the model (e.g. ``"cpu"``, ``"cuda"``); ``None``
             keeps it on the CPU.
     """
+    import torch
     from safetensors.torch import load_file
-    from transformer_lens import TransformerBridge, TransformerBridgeConfig
-    from transformers import PreTrainedTokenizerFast
+    from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    config = json.loads((DEMO_MODEL_DIR / "config.json").read_text(encoding="utf-8"))
-    # add_bos_token is not kept in tokenizer_config.json by transformers; passing it
-    # also stops boot_native from re-loading the tokenizer through AutoTokenizer.
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(DEMO_MODEL_DIR), add_bos_token=True)
-    model = TransformerBridge.boot_native(
-        TransformerBridgeConfig(**config),
-        tokenizer=tokenizer,
-        device=device,
-        model_name=DEMO_MODEL_NAME,
-    )
+    config = LlamaConfig.from_pretrained(str(DEMO_MODEL_DIR))
+    config._attn_implementation = "sdpa"
+    model = LlamaForCausalLM(config)
     state = load_file(str(DEMO_MODEL_DIR / "model.safetensors"))
-    model.load_state_dict({name: tensor.float() for name, tensor in state.items()}, strict=True)
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    if unexpected or set(missing) - {"lm_head.weight"}:
+        raise RuntimeError(f"demo model weights do not match its config: missing {missing}, unexpected {unexpected}")
+    model.tie_weights()
     model.eval()
-    return model
+    if device is not None:
+        model.to(torch.device(device))
+    # The bridge builder re-loads the tokenizer by its name_or_path: it must come from a folder.
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(DEMO_MODEL_DIR))
+    bridge = build_bridge_from_module(
+        model, ARCHITECTURE, hf_config=model.config, tokenizer=tokenizer, model_name=DEMO_MODEL_NAME
+    )
+    bridge.eval()
+    return bridge
