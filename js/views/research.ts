@@ -201,7 +201,7 @@ export class SimilarityView {
     const size = order.length;
     this.shown = shown || size > 0;
     this.data = data;
-    this.button.textContent = this.shown ? "hide" : "show (clustered)";
+    this.button.textContent = this.shown ? "hide" : "show";
     this.body.hidden = !this.shown || size === 0;
     if (this.body.hidden) return;
     this.cell = Math.max(4, Math.min(16, Math.floor(SIM_MAX_PX / size)));
