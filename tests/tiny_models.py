@@ -85,3 +85,20 @@ def native_model(tokenizer, *, n_layers: int = 3, n_heads: int = 4, n_ctx: int =
         for p in model.parameters():
             p.mul_(4.0)
     return model.eval()
+
+
+def hooked_transformer(rotary: bool):
+    """A 3-layer TransformerLens 2.x/3.x HookedTransformer: learned positions and LayerNorm, or rotary
+    with grouped keys and RMSNorm. Skips the test under TransformerLens 4 (no HookedTransformer)."""
+    import pytest
+
+    try:
+        from transformer_lens import HookedTransformer, HookedTransformerConfig
+    except (ImportError, AttributeError):
+        pytest.skip("TransformerLens 4 has no HookedTransformer: run `make test-tl3`")
+    cfg = HookedTransformerConfig(
+        n_layers=3, n_heads=4, d_model=32, d_head=8, n_ctx=32, d_vocab=50, act_fn="gelu", d_mlp=64, seed=0,
+        normalization_type="RMS" if rotary else "LN",
+        positional_embedding_type="rotary" if rotary else "standard", n_key_value_heads=2 if rotary else None,
+    )  # fmt: skip
+    return HookedTransformer(cfg).eval()

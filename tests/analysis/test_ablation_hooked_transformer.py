@@ -8,20 +8,12 @@ import torch
 
 from attn_widget.analysis.ablation import Target, ablation_effects
 from attn_widget.backends.weights import CircuitWeights
+from tiny_models import hooked_transformer
 
 
 @pytest.mark.parametrize("rotary", [False, True])
 def test_equals_one_hooked_pass_per_head(rotary):
-    try:
-        from transformer_lens import HookedTransformer, HookedTransformerConfig
-    except (ImportError, AttributeError):
-        pytest.skip("TransformerLens 4 has no HookedTransformer: run `make test-tl3`")
-    cfg = HookedTransformerConfig(
-        n_layers=3, n_heads=4, d_model=32, d_head=8, n_ctx=32, d_vocab=50, act_fn="gelu", d_mlp=64, seed=0,
-        normalization_type="RMS" if rotary else "LN",
-        positional_embedding_type="rotary" if rotary else "standard", n_key_value_heads=2 if rotary else None,
-    )  # fmt: skip
-    model = HookedTransformer(cfg).eval()
+    model = hooked_transformer(rotary)
     tokens = torch.randint(0, 50, (1, 12), generator=torch.Generator().manual_seed(0))
     ours = ablation_effects(CircuitWeights(model), tokens, Target(7, 3, -1), "zero", batch_size=5)
 

@@ -9,19 +9,11 @@ import torch
 
 from attn_widget.analysis.residual import decompose
 from attn_widget.backends import backend_for
+from tiny_models import hooked_transformer
 
 
-def hooked_transformer(rotary: bool):
-    try:
-        from transformer_lens import HookedTransformer, HookedTransformerConfig
-    except (ImportError, AttributeError):
-        pytest.skip("TransformerLens 4 has no HookedTransformer: run `make test-tl3`")
-    cfg = HookedTransformerConfig(
-        n_layers=3, n_heads=4, d_model=32, d_head=8, n_ctx=32, d_vocab=50, act_fn="gelu", d_mlp=64, seed=0,
-        normalization_type="RMS" if rotary else "LN",
-        positional_embedding_type="rotary" if rotary else "standard", n_key_value_heads=2 if rotary else None,
-    )  # fmt: skip
-    model = HookedTransformer(cfg).eval()
+def sharpened_hooked_transformer(rotary: bool):
+    model = hooked_transformer(rotary)
     with torch.no_grad():  # sharper than random, and norms that are not all ones
         for name, p in model.named_parameters():
             p.mul_(3.0 if "W_Q" in name or "W_K" in name else 1.0)
@@ -32,7 +24,7 @@ def hooked_transformer(rotary: bool):
 
 @pytest.mark.parametrize("rotary", [False, True])
 def test_sums_to_hook_attn_scores(rotary):
-    model = hooked_transformer(rotary)
+    model = sharpened_hooked_transformer(rotary)
     backend = backend_for(model)
     tokens = torch.randint(0, 50, (1, 14), generator=torch.Generator().manual_seed(0))
     _, cache = model.run_with_cache(tokens)
