@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import math
 import os
 import random
@@ -178,16 +177,79 @@ def gather_fortunes() -> list[str]:
     return out
 
 
-NAMES = (
-    "Mary John Alice Bob James Sarah Tom Anna David Emma Michael Lisa Paul Kate Peter Laura Mark Susan George "
-    "Emily Jack Rachel Daniel Julia Chris Linda Kevin Amy Robert Helen"
-).split()
-PLACES = (
-    "store park school office restaurant station hospital library garden house beach market cafe museum shop "
-    "river farm church city village"
-).split()
-OBJECTS = "drink book ball letter ring bag cake key flower pen gift phone coat basket bottle ticket".split()
-TIMES = "morning evening afternoon night weekend".split()
+NAMES = [
+    "Mary",
+    "John",
+    "Alice",
+    "Bob",
+    "James",
+    "Sarah",
+    "Tom",
+    "Anna",
+    "David",
+    "Emma",
+    "Michael",
+    "Lisa",
+    "Paul",
+    "Kate",
+    "Peter",
+    "Laura",
+    "Mark",
+    "Susan",
+    "George",
+    "Emily",
+    "Jack",
+    "Rachel",
+    "Daniel",
+    "Julia",
+    "Chris",
+    "Linda",
+    "Kevin",
+    "Amy",
+    "Robert",
+    "Helen",
+]
+PLACES = [
+    "store",
+    "park",
+    "school",
+    "office",
+    "restaurant",
+    "station",
+    "hospital",
+    "library",
+    "garden",
+    "house",
+    "beach",
+    "market",
+    "cafe",
+    "museum",
+    "shop",
+    "river",
+    "farm",
+    "church",
+    "city",
+    "village",
+]
+OBJECTS = [
+    "drink",
+    "book",
+    "ball",
+    "letter",
+    "ring",
+    "bag",
+    "cake",
+    "key",
+    "flower",
+    "pen",
+    "gift",
+    "phone",
+    "coat",
+    "basket",
+    "bottle",
+    "ticket",
+]
+TIMES = ["morning", "evening", "afternoon", "night", "weekend"]
 TEMPLATES = [
     "When {A} and {B} went to the {P}, {A} gave a {O} to {B}.",
     "When {A} and {B} got a {O} at the {P}, {B} decided to give it to {A}.",
@@ -215,9 +277,7 @@ def template_sentences(n: int, rng: random.Random) -> list[str]:
         for _ in range(rng.randint(2, 4)):
             a, b = rng.sample(NAMES, 2)
             sents.append(
-                rng.choice(TEMPLATES).format(
-                    A=a, B=b, P=rng.choice(PLACES), O=rng.choice(OBJECTS), T=rng.choice(TIMES)
-                )
+                rng.choice(TEMPLATES).format(A=a, B=b, P=rng.choice(PLACES), O=rng.choice(OBJECTS), T=rng.choice(TIMES))
             )
         paragraphs.append(" ".join(sents))
     return paragraphs
@@ -476,7 +536,6 @@ def top(scores: torch.Tensor) -> str:
     return f"{scores.max():.2f} (L{i // scores.shape[1]}H{i % scores.shape[1]})"
 
 
-
 # ---------------------------------------------------------------- measured with attn_widget
 MEASURED_BEGIN = "<!-- measured: written by scripts/train_demo_model.py --measure -->"
 MEASURED_END = "<!-- end measured -->"
@@ -617,13 +676,13 @@ def main() -> int:
     p.add_argument("--short-steps", type=int, default=4000)
     p.add_argument("--short-len", type=int, default=96)
     p.add_argument("--short-batch", type=int, default=16)
-    p.add_argument("--short-loss-positions", type=int, default=768, help="positions per short step the loss is taken on")
+    p.add_argument(
+        "--short-loss-positions", type=int, default=768, help="positions per short step the loss is taken on"
+    )
     p.add_argument("--long-steps", type=int, default=1000)
     p.add_argument("--long-tokens", type=int, default=4096, help="tokens per long-phase step")
     p.add_argument("--loss-positions", type=int, default=1024, help="positions per long step the loss is taken on")
-    p.add_argument(
-        "--final-norm-init", type=float, default=5.0, help="initial gain of the final RMSNorm (logit scale)"
-    )
+    p.add_argument("--final-norm-init", type=float, default=5.0, help="initial gain of the final RMSNorm (logit scale)")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--long-lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=100)
@@ -733,9 +792,9 @@ def main() -> int:
         phase_s.update(ck.get("phase_s", {}))
         print(f"Resumed from {args.checkpoint} at step {start_step}", flush=True)
 
-    def save_checkpoint(step: int, train_s: float) -> None:
+    def save_checkpoint(step: int, train_s: float, trained: torch.nn.Module = model) -> None:
         state = {
-            "model": model.state_dict(),
+            "model": trained.state_dict(),
             "opt": opt.state_dict(),
             "batcher": batcher.g.get_state(),
             "loss_g": loss_g.get_state(),
@@ -891,21 +950,21 @@ predictable positions per step, drawn at random (the first copy of random tokens
 never a target; the unembedding is most of the cost on a CPU).
 
 1. Short phase: {args.short_steps:,} steps of {args.short_batch} sequences of {args.short_len} tokens, lr
-   {args.lr:g} (warm-up {args.warmup} steps). {int(SHORT_MIX['pairs'] * 100)}% pairs of a random segment (2 to 47 tokens, half of them
-   2 to {args.pair_short_max} tokens, a new length each pair) and its copy, with short pieces of text between pairs, {int(SHORT_MIX['text'] * 100)}% plain
+   {args.lr:g} (warm-up {args.warmup} steps). {int(SHORT_MIX["pairs"] * 100)}% pairs of a random segment (2 to 47 tokens, half of them
+   2 to {args.pair_short_max} tokens, a new length each pair) and its copy, with short pieces of text between pairs, {int(SHORT_MIX["text"] * 100)}% plain
    text; each pair weighs the same in the loss (a copy's positions 1 / (length - 1) each, text 1/16). Random segments draw ids from [100, 1000) (as the explorer's test does): few enough ids that each
    is seen often, which brings the phase change (previous-token and induction heads) early.
 2. Long phase: {args.long_steps:,} steps of {args.long_tokens:,} tokens each, as sequences of
    {", ".join(f"{n:,}" for n in LONG_LENGTHS)} tokens (probabilities
    {", ".join(f"{w:g}" for w in LONG_LENGTHS.values())}), lr {args.long_lr:g} with cosine decay to a tenth.
-   {int(LONG_MIX['twice'] * 100)}% one random segment of half the length repeated once (the repeated random
-   token test), {int(LONG_MIX['random'] * 100)}% random segments of 2 tokens up to half the length repeated to
-   fill, {int(LONG_MIX['passage'] * 100)}% repeated text passages, {int(LONG_MIX['text'] * 100)}% plain text.
+   {int(LONG_MIX["twice"] * 100)}% one random segment of half the length repeated once (the repeated random
+   token test), {int(LONG_MIX["random"] * 100)}% random segments of 2 tokens up to half the length repeated to
+   fill, {int(LONG_MIX["passage"] * 100)}% repeated text passages, {int(LONG_MIX["text"] * 100)}% plain text.
    Here random segments draw ids from [100, 1000) (40%), from the whole vocabulary (40%) or from a narrow
    band of ids (20%, so a token recurs inside its own segment and only its neighbours tell the copies apart).
 
-Training took {train_s / 60:.1f} min on {args.threads} CPU thread(s) (short phase {phase_s['short'] / 60:.1f} min,
-long phase {phase_s['long'] / 60:.1f} min; torch {torch.__version__}, {os.cpu_count()} cores on the machine); the
+Training took {train_s / 60:.1f} min on {args.threads} CPU thread(s) (short phase {phase_s["short"] / 60:.1f} min,
+long phase {phase_s["long"] / 60:.1f} min; torch {torch.__version__}, {os.cpu_count()} cores on the machine); the
 whole script, with data gathering, tokenizer and scores, {total_s / 60:.1f} min.
 
 ## Scores

@@ -50,9 +50,10 @@ def load_demo_model(device: str | torch.device | None = None) -> TransformerBrid
     if unexpected or set(missing) - {"lm_head.weight"}:
         raise RuntimeError(f"demo model weights do not match its config: missing {missing}, unexpected {unexpected}")
     model.tie_weights()
-    model.eval()
+    module: torch.nn.Module = model  # torch's typed API (transformers wraps eval and to untyped)
+    module.eval()
     if device is not None:
-        model.to(torch.device(device))
+        module.to(torch.device(device))
     # The bridge builder re-loads the tokenizer by its name_or_path: it must come from a folder.
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(DEMO_MODEL_DIR))
     bridge = build_bridge_from_module(
