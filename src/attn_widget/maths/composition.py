@@ -40,12 +40,19 @@ def _gram(a: torch.Tensor) -> torch.Tensor:
     return a.transpose(-1, -2) @ a
 
 
+def composition_kind(kind: object) -> CompositionKind:
+    """`kind` as one of KINDS (any case); a ValueError names what else it may be."""
+    mode = kind.lower() if isinstance(kind, str) else kind
+    for known in KINDS:
+        if mode == known:
+            return known
+    raise ValueError(f"kind must be one of {', '.join(KINDS)} (query, key or value composition), not {kind!r}.")
+
+
 def composition_scores(layers: Sequence[HeadWeights], kind: str) -> torch.Tensor:
     """`[layers, heads, layers, heads]` float32: entry (l, h, l', h') is how much head (l', h') composes
     with the earlier head (l, h) on its query (`kind="q"`), key ("k") or value ("v") side."""
-    mode = kind.lower()
-    if mode not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)} (query, key or value composition), not {kind!r}.")
+    mode = composition_kind(kind)
     w_q = torch.stack([w.w_q.double() for w in layers])
     w_k = torch.stack([w.w_k.double() for w in layers])
     w_v = torch.stack([w.w_v.double() for w in layers])

@@ -19,7 +19,7 @@ from attn_widget.backends.tokens import token_id
 from attn_widget.backends.weights import CircuitWeights, circuit_weights
 from attn_widget.contract import ABLATION
 from attn_widget.errors import AttnWidgetError, SelectionError
-from attn_widget.maths.composition import KINDS, composition_scores, writer_reader_matrix
+from attn_widget.maths.composition import composition_kind, composition_scores, writer_reader_matrix
 from attn_widget.widget.json_numbers import json_matrix
 from attn_widget.widget.traits import ExplorerTraits
 
@@ -80,9 +80,10 @@ class Why:
 
     def composition(self, kind: str) -> np.ndarray:
         """`[layers, heads, layers, heads]` float32 (a copy: the caller may change it)."""
-        key = kind.lower() if isinstance(kind, str) else ""
-        if key not in KINDS:
-            raise AttnWidgetError(f"kind must be one of q, k, v (query, key or value composition), not {kind!r}.")
+        try:
+            key = composition_kind(kind)
+        except ValueError as err:
+            raise AttnWidgetError(str(err)) from err
         if key not in self.compositions:
             weights = self.weights()
             layers = [weights.layer(i) for i in range(weights.n_layers)]
