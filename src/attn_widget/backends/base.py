@@ -39,6 +39,12 @@ class Backend(Protocol):
     """Whether any token ids can run (a model), or only the prompt it came with (precomputed attention)."""
     fixed_prompt: str | None
     """The one prompt it can show, for precomputed attention; None for a model."""
+    layer_names: list[str]
+    """Where each layer comes from (a module's path, and its pass where a looped model calls it
+    again); empty where the layers are the model's blocks in order."""
+    layer_modules: list[torch.nn.Module] | None
+    """The attention module behind each layer of `model`, in call order, where its weights are read;
+    None where the layers are the model's attention modules in order."""
 
     def tokenize(self, prompt: str) -> tuple[torch.Tensor, list[str]]:
         """Token ids `[1, n]` on the model's device, and the tokens as strings."""

@@ -96,6 +96,8 @@ class PrecomputedBackend:
         self.device = layers[0].device
         self._ids = torch.tensor([ids], device=self.device)
         self.name = "precomputed attention"
+        self.layer_names: list[str] = []
+        self.layer_modules: list[torch.nn.Module] | None = None
 
     @staticmethod
     def accepts(data: Any) -> bool:

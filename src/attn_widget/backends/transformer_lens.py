@@ -57,6 +57,12 @@ class TransformerLensBackend:
         self.name = str(getattr(cfg, "model_name", "") or type(model).__name__)
         self._hook_names = [_hook_pair(model, layer) for layer in range(self.n_layers)]
         self.unwrapped = unwrapped_hf_backend(model, self._reference_patterns)
+        # The bridge's layers are its blocks in order, so its weights need no module list, and a block
+        # index names a layer, except in a looped model, where the unwrapped model names each pass.
+        self.layer_modules: list[torch.nn.Module] | None = None
+        names = self.unwrapped.layer_names if self.unwrapped is not None else []
+        looped = len(names) == self.n_layers and any(name.endswith(")") and " (pass " in name for name in names)
+        self.layer_names: list[str] = names if looped else []
         if self.unwrapped is None and hasattr(getattr(model, "original_model", None), "config"):
             warn_once(
                 f"{self.name}: this TransformerBridge's attention forms each layer's whole pattern; attn-widget "

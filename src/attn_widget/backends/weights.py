@@ -90,7 +90,7 @@ def output_weights(backend: Any) -> OutputWeights:
     model = getattr(backend, "model", None)
     if model is None or not getattr(backend, "runs_tokens", True):
         raise WeightsError(NO_WEIGHTS)
-    return OutputWeights(model, getattr(backend, "layer_modules", None))
+    return OutputWeights(model, backend.layer_modules)
 
 
 def _is_transformer_lens(model: Any) -> bool:
@@ -357,8 +357,8 @@ def circuit_weights(backend: Any) -> CircuitWeights:
         )
     unwrapped = getattr(backend, "unwrapped", None)
     if unwrapped is not None:
-        return CircuitWeights(unwrapped.model, getattr(unwrapped, "layer_modules", None))
-    return CircuitWeights(model, getattr(backend, "layer_modules", None))
+        return CircuitWeights(unwrapped.model, unwrapped.layer_modules)
+    return CircuitWeights(model, backend.layer_modules)
 
 
 def hf_norm(module: torch.nn.Module) -> Norm:

@@ -81,7 +81,7 @@ class AttentionExplorer(ExplorerTraits):
         self.set_trait("n_layers", self._session.backend.n_layers)
         self.set_trait("n_heads", self._session.backend.n_heads)
         self.set_trait("model_name", self._session.backend.name)
-        self.set_trait("layer_names", list(getattr(self._session.backend, "layer_names", None) or []))
+        self.set_trait("layer_names", list(self._session.backend.layer_names))
         self.set_trait("read_only_prompt", self._session.backend.fixed_prompt is not None)
         self.layer, self.head = layer, head  # the validators below refuse an index outside the model
         if prompt is not None:
