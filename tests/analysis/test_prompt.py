@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from attn_widget.analysis.prompt import PromptAnalysis
-from attn_widget.analysis.repeated_tokens import repeated_tokens_scores
+from attn_widget.analysis.repeated_tokens import repeated_token_ids, repeated_tokens_scores
 from attn_widget.backends import backend_for
 from attn_widget.errors import ModelError, PromptError, SelectionError
 
@@ -90,11 +90,21 @@ def notebook_repeated_tokens_test(model, half: int, segments: torch.Tensor, bos:
 def test_repeated_tokens_scores_matches_the_notebook_loop(bridge):
     backend = backend_for(bridge)
     got = repeated_tokens_scores(backend, seq_len=20, batch=3, seed=5)
-    high = min(1000, backend.vocab_size)
-    segments = torch.randint(min(100, high // 4), high, (3, 10), generator=torch.Generator().manual_seed(5))
+    segments = repeated_token_ids(backend.vocab_size, 3, 10, seed=5)
     expected = notebook_repeated_tokens_test(bridge, 10, segments, backend.bos_token_id)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     assert got.shape == (3, 4)
+
+
+def test_each_copy_of_the_repeated_tokens_test_has_distinct_ids():
+    ids = repeated_token_ids(8192, 4, 1000, seed=0)  # longer than the notebook's 900 ids
+    assert ids.shape == (4, 1000) and int(ids.min()) >= 100 and int(ids.max()) < 1100
+    assert all(len(set(row)) == 1000 for row in ids.tolist())  # one earlier occurrence: one target
+    short = repeated_token_ids(8192, 2, 25, seed=0)
+    assert int(short.min()) >= 100 and int(short.max()) < 1000  # the notebook's range
+    tiny = repeated_token_ids(20, 2, 25, seed=0)  # too few ids to be distinct: drawn freely
+    assert tiny.shape == (2, 25) and int(tiny.min()) >= 5 and int(tiny.max()) < 20
+    assert torch.equal(repeated_token_ids(8192, 2, 25, seed=3), repeated_token_ids(8192, 2, 25, seed=3))
 
 
 def test_repeated_tokens_scores_checks_its_arguments(bridge):
