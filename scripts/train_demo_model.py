@@ -381,7 +381,7 @@ class Batcher:
 
     def random_segment(self, length: int, narrow: bool = True) -> torch.Tensor:
         r = self.rand() if narrow else 0.0  # short phase: always [100, 1000), so each id is seen often
-        if r < 0.4:  # the explorer's repeated token test draws ids from [100, 1000)
+        if r < 0.4:  # the range the explorer's repeated token test draws from
             return torch.randint(100, min(1000, self.vocab), (length,), generator=self.g)
         if r < 0.8:
             return torch.randint(1, self.vocab, (length,), generator=self.g)
@@ -491,11 +491,13 @@ def patterns(model, tokens: torch.Tensor) -> list[torch.Tensor]:
 def induction_scores(model, bos: int, vocab: int, seq_len: int, batch: int, seed: int) -> torch.Tensor:
     """[layer, head] mean attention from each second-copy token to the token after its first copy.
 
-    As the explorer's test: BOS, then seq_len // 2 random ids from [100, 1000) repeated once.
+    As the explorer's test: BOS, then seq_len // 2 distinct random ids from [100, max(1000, 100 + seq_len // 2))
+    repeated once, so that each second-copy token has one induction target.
     """
     half = seq_len // 2
     g = torch.Generator().manual_seed(seed)
-    seg = torch.randint(min(100, vocab // 4), min(1000, vocab), (batch, half), generator=g)
+    high = min(max(1000, 100 + half), vocab)
+    seg = torch.stack([torch.randperm(high - 100, generator=g)[:half] + 100 for _ in range(batch)])
     tokens = torch.cat([torch.full((batch, 1), bos), seg, seg], dim=1)
     q = torch.arange(1 + half, 2 * half)  # second copy, last token excluded as in the notebook
     k = q - half + 1
@@ -884,9 +886,9 @@ def main() -> int:
         [
             *(
                 format_table(
-                    f"Induction score, repeated random tokens at seq_len {n:,} (BOS, then {n // 2} random ids "
-                    f"from [100, 1000) repeated once; mean A[q, q - {n // 2} + 1] over the second copy; "
-                    f"batch {b}):",
+                    f"Induction score, repeated random tokens at seq_len {n:,} (BOS, then {n // 2} distinct random "
+                    f"ids from [100, {max(1000, 100 + n // 2)}) repeated once; mean A[q, q - {n // 2} + 1] over "
+                    f"the second copy; batch {b}):",
                     ind[n],
                 )
                 for n, b in ((50, 16), (500, 8), (2000, 4))
@@ -911,6 +913,7 @@ def main() -> int:
         if k not in ("out", "log_every", "eval_every", "threads", "checkpoint", "resume") and v != p.get_default(k)
     )
     data = "\n".join(f"- {line}" for line in data_lines)
+    short_pairs = "2" if args.pair_short_max == 2 else f"2 to {args.pair_short_max}"
     readme = f"""# attn-widget-demo
 
 A small Llama-shaped model bundled with `attn_widget` for demos and tests: rotary positions,
@@ -951,8 +954,8 @@ never a target; the unembedding is most of the cost on a CPU).
 
 1. Short phase: {args.short_steps:,} steps of {args.short_batch} sequences of {args.short_len} tokens, lr
    {args.lr:g} (warm-up {args.warmup} steps). {int(SHORT_MIX["pairs"] * 100)}% pairs of a random segment (2 to 47 tokens, half of them
-   2 to {args.pair_short_max} tokens, a new length each pair) and its copy, with short pieces of text between pairs, {int(SHORT_MIX["text"] * 100)}% plain
-   text; each pair weighs the same in the loss (a copy's positions 1 / (length - 1) each, text 1/16). Random segments draw ids from [100, 1000) (as the explorer's test does): few enough ids that each
+   {short_pairs} tokens, a new length each pair) and its copy, with short pieces of text between pairs, {int(SHORT_MIX["text"] * 100)}% plain
+   text; each pair weighs the same in the loss (a copy's positions 1 / (length - 1) each, text 1/16). Random segments draw ids from [100, 1000) (the explorer's test's range): few enough ids that each
    is seen often, which brings the phase change (previous-token and induction heads) early.
 2. Long phase: {args.long_steps:,} steps of {args.long_tokens:,} tokens each, as sequences of
    {", ".join(f"{n:,}" for n in LONG_LENGTHS)} tokens (probabilities
