@@ -601,6 +601,8 @@ def measure(out: Path, threads: int) -> str:
         prev.append(explorer.scores["previous_token"])
         first.append(explorer.scores["first_token"])
     prev_top, first_top = np.mean(prev, axis=0), np.mean(first, axis=0)
+    explorer.prompt = "".join(model.tokenizer.decode([i]) for i in range(300, 340))  # as tests/test_demo_model.py
+    prev_ids = explorer.scores["previous_token"]
     files = [f for f in out.iterdir() if f.is_file()]
     size = sum(f.stat().st_size for f in files)
 
@@ -623,6 +625,7 @@ checks them.
 | top induction score, seq_len 500 (batch 8) | {induction[500]:.2f} | >= 0.8 |
 | top induction score, seq_len 2,000 (batch 4) | {induction[2000]:.2f} | >= 0.6 |
 | top previous-token score (mean over {len(EVAL_TEXTS)} sentences) | {at(prev_top)} | >= 0.8 |
+| top previous-token score, the {len(explorer.tokens) - 1} tokens of ids 300 to 339 in a row | {at(prev_ids)} | |
 | top attention to BOS (`first_token`, same sentences) | {at(first_top)} | |
 | size on disk, all files of this folder | {size:,} bytes ({size / 2**20:.2f} MiB) | <= 10 MiB |
 | `load_demo_model()` after the imports: first call, median of the next 4 | {loads[0]:.2f} s, {statistics.median(loads[1:]):.2f} s | < 0.5 s |
