@@ -348,3 +348,24 @@ def test_transformer_lens_heads_equal_the_models_own_patterns(kind, request):
         expected = cache[f"blocks.{layer}.attn.hook_pattern"][0].numpy()
         for head in range(model.cfg.n_heads):
             np.testing.assert_allclose(explorer.pattern(layer, head), expected[head], atol=1e-5)
+
+
+def test_a_bridge_names_its_layers_by_pass_only_when_the_model_loops(gpt2_bridge, monkeypatch):
+    """A bridge over a Hugging Face model runs an unwrapped copy; the copy's names reach the explorer
+    where a module runs more than once, and block indices do otherwise."""
+    from attn_widget.backends import transformer_lens
+
+    assert backend_for(gpt2_bridge).layer_names == []
+    n = gpt2_bridge.cfg.n_layers
+    real = transformer_lens.unwrapped_hf_backend
+
+    def looped(model, reference):
+        unwrapped = real(model, reference)
+        assert unwrapped is not None  # GPT-2 unwraps
+        unwrapped.layer_names = [f"transformer.h.0.attn (pass {i + 1})" for i in range(n)]
+        return unwrapped
+
+    monkeypatch.setattr(transformer_lens, "unwrapped_hf_backend", looped)
+    backend = backend_for(gpt2_bridge)
+    assert backend.layer_names == [f"transformer.h.0.attn (pass {i + 1})" for i in range(n)]
+    assert backend.layer_modules is None  # the bridge's weights are its blocks', in order
