@@ -163,12 +163,7 @@ export const tests: Tests = {
     const budget = prefetchBudget(big, 64);
     const heads = sent.flatMap((m) => m.heads as [number, number][]);
     assert(asked <= budget && asked === heads.length * 512 * 512, `${asked} bytes asked, budget ${budget}`);
-    assertEqual(heads.slice(0, 4), [
-      [5, 5],
-      [5, 7],
-      [5, 4],
-      [5, 8],
-    ]);
+    assertEqual(heads, [[5, 5]]); // what fits on its way now: the nearest
   },
   "prefetch keeps little on its way, in small batches; each arrival sends the next"() {
     const { model, sent, deliver } = fakeModel();

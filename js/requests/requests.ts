@@ -18,9 +18,11 @@ const KINDS = ["pattern", "tile", "row", "heads"];
 /** Decoded weights kept per model (float32: 1 MiB per head at 512 tokens). */
 export const CACHE_BYTES = 64 * 2 ** 20;
 /** Prefetch messages are at most this big, and at most this much prefetch is on its way at once:
- *  the kernel answers in order, so a head asked for by a click waits behind at most that much. */
-export const PREFETCH_BATCH_BYTES = 2 ** 20;
-export const PREFETCH_IN_FLIGHT_BYTES = 2 * 2 ** 20;
+ *  a head asked for by a click comes on the same socket behind the prefetch replies already sent,
+ *  and waits for them to arrive (tens of ms a MiB through a Jupyter server). One tile of a long
+ *  prompt (512 x 512 cells) at a time: prefetch still keeps up with a walk through the heads. */
+export const PREFETCH_BATCH_BYTES = 2 ** 18;
+export const PREFETCH_IN_FLIGHT_BYTES = 2 ** 18;
 /** A request unanswered this long is asked again rather than joined (the kernel may have restarted). */
 const STALE_REQUEST_MS = 20_000;
 
