@@ -201,20 +201,29 @@ def test_precomputed_attention_gets_detectors_sinks_and_similarity(tokenizer):
         widget.run_dataset(["the cat"])
 
 
-def test_an_interrupted_dataset_run_keeps_what_finished(explorer, capsys):
+def _dataset_run_with(explorer, on_second_batch, prompts: list[str]) -> tuple[object, list[int]]:
+    """`run_dataset` in batches of 2, with `on_second_batch()` called as the second batch runs; the
+    result and the backend passes made."""
     original, calls = explorer._session.backend.run, []
 
-    def interrupted_on_second(tokens, on_pattern, last_layer=None):
+    def run(tokens, on_pattern, last_layer=None):
         calls.append(1)
         if len(calls) == 2:
-            raise KeyboardInterrupt
+            on_second_batch()
         return original(tokens, on_pattern, last_layer)
 
-    explorer._session.backend.run = interrupted_on_second
+    explorer._session.backend.run = run
     try:
-        result = explorer.run_dataset(_prompts(6), batch_size=2, progress=False)
+        return explorer.run_dataset(prompts, batch_size=2, progress=False), calls
     finally:
         explorer._session.backend.run = original
+
+
+def test_an_interrupted_dataset_run_keeps_what_finished(explorer, capsys):
+    def interrupt():
+        raise KeyboardInterrupt
+
+    result, _ = _dataset_run_with(explorer, interrupt, _prompts(6))
     assert result.interrupted and result.n_prompts == 2 and explorer.dataset_size == 2
     assert "kept the 2 of 6 prompts" in capsys.readouterr().out
     assert explorer.progress == {} and "dataset:induction" in explorer.score_table
@@ -226,20 +235,12 @@ def test_the_stop_message_stops_a_dataset_run_after_its_batch(explorer, capsys, 
     """The progress bar's stop button names its run: that run stops after the batch under way."""
     clock = itertools.count()  # every batch takes a second: the bar (and its stop button) shows
     monkeypatch.setattr(progress_module.time, "monotonic", lambda: float(next(clock)))
-    original, calls = explorer._session.backend.run, []
 
-    def stop_during_second(tokens, on_pattern, last_layer=None):
-        calls.append(1)
-        if len(calls) == 2:
-            explorer._on_front_end_message(explorer, {"type": "stop", "run": explorer.progress["run"] + 1}, [])
-            explorer._on_front_end_message(explorer, {"type": "stop", "run": explorer.progress["run"]}, [])
-        return original(tokens, on_pattern, last_layer)
+    def stop():
+        explorer._on_front_end_message(explorer, {"type": "stop", "run": explorer.progress["run"] + 1}, [])
+        explorer._on_front_end_message(explorer, {"type": "stop", "run": explorer.progress["run"]}, [])
 
-    explorer._session.backend.run = stop_during_second
-    try:
-        result = explorer.run_dataset(_prompts(6), batch_size=2, progress=False)
-    finally:
-        explorer._session.backend.run = original
+    result, calls = _dataset_run_with(explorer, stop, _prompts(6))
     assert result.interrupted and result.n_prompts == 4 and len(calls) == 2  # the other run's stop did nothing
     assert "kept the 4 of 6 prompts" in capsys.readouterr().out and explorer.progress == {}
 
