@@ -19,6 +19,13 @@ def sequences_per_pass(seq_len: int) -> int:
     return max(1, BATCH_TOKENS // max(seq_len, 1))
 
 
+def ordinary_id_range(vocab_size: int, count: int = 0) -> tuple[int, int]:
+    """`[low, high)`: ordinary tokens, clear of the specials at the start of a vocabulary. The
+    notebook's [100, 1000), widened to hold `count` distinct ids, within the vocabulary."""
+    high = min(max(1000, 100 + count), vocab_size)
+    return min(100, high // 4), high
+
+
 def repeated_token_ids(vocab_size: int, batch: int, half: int, seed: int = 0) -> torch.Tensor:
     """`[batch, half]` random ids for the test's copies: ordinary tokens, clear of the specials at the
     start of a vocabulary, from the notebook's [100, 1000), widened to [100, 100 + half) for a longer copy.
@@ -28,8 +35,7 @@ def repeated_token_ids(vocab_size: int, batch: int, half: int, seed: int = 0) ->
     would put most tokens in a copy twice, and a perfect induction head, splitting its weight over the
     keys after both, would score about 0.55 at seq_len 2,000.
     """
-    high = min(max(1000, 100 + half), vocab_size)
-    low = min(100, high // 4)
+    low, high = ordinary_id_range(vocab_size, half)
     generator = torch.Generator().manual_seed(seed)
     if high - low < half:  # a vocabulary too small for distinct ids: drawn freely, as the notebook does
         return torch.randint(low, high, (batch, half), generator=generator)

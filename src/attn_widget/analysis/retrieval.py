@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from attn_widget.analysis.forward import needs_a_model, run_dense
+from attn_widget.analysis.repeated_tokens import ordinary_id_range
 from attn_widget.backends.base import Backend
 
 
@@ -50,8 +51,7 @@ def make_batch(backend: Backend, haystack_len: int, needle_len: int, samples: in
             f"haystack_len {haystack_len} and needle_len {needle_len} make {length} tokens, more than the "
             f"model's context of {backend.n_ctx}"
         )
-    high = min(1000, backend.vocab_size)  # ordinary tokens, clear of specials at the start (as repeated_token_ids)
-    low = min(100, high // 4)
+    low, high = ordinary_id_range(backend.vocab_size)
     if high - low < needle_len + 2:
         raise ValueError(f"the vocabulary of {backend.vocab_size} tokens is too small for a {needle_len}-token needle")
     generator = torch.Generator().manual_seed(seed)

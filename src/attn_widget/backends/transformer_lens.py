@@ -61,7 +61,7 @@ class TransformerLensBackend:
         # index names a layer, except in a looped model, where the unwrapped model names each pass.
         self.layer_modules: list[torch.nn.Module] | None = None
         names = self.unwrapped.layer_names if self.unwrapped is not None else []
-        looped = len(names) == self.n_layers and any(name.endswith(")") and " (pass " in name for name in names)
+        looped = len(names) == self.n_layers and any(" (pass " in name for name in names)
         self.layer_names: list[str] = names if looped else []
         if self.unwrapped is None and hasattr(getattr(model, "original_model", None), "config"):
             warn_once(
