@@ -94,7 +94,6 @@ def test_a_previous_token_head_on_random_tokens(explorer):
     assert explorer.scores["previous_token"][0].max() >= 0.8  # in layer 0, where induction needs it
 
 
-@pytest.mark.xfail(strict=True, reason="demo model target not met: the previous-token head scores about 0.7 on text")
 def test_a_previous_token_head_on_ordinary_text(explorer):
     scores = []
     for text in ORDINARY_TEXT:
