@@ -19,7 +19,7 @@ PROMPT = (
 )
 CELLS = [
     "from attn_widget import AttentionExplorer",
-    f"w = AttentionExplorer(prompt={PROMPT!r}, layer=1, head=3)\nw",
+    f"w = AttentionExplorer(prompt={PROMPT!r}, layer=1, head=1)\nw",
 ]
 THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
 
@@ -34,7 +34,7 @@ def main() -> None:
         # 1400 px wide as in the measurements; taller, so that the whole widget is on screen.
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
         open_and_run(page, lab, notebook)
-        page.wait_for_function("document.querySelector('[data-view=heatmap]')?.dataset.drawn?.endsWith(':1:3')",
+        page.wait_for_function("document.querySelector('[data-view=heatmap]')?.dataset.drawn?.endsWith(':1:1')",
                                timeout=120_000)  # fmt: skip
         page.evaluate("window.jupyterapp.commands.execute('filebrowser:activate')")
         page.wait_for_timeout(800)

@@ -21,7 +21,7 @@ CELLS = [
     "tok = model.tokenizer\n"
     "words = [s for i in range(100, 4096) if (s := tok.decode([i])).startswith(' ') and s[1:].isalpha()\n"
     "         and tok.encode(s, add_special_tokens=False) == [i]]\n"
-    "w = AttentionExplorer(model, prompt=''.join(random.Random(0).sample(words, 20) * 2), layer=1, head=3)\n"
+    "w = AttentionExplorer(model, prompt=''.join(random.Random(0).sample(words, 20) * 2), layer=1, head=1)\n"
     "w",
 ]
 
@@ -35,7 +35,7 @@ def main() -> None:
         notebook = lab.write_notebook("why.ipynb", CELLS)
         page = browser.new_page(viewport={"width": 1300, "height": 2000})
         open_and_run(page, lab, notebook)
-        page.wait_for_function("document.querySelector('[data-view=heatmap]')?.dataset.drawn?.endsWith(':1:3')",
+        page.wait_for_function("document.querySelector('[data-view=heatmap]')?.dataset.drawn?.endsWith(':1:1')",
                                timeout=120_000)  # fmt: skip
         page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
         page.locator("[data-role=why-toggle]").check()
